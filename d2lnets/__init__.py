@@ -1,0 +1,41 @@
+"""d2lnets: the lecture "LeNet, AlexNet, VGG, NiN" in MXNet Gluon.
+
+Importing is cheap: the public names below load their modules (and MXNet)
+when first used.
+"""
+import importlib
+import importlib.util
+
+from ._version import __version__
+from .runtime import apply_defaults as _apply_defaults
+
+if importlib.util.find_spec('mxnet') is None:
+    raise ImportError(
+        'd2lnets needs Apache MXNet 1.9.1, which is not installed. Install the CPU build with '
+        '"pip install mxnet==1.9.1" (or "pip install -r requirements.txt"), or the GPU build '
+        '(CUDA 11.2) with "pip install -r requirements-gpu.txt". MXNet publishes wheels for '
+        'Linux x86-64 only: on Windows use WSL2, on an Apple-silicon Mac a Linux container.')
+
+_apply_defaults()
+
+# public name -> module that defines it
+_exports = {
+    'get_model': 'models', 'list_models': 'models',
+    'layer_shapes': 'summary', 'format_layer_shapes': 'summary', 'print_layer_shapes': 'summary',
+    'count_parameters': 'params', 'initialize_missing': 'params',
+}
+_submodules = {'nn', 'models', 'summary', 'params', 'cli', 'runtime'}
+
+__all__ = ['__version__'] + sorted(_exports) + sorted(_submodules)
+
+
+def __getattr__(name):
+    if name in _exports:
+        return getattr(importlib.import_module('.' + _exports[name], __name__), name)
+    if name in _submodules:
+        return importlib.import_module('.' + name, __name__)
+    raise AttributeError('module %r has no attribute %r' % (__name__, name))
+
+
+def __dir__():
+    return __all__

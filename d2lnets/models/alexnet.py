@@ -1,0 +1,41 @@
+"""AlexNet (Krizhevsky et al., 2012), as the lecture writes it."""
+from .. import nn
+from ._checks import check_classes, check_dropout
+
+
+def alexnet(classes: int = 10, dropout: float = 0.5) -> nn.Sequential:
+    """The lecture's AlexNet: a deeper, wider LeNet with ReLU, max pooling
+    and dropout.
+
+    Parameters
+    ----------
+    classes : int
+        Number of output classes.
+    dropout : float
+        Dropout rate after each of the two hidden dense layers.
+
+    Returns
+    -------
+    nn.Sequential
+        Uninitialized; built for 224x224 input (1 or 3 channels).
+    """
+    check_classes(classes)
+    check_dropout(dropout)
+    net = nn.Sequential()
+    # A larger 11 x 11 window to capture objects, with stride 4 to cut the
+    # resolution: (batch, 96, 54, 54) from 224 x 224 input.
+    net.add(nn.Conv2D(96, kernel_size=11, strides=4, activation='relu'),
+            nn.MaxPool2D(pool_size=3, strides=2),
+            # A smaller window, padding 2 keeps the size; more channels.
+            nn.Conv2D(256, kernel_size=5, padding=2, activation='relu'),
+            nn.MaxPool2D(pool_size=3, strides=2),
+            # Three 3 x 3 convolutions; only the last is followed by pooling.
+            nn.Conv2D(384, kernel_size=3, padding=1, activation='relu'),
+            nn.Conv2D(384, kernel_size=3, padding=1, activation='relu'),
+            nn.Conv2D(256, kernel_size=3, padding=1, activation='relu'),
+            nn.MaxPool2D(pool_size=3, strides=2),
+            # (batch, 256, 5, 5) -> 4096: the dense layers hold most parameters.
+            nn.Dense(4096, activation='relu'), nn.Dropout(dropout),
+            nn.Dense(4096, activation='relu'), nn.Dropout(dropout),
+            nn.Dense(classes))
+    return net

@@ -1,0 +1,62 @@
+"""The package and its command line, as a user meets them."""
+import os
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import d2lnets
+
+
+def test_version_everywhere(run_cli):
+    proc = run_cli('--version')
+    assert proc.returncode == 0 and proc.stdout.strip() == 'd2lnets ' + d2lnets.__version__
+    script = shutil.which('d2lnets', path=str(Path(sys.executable).parent))
+    assert script, 'the console script d2lnets is installed beside python'
+    out = subprocess.run([script, '--version'], capture_output=True, text=True)
+    assert out.stdout.strip() == 'd2lnets ' + d2lnets.__version__
+
+
+def test_list(run_cli):
+    proc = run_cli('list')
+    assert proc.stdout.split() == d2lnets.list_models()
+
+
+def test_unknown_model_is_one_line(run_cli):
+    proc = run_cli('summary', 'resnet')
+    assert proc.returncode == 1 and proc.stdout == ''
+    assert len(proc.stderr.strip().splitlines()) == 1
+    assert "unknown model 'resnet'; valid names: alexnet, lenet" in proc.stderr
+
+
+def test_bad_shape_argument_is_a_usage_error(run_cli):
+    proc = run_cli('summary', 'lenet', '--input-shape', '1,x,28')
+    assert proc.returncode == 2 and 'Traceback' not in proc.stderr
+    assert 'expected positive integers' in proc.stderr
+
+
+def test_import_without_mxnet_says_what_to_install():
+    code = "import sys; sys.modules['mxnet'] = None; import d2lnets"
+    proc = subprocess.run([sys.executable, '-c', code], capture_output=True, text=True)
+    assert proc.returncode != 0
+    assert 'pip install mxnet==1.9.1' in proc.stderr and 'requirements-gpu.txt' in proc.stderr
+
+
+def test_import_is_cheap_and_sets_threads():
+    code = ("import os, sys; os.environ.pop('OMP_NUM_THREADS', None); import d2lnets; "
+            "print('mxnet' in sys.modules, os.environ['OMP_NUM_THREADS'])")
+    env = {k: v for k, v in os.environ.items() if k != 'OMP_NUM_THREADS'}
+    proc = subprocess.run([sys.executable, '-c', code], capture_output=True, text=True, env=env)
+    assert proc.stdout.split() == ['False', str(len(os.sched_getaffinity(0)))]
+
+
+def test_user_thread_setting_is_kept_and_late_import_warns():
+    code = ("import mxnet, warnings, d2lnets.runtime as r; import os; "
+            "warnings.simplefilter('error'); os.environ.pop('OMP_NUM_THREADS', None)\n"
+            "try:\n    r.apply_defaults()\nexcept UserWarning as w:\n    print('warned:', w)")
+    env = dict(os.environ, OMP_NUM_THREADS='1')
+    proc = subprocess.run([sys.executable, '-c', code], capture_output=True, text=True, env=env)
+    assert 'warned: mxnet was imported before d2lnets' in proc.stdout, proc.stderr
+    code = "import os, d2lnets; print(os.environ['OMP_NUM_THREADS'])"
+    proc = subprocess.run([sys.executable, '-c', code], capture_output=True, text=True, env=env)
+    assert proc.stdout.strip() == '1'
