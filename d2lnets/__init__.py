@@ -22,9 +22,10 @@ _apply_defaults()
 _exports = {
     'get_model': 'models', 'list_models': 'models',
     'layer_shapes': 'summary', 'format_layer_shapes': 'summary', 'print_layer_shapes': 'summary',
+    'complexity': 'summary',
     'count_parameters': 'params', 'initialize_missing': 'params',
 }
-_submodules = {'nn', 'models', 'summary', 'params', 'cli', 'runtime'}
+_submodules = {'nn', 'models', 'summary', 'params', 'cli', 'runtime', 'complexity_report', 'bench'}
 
 __all__ = ['__version__'] + sorted(_exports) + sorted(_submodules)
 

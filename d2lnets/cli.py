@@ -54,7 +54,43 @@ def _run_list(args) -> int:
     return 0
 
 
-_commands = ['list', 'summary']
+def _add_complexity(sub) -> None:
+    p = sub.add_parser('complexity', help='parameters and multiply-accumulates per layer',
+                       description='Per-layer weights, biases, parameters and MACs (FLOPs = 2 x MACs) of a '
+                                   'network, the slide "Complexity" (--compare) or a figure (--plot).')
+    p.add_argument('name', nargs='?', help='model name (see `d2lnets list`)')
+    p.add_argument('--input-shape', type=parse_shape, default=None, metavar='N,C,H,W',
+                   help='input shape; default 1,1,28,28 for lenet and 1,1,224,224 for the rest')
+    p.add_argument('--format', choices=('table', 'csv', 'json', 'markdown'), default='table')
+    p.add_argument('--compare', nargs='+', metavar='NAME',
+                   help="the slide's table for these networks, e.g. --compare lenet alexnet "
+                        '(LeNet on 1x28x28, the others on 3x224x224)')
+    p.add_argument('--classes', type=int, default=10, help='number of classes (default 10)')
+    p.add_argument('--plot', metavar='FILE.png',
+                   help='save a log-scale bar chart of parameters and FLOPs per layer group of '
+                        'lenet, alexnet, vgg11 and nin')
+
+
+def _run_complexity(args) -> int:
+    from . import complexity_report as report
+    if not (args.name or args.compare or args.plot):
+        raise ValueError('name a network (e.g. `d2lnets complexity alexnet`), or use --compare or --plot')
+    if args.name and args.compare:
+        raise ValueError('give either a network name or --compare NAME..., not both')
+    if args.name:
+        from .models import default_input_shape, get_model
+        from .summary import complexity
+        shape = args.input_shape or default_input_shape(args.name)
+        print(report.format_complexity(complexity(get_model(args.name, classes=args.classes), shape),
+                                       args.format))
+    if args.compare:
+        print(report.format_compare(args.compare, args.format, classes=args.classes))
+    if args.plot:
+        print('wrote', report.plot_complexity(args.plot, classes=args.classes))
+    return 0
+
+
+_commands = ['list', 'summary', 'complexity']
 
 
 def build_parser() -> argparse.ArgumentParser:
