@@ -90,7 +90,41 @@ def _run_complexity(args) -> int:
     return 0
 
 
-_commands = ['list', 'summary', 'complexity']
+def _add_bench(sub) -> None:
+    p = sub.add_parser('bench', help='images per second of training or inference',
+                       description='Time training steps (forward, backward, SGD update) or inference on '
+                                   "synthetic data of the lecture's input shape: median images/sec after "
+                                   'warm-up, achieved GFLOP/s and its share of the fp32 matrix-multiply '
+                                   'peak measured in the same run, and peak resident memory.')
+    p.add_argument('names', nargs='*', metavar='NAME', default=['lenet'],
+                   help='model names (default: lenet)')
+    p.add_argument('--mode', choices=('train', 'infer'), default='train')
+    p.add_argument('--batch-size', type=int, default=None,
+                   help="default: the lecture's (256 for lenet, 128 for the others)")
+    p.add_argument('--imperative', action='store_true', help='do not hybridize')
+    p.add_argument('--runs', type=int, default=5, help='timed runs; the median is reported (default 5)')
+    p.add_argument('--seconds', type=float, default=1.0, help='length of one timed run (default 1)')
+    p.add_argument('--json', action='store_true', help='print JSON instead of a table')
+
+
+def _run_bench(args) -> int:
+    import json
+    from .bench import bench, format_results, matmul_peak
+    from .models import get_builder
+    for name in args.names:
+        get_builder(name)
+    peak = matmul_peak()
+    results = [bench(name, args.mode, args.batch_size, hybridize=not args.imperative, runs=args.runs,
+                     seconds_per_run=args.seconds, peak=peak) for name in args.names]
+    if args.json:
+        print(json.dumps([r.to_dict() for r in results], indent=2))
+    else:
+        print(format_results(results))
+        print('fp32 matrix-multiply peak measured in this run: %.1f GFLOP/s' % peak)
+    return 0
+
+
+_commands = ['list', 'summary', 'complexity', 'bench']
 
 
 def build_parser() -> argparse.ArgumentParser:
