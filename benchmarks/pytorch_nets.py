@@ -66,8 +66,8 @@ def nin(classes=10, in_channels=1):
 MODELS = {'lenet': lenet, 'alexnet': alexnet, 'vgg11': vgg,
           'vgg11_small': lambda: vgg([(n, c // 4) for n, c in VGG11]), 'nin': nin}
 
-# Parameter counts of d2lnets' networks for this input (checked against
-# d2lnets.count_parameters in tests of the benchmark set-up, by hand here).
+# Parameter counts of d2lnets' networks for this input (d2lnets.complexity(...).parameters):
+# the twins must match them.
 COUNTS = {'lenet': 61706, 'alexnet': 46764746, 'vgg11': 128806154, 'vgg11_small': 43093322,
           'nin': 1992166}
 
@@ -120,8 +120,9 @@ def main():
     p.add_argument('--batch-size', type=int, default=None)
     p.add_argument('--runs', type=int, default=5)
     p.add_argument('--seconds', type=float, default=1.0)
+    p.add_argument('--warmup', type=int, default=3)
     args = p.parse_args()
-    print(json.dumps(bench(args.name, args.mode, args.batch_size, args.runs, args.seconds)))
+    print(json.dumps(bench(args.name, args.mode, args.batch_size, args.runs, args.seconds, args.warmup)))
 
 
 if __name__ == '__main__':

@@ -9,6 +9,12 @@ The defaults, and why (measured in benchmarks/, see docs/performance.md):
 ``OMP_NUM_THREADS`` = the cores this process may use
     Left unset, MXNet computes on one thread here; the big networks lose
     about a third of their speed.
+``OMP_WAIT_POLICY`` = ``PASSIVE``
+    OpenMP threads that finish early sleep instead of spinning. With spinning
+    (the default) one busy core elsewhere on the machine -- a browser, a
+    second notebook -- stalls every parallel region until the descheduled
+    thread gets its core back: LeNet trained 5-10x slower on a busy 2-core
+    machine; sleeping costs little when the machine is idle.
 ``MXNET_ENGINE_TYPE`` = ``NaiveEngine`` (CPU-only MXNet builds)
     MXNet's threaded engine runs operators on its own worker threads, which
     compete with the OpenMP threads doing the arithmetic; on a laptop's few
@@ -38,7 +44,7 @@ def _gpu_build_installed() -> bool:
 def default_settings() -> Dict[str, str]:
     """The environment d2lnets runs MXNet with, unless the user set otherwise."""
     cores = len(os.sched_getaffinity(0)) if hasattr(os, 'sched_getaffinity') else (os.cpu_count() or 1)
-    settings = {'OMP_NUM_THREADS': str(cores)}
+    settings = {'OMP_NUM_THREADS': str(cores), 'OMP_WAIT_POLICY': 'PASSIVE'}
     if not _gpu_build_installed():
         settings['MXNET_ENGINE_TYPE'] = 'NaiveEngine'
     return settings
