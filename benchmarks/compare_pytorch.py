@@ -6,7 +6,10 @@ round by round so that a busy machine slows all of them alike:
 - ``mxnet-before``: the foundation's settings (threaded engine, OpenMP's
   default wait policy, plain ``hybridize()``);
 - ``mxnet``: d2lnets' defaults (see docs/performance.md);
-- ``pytorch``: the same networks in PyTorch, eager (benchmarks/pytorch_nets.py).
+- ``pytorch``: the same networks in PyTorch, eager (benchmarks/pytorch_nets.py),
+  as installed;
+- ``pytorch-passive``: the same with ``OMP_WAIT_POLICY=PASSIVE``, d2lnets'
+  OpenMP setting, to separate what that setting does from the rest.
 
 Every process uses all cores (OMP_NUM_THREADS unset for PyTorch, d2lnets'
 default for MXNet). Writes benchmarks/results.json and benchmarks/results.md.
@@ -53,8 +56,11 @@ def run_mxnet(name, mode, batch, before=False, runs=3, seconds=1.0, warmup=3, pe
     return _last_json(subprocess.run([sys.executable, '-c', code], env=env, capture_output=True, text=True))
 
 
-def run_pytorch(name, mode, batch, runs=3, seconds=1.0, warmup=3):
-    env = {k: v for k, v in os.environ.items() if k not in ('OMP_NUM_THREADS', 'MXNET_ENGINE_TYPE')}
+def run_pytorch(name, mode, batch, runs=3, seconds=1.0, warmup=3, passive=False):
+    env = {k: v for k, v in os.environ.items() if k not in ('OMP_NUM_THREADS', 'MXNET_ENGINE_TYPE',
+                                                           'OMP_WAIT_POLICY')}
+    if passive:
+        env['OMP_WAIT_POLICY'] = 'PASSIVE'
     cmd = [sys.executable, str(HERE / 'pytorch_nets.py'), name, '--mode', mode, '--batch-size', str(batch),
            '--runs', str(runs), '--seconds', str(seconds), '--warmup', str(warmup)]
     return _last_json(subprocess.run(cmd, env=env, capture_output=True, text=True))
@@ -85,12 +91,12 @@ def main():
             name, mode, batch = case.split(':')
             # LeNet: runs of 1 s after 3 warm-up steps; the big networks: one step per run after one.
             seconds, warmup = (1.0, 3) if name == 'lenet' else (0.1, 1)
-            row = results.setdefault(case, {'mxnet-before': [], 'mxnet': [], 'pytorch': []})
+            order = ['mxnet-before', 'mxnet', 'pytorch', 'pytorch-passive']
+            row = results.setdefault(case, {cfg: [] for cfg in order})
             # Alternate the order each round.
-            order = ['mxnet-before', 'mxnet', 'pytorch'] if rnd % 2 == 0 else ['pytorch', 'mxnet', 'mxnet-before']
-            for cfg in order:
-                if cfg == 'pytorch':
-                    r = run_pytorch(name, mode, int(batch), args.runs, seconds, warmup)
+            for cfg in (order if rnd % 2 == 0 else order[::-1]):
+                if cfg.startswith('pytorch'):
+                    r = run_pytorch(name, mode, int(batch), args.runs, seconds, warmup, cfg == 'pytorch-passive')
                 else:
                     r = run_mxnet(name, mode, int(batch), before=cfg == 'mxnet-before', runs=args.runs,
                                   seconds=seconds, warmup=warmup)
@@ -118,15 +124,17 @@ def report(info, results, memory):
              'Medians over rounds (each round: every configuration in a fresh process, order alternated; '
              'each process: the median of its timed runs after warm-up). `before`: threaded engine, OpenMP\'s default '
              '(spinning) wait policy, plain `hybridize()`; `d2lnets`: the defaults (docs/performance.md). GFLOP/s from the complexity '
-             'counts (training = 3 x forward); peak = fp32 matrix multiply measured in the same process.', '',
-             '| network | mode | batch | before | d2lnets | PyTorch | d2lnets / PyTorch | d2lnets / before '
-             '| GFLOP/s | % of peak | peak RSS MiB |',
-             '|---|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|']
+             'counts (training = 3 x forward); peak = fp32 matrix multiply measured in the same process; '
+             '`PyTorch passive`: PyTorch with `OMP_WAIT_POLICY=PASSIVE`, as d2lnets sets it.', '',
+             '| network | mode | batch | before | d2lnets | PyTorch | PyTorch passive | d2lnets / PyTorch '
+             '| d2lnets / PyTorch passive | d2lnets / before | GFLOP/s | % of peak | peak RSS MiB |',
+             '|---|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|']
     for case, row in results.items():
         name, mode, batch = case.split(':')
-        before, after, torch = med(row['mxnet-before']), med(row['mxnet']), med(row['pytorch'])
-        lines.append('| %s | %s | %s | %.1f | %.1f | %.1f | %.2fx | %.2fx | %.1f | %.0f%% | %.0f |' % (
-            name, mode, batch, before, after, torch, after / torch, after / before,
+        before, after = med(row['mxnet-before']), med(row['mxnet'])
+        torch, passive = med(row['pytorch']), med(row['pytorch-passive'])
+        lines.append('| %s | %s | %s | %.1f | %.1f | %.1f | %.1f | %.2fx | %.2fx | %.2fx | %.1f | %.0f%% | %.0f |' % (
+            name, mode, batch, before, after, torch, passive, after / torch, after / passive, after / before,
             med(row['mxnet'], 'gflops_per_sec'), med(row['mxnet'], 'percent_of_peak'),
             max(r['peak_rss_mb'] for r in row['mxnet'])))
     if memory:

@@ -88,6 +88,8 @@ def bench(name, mode='train', batch_size=None, runs=5, seconds_per_run=1.0, warm
     opt = torch.optim.SGD(net.parameters(), lr=lr)
     net.train(mode == 'train')
 
+    # The same timing as d2lnets.bench, written out again on purpose: this process must not import
+    # d2lnets or MXNet, whose import changes OpenMP's settings for PyTorch too.
     def steps(n):
         for _ in range(n):
             if mode == 'train':

@@ -209,11 +209,10 @@ def _prod(shape: Sequence[int]) -> int:
     return size
 
 
-def _graph_macs(sym: mx.sym.Symbol, shapes: Dict[str, Shape]) -> Tuple[int, List[str]]:
+def _graph_macs(sym: mx.sym.Symbol, shapes: Dict[str, Shape]) -> int:
     """Multiply-accumulates of the convolution, deconvolution and dense
-    operators of ``sym`` (``shapes``: every internal output's shape), and
-    the operators met."""
-    macs, ops = 0, []
+    operators of ``sym`` (``shapes``: every internal output's shape)."""
+    macs = 0
     nodes = json.loads(sym.tojson())['nodes']
 
     def shape_of(entry):
@@ -222,9 +221,6 @@ def _graph_macs(sym: mx.sym.Symbol, shapes: Dict[str, Shape]) -> Tuple[int, List
 
     for node in nodes:
         op = node['op']
-        if op == 'null':
-            continue
-        ops.append(op)
         if op not in ('Convolution', 'Deconvolution', 'FullyConnected'):
             continue
         weight = shape_of(node['inputs'][1])
@@ -234,9 +230,9 @@ def _graph_macs(sym: mx.sym.Symbol, shapes: Dict[str, Shape]) -> Tuple[int, List
             macs += _prod(shape_of(node['inputs'][0])) * _prod(weight[1:])
         else:                        # weight (units, in): per output row, units x in MACs
             out = shapes[node['name'] + '_output']
-            macs += _prod(out[:-1] if node.get('attrs', {}).get('flatten', 'True') == 'False' else out[:1]) \
-                * _prod(weight)
-    return macs, ops
+            flatten = node.get('attrs', {}).get('flatten', 'True') == 'True'
+            macs += _prod(out[:1] if flatten else out[:-1]) * _prod(weight)
+    return macs
 
 
 def _layer_cost(blk: mx.gluon.Block, shape: Shape) -> LayerCost:
@@ -254,7 +250,7 @@ def _layer_cost(blk: mx.gluon.Block, shape: Shape) -> LayerCost:
                          % (blk.name, type(blk).__name__, shape, _reason(err))) from None
     shapes = dict(zip(internals.list_outputs(), map(tuple, outs)))
     shapes.update(zip(names, map(tuple, args + aux)))
-    macs, _ = _graph_macs(sym, shapes)
+    macs = _graph_macs(sym, shapes)
     weights = biases = parameters = 0
     for name in names:
         if name == 'data':

@@ -78,14 +78,16 @@ def test_grouped_convolution_and_batch_norm():
     with mx.name.NameManager():
         net = nn.Sequential()
         net.add(nn.Conv2D(8, kernel_size=3, groups=2, in_channels=4, use_bias=False),
-                nn.BatchNorm(), nn.Dense(5, flatten=False))
+                nn.BatchNorm(), nn.Dense(5, flatten=False), nn.Conv2DTranspose(2, kernel_size=2, strides=2))
     cost = complexity(net, (1, 4, 6, 6))
-    conv, bn, dense = cost.layers
+    conv, bn, dense, deconv = cost.layers
     assert conv.macs == 8 * 4 * 4 * (4 // 2) * 3 * 3 and conv.weights == 8 * 2 * 3 * 3 and conv.biases == 0
     # gamma counts as weights, beta as biases; running statistics only as parameters.
     assert (bn.weights, bn.biases, bn.parameters, bn.macs) == (8, 8, 32, 0)
     # A dense layer that does not flatten acts on every position: 8 x 4 rows of 4 -> 5.
     assert dense.output_shape == (1, 8, 4, 5) and dense.macs == 8 * 4 * 4 * 5
+    # A transposed convolution spreads every input value over Cout x k x k outputs.
+    assert deconv.output_shape == (1, 2, 8, 10) and deconv.macs == (8 * 4 * 5) * 2 * 2 * 2
 
 
 def test_bad_shape_names_the_layer():
