@@ -378,8 +378,9 @@ def load_gluoncv_params(net: mx.gluon.Block, filename: PathLike, exclude_output:
     >>> load_gluoncv_params(net, 'vgg11-dd221b16.params', exclude_output=True)
     >>> d2lnets.initialize_missing(net, mx.init.Xavier())   # the new classifier
     """
+    arrays = read_params(filename)
     try:
-        mapped = map_gluoncv_params(net, read_params(filename), exclude_output)
+        mapped = map_gluoncv_params(net, arrays, exclude_output)
     except ValueError as err:
         raise ValueError('cannot load %s: %s' % (filename, err)) from None
     net.collect_params().load_dict(mapped, ctx=ctx, allow_missing=exclude_output)

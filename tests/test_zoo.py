@@ -210,10 +210,15 @@ def test_gluoncv_params_load_and_outputs_agree(name, fmt, gluoncv_net, image, tm
     zoo.load_gluoncv_params(ours, path)
     path.unlink()
     # Batch norm in inference mode: its running statistics are used.
-    np.testing.assert_allclose(ours(image).asnumpy(), expected, **TOL)
+    outputs = {'imperative': ours(image).asnumpy()}
     if fmt == FIRST_FORMAT[name]:      # hybridized once per network
         ours.hybridize()
-        np.testing.assert_allclose(ours(image).asnumpy(), expected, **TOL)
+        outputs['hybridized'] = ours(image).asnumpy()
+    for mode, y in outputs.items():
+        # Shown with `pytest -s`: the differences the closing note reports.
+        print('%s %s %s: max |d2lnets - GluonCV| = %.3g (outputs up to %.3g)'
+              % (name, fmt, mode, np.abs(y - expected).max(), np.abs(expected).max()))
+        np.testing.assert_allclose(y, expected, **TOL)
 
 
 # --- key formats and errors on small networks (fast) --------------------------------------
