@@ -17,7 +17,6 @@ import os
 import re
 import shutil
 import tempfile
-import urllib.error
 import urllib.request
 import zipfile
 from pathlib import Path
@@ -145,7 +144,7 @@ def find_weights(name: str, root: Optional[PathLike] = None, download: bool = Tr
             _check_sha1(d / fname, name)
             return d / fname
     where = ' or '.join(str(d) for d in dirs)
-    place = ('place GluonCV\'s %s (sha1 %s, from %s) in %s'
+    place = ('place GluonCV\'s %s (sha1 %s, in the zip at %s) in %s'
              % (fname, _sha1_table()[_gluoncv_names[name]], download_url(name), where))
     if not download:
         raise OSError('%s not found; %s' % (fname, place))
