@@ -24,8 +24,10 @@ _exports = {
     'layer_shapes': 'summary', 'format_layer_shapes': 'summary', 'print_layer_shapes': 'summary',
     'complexity': 'summary',
     'count_parameters': 'params', 'initialize_missing': 'params',
+    'load_gluoncv_params': 'zoo',
 }
-_submodules = {'nn', 'models', 'summary', 'params', 'cli', 'runtime', 'complexity_report', 'bench'}
+_submodules = {'nn', 'models', 'summary', 'params', 'cli', 'runtime', 'zoo', 'imagenet',
+               'complexity_report', 'bench'}
 
 __all__ = ['__version__'] + sorted(_exports) + sorted(_submodules)
 

@@ -124,7 +124,61 @@ def _run_bench(args) -> int:
     return 0
 
 
-_commands = ['list', 'summary', 'complexity', 'bench']
+
+def _add_launch(sub) -> None:
+    p = sub.add_parser('launch', help="run a command as workers of MXNet's parameter server on this host",
+                       description="Start a scheduler, SERVERS servers and WORKERS copies of COMMAND with "
+                                   "MXNet's DMLC_* environment, all bound to 127.0.0.1; stream their output "
+                                   "prefixed by role; stop them all when one worker fails.",
+                       epilog='example: d2lnets launch -n 2 -s 1 -- d2lnets train lenet --kvstore dist_sync')
+    p.add_argument('-n', '--num-workers', type=int, required=True, metavar='WORKERS')
+    p.add_argument('-s', '--num-servers', type=int, default=1, metavar='SERVERS')
+    p.add_argument('--host', default='127.0.0.1', help='address the scheduler listens on (default 127.0.0.1)')
+    p.add_argument('--port', type=int, default=None, help="the scheduler's port (default: a free one)")
+    p.add_argument('--timeout', type=float, default=None, help='stop everything after this many seconds')
+    p.add_argument('worker_command', nargs=argparse.REMAINDER, metavar='-- COMMAND ...')
+
+
+def _run_launch(args) -> int:
+    from .launch import launch
+    command = args.worker_command[1:] if args.worker_command[:1] == ['--'] else args.worker_command
+    return launch(command, args.num_workers, args.num_servers, host=args.host, port=args.port,
+                  timeout=args.timeout)
+
+
+def _add_predict(sub) -> None:
+    p = sub.add_parser('predict', help='classify images with pretrained weights',
+                       description='Print the top-5 classes of each image. With --pretrained, the '
+                                   "ImageNet networks (alexnet_gluoncv, vgg11 ... vgg19_bn) use GluonCV's "
+                                   'ImageNet weights (found in --root, $MXNET_HOME/models or '
+                                   '~/.mxnet/models, else downloaded) and print ImageNet classes.')
+    p.add_argument('name', help='model name (see `d2lnets list`)')
+    p.add_argument('images', nargs='+', metavar='IMAGE', help='image files (JPEG, PNG, ...)')
+    p.add_argument('--pretrained', action='store_true', help='use the published weights')
+    p.add_argument('--root', default=None, metavar='DIR',
+                   help="directory searched first for GluonCV's weights, and where they are downloaded")
+
+
+def _run_predict(args) -> int:
+    from . import zoo
+    if not args.pretrained:
+        raise ValueError('say which weights to use: --pretrained')
+    if args.name in zoo.zoo_names():
+        return _predict_imagenet(args)
+    raise ValueError(zoo.no_weights_message(args.name))
+
+
+def _predict_imagenet(args) -> int:
+    from .imagenet import format_predictions, predict, read_image
+    from .models import get_model
+    images = [read_image(path) for path in args.images]   # bad paths fail before the weights load
+    net = get_model(args.name, pretrained=True, root=args.root)
+    for path, image in zip(args.images, images):
+        print('\n'.join(format_predictions(path, predict(net, [image], k=5)[0])))
+    return 0
+
+
+_commands = ['list', 'summary', 'complexity', 'bench', 'predict', 'launch']
 
 
 def build_parser() -> argparse.ArgumentParser:
