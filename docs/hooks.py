@@ -50,7 +50,7 @@ def on_pre_build(config, **kwargs):
     from d2lnets.summary import format_layer_shapes, layer_shapes
 
     GENERATED.mkdir(exist_ok=True)
-    _write('complexity-compare.md', format_compare(['lenet', 'alexnet'], 'markdown') + '\n')
+    _write('complexity-compare.txt', format_compare(['lenet', 'alexnet'], 'markdown') + '\n')
     os.environ.setdefault('COLUMNS', '100')     # argparse wraps help at the terminal width
     for page, (model, shape, batch) in NETWORKS.items():
         net = d2lnets.get_model(model)
