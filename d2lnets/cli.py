@@ -195,6 +195,8 @@ def build_parser() -> argparse.ArgumentParser:
 def main(argv: Optional[List[str]] = None) -> int:
     """Run the command line ``argv`` (default ``sys.argv[1:]``); return the exit status."""
     args = build_parser().parse_args(argv)
+    from .runtime import start_engine_quietly
+    start_engine_quietly()   # else MXNet logs its engine type, at the latest when the process exits
     try:
         return globals()['_run_' + args.command](args)
     except (ValueError, OSError) as err:
