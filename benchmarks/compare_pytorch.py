@@ -8,8 +8,8 @@ round by round so that a busy machine slows all of them alike:
 - ``mxnet``: d2lnets' defaults (see docs/performance.md);
 - ``pytorch``: the same networks in PyTorch, eager (benchmarks/pytorch_nets.py),
   as installed;
-- ``pytorch-passive``: the same with ``OMP_WAIT_POLICY=PASSIVE``, d2lnets'
-  OpenMP setting, to separate what that setting does from the rest.
+- ``pytorch-tuned``: the same with d2lnets' OpenMP setting
+  (``GOMP_SPINCOUNT``), to separate what that setting does from the rest.
 
 Every process uses all cores (OMP_NUM_THREADS unset for PyTorch, d2lnets'
 default for MXNet). Writes benchmarks/results.json and benchmarks/results.md.
@@ -42,25 +42,29 @@ def _last_json(out: subprocess.CompletedProcess):
     return json.loads(out.stdout.strip().splitlines()[-1])
 
 
+# What d2lnets sets besides the thread count (and what the foundation did not).
+OPENMP = {'GOMP_SPINCOUNT': '1000'}
+NOT_INHERITED = ('MXNET_ENGINE_TYPE', 'OMP_NUM_THREADS', 'OMP_WAIT_POLICY') + tuple(OPENMP)
+
+
 def run_mxnet(name, mode, batch, before=False, runs=3, seconds=1.0, warmup=3, peak=True):
-    env = {k: v for k, v in os.environ.items() if k not in ('MXNET_ENGINE_TYPE', 'OMP_WAIT_POLICY')}
+    env = {k: v for k, v in os.environ.items() if k not in NOT_INHERITED}
     if before:
         env['MXNET_ENGINE_TYPE'] = 'ThreadedEnginePerDevice'
-    # `before` runs OpenMP as the foundation did: its default wait policy (d2lnets sets it at import,
-    # before mxnet, and so libgomp, is loaded; take it back out).
+    # `before` runs OpenMP as the foundation did, with libgomp's default spinning (d2lnets sets
+    # GOMP_SPINCOUNT at import, before mxnet, and so libgomp, is loaded: take it back out).
     code = ('import json, os, d2lnets; %s'
-            'import d2lnets.bench as b; ' % ("os.environ.pop('OMP_WAIT_POLICY'); " if before else '') +
+            'import d2lnets.bench as b; ' % ("os.environ.pop('GOMP_SPINCOUNT'); " if before else '') +
             'p = b.matmul_peak() if %r else None; '
             'r = b.bench(%r, %r, %d, runs=%d, seconds_per_run=%r, warmup=%d, static=%r, peak=p); '
             'print(json.dumps(r.to_dict()))' % (peak, name, mode, batch, runs, seconds, warmup, not before))
     return _last_json(subprocess.run([sys.executable, '-c', code], env=env, capture_output=True, text=True))
 
 
-def run_pytorch(name, mode, batch, runs=3, seconds=1.0, warmup=3, passive=False):
-    env = {k: v for k, v in os.environ.items() if k not in ('OMP_NUM_THREADS', 'MXNET_ENGINE_TYPE',
-                                                           'OMP_WAIT_POLICY')}
-    if passive:
-        env['OMP_WAIT_POLICY'] = 'PASSIVE'
+def run_pytorch(name, mode, batch, runs=3, seconds=1.0, warmup=3, tuned=False):
+    env = {k: v for k, v in os.environ.items() if k not in NOT_INHERITED}
+    if tuned:
+        env.update(OPENMP)
     cmd = [sys.executable, str(HERE / 'pytorch_nets.py'), name, '--mode', mode, '--batch-size', str(batch),
            '--runs', str(runs), '--seconds', str(seconds), '--warmup', str(warmup)]
     return _last_json(subprocess.run(cmd, env=env, capture_output=True, text=True))
@@ -91,12 +95,12 @@ def main():
             name, mode, batch = case.split(':')
             # LeNet: runs of 1 s after 3 warm-up steps; the big networks: one step per run after one.
             seconds, warmup = (1.0, 3) if name == 'lenet' else (0.1, 1)
-            order = ['mxnet-before', 'mxnet', 'pytorch', 'pytorch-passive']
+            order = ['mxnet-before', 'mxnet', 'pytorch', 'pytorch-tuned']
             row = results.setdefault(case, {cfg: [] for cfg in order})
             # Alternate the order each round.
             for cfg in (order if rnd % 2 == 0 else order[::-1]):
                 if cfg.startswith('pytorch'):
-                    r = run_pytorch(name, mode, int(batch), args.runs, seconds, warmup, cfg == 'pytorch-passive')
+                    r = run_pytorch(name, mode, int(batch), args.runs, seconds, warmup, cfg == 'pytorch-tuned')
                 else:
                     r = run_mxnet(name, mode, int(batch), before=cfg == 'mxnet-before', runs=args.runs,
                                   seconds=seconds, warmup=warmup)
@@ -122,19 +126,19 @@ def report(info, results, memory):
                                        ', '.join('%.1f' % x for x in info['load_after'])),
              '',
              'Medians over rounds (each round: every configuration in a fresh process, order alternated; '
-             'each process: the median of its timed runs after warm-up). `before`: threaded engine, OpenMP\'s default '
-             '(spinning) wait policy, plain `hybridize()`; `d2lnets`: the defaults (docs/performance.md). GFLOP/s from the complexity '
+             'each process: the median of its timed runs after warm-up). `before`: threaded engine, GNU OpenMP\'s '
+             'default spinning, plain `hybridize()`; `d2lnets`: the defaults (docs/performance.md). GFLOP/s from the complexity '
              'counts (training = 3 x forward); peak = fp32 matrix multiply measured in the same process; '
-             '`PyTorch passive`: PyTorch with `OMP_WAIT_POLICY=PASSIVE`, as d2lnets sets it.', '',
-             '| network | mode | batch | before | d2lnets | PyTorch | PyTorch passive | d2lnets / PyTorch '
-             '| d2lnets / PyTorch passive | d2lnets / before | GFLOP/s | % of peak | peak RSS MiB |',
+             '`PyTorch tuned`: PyTorch with d2lnets\' OpenMP setting (GOMP_SPINCOUNT=1000).', '',
+             '| network | mode | batch | before | d2lnets | PyTorch | PyTorch tuned | d2lnets / PyTorch '
+             '| d2lnets / PyTorch tuned | d2lnets / before | GFLOP/s | % of peak | peak RSS MiB |',
              '|---|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|']
     for case, row in results.items():
         name, mode, batch = case.split(':')
         before, after = med(row['mxnet-before']), med(row['mxnet'])
-        torch, passive = med(row['pytorch']), med(row['pytorch-passive'])
+        torch, tuned = med(row['pytorch']), med(row['pytorch-tuned'])
         lines.append('| %s | %s | %s | %.1f | %.1f | %.1f | %.1f | %.2fx | %.2fx | %.2fx | %.1f | %.0f%% | %.0f |' % (
-            name, mode, batch, before, after, torch, passive, after / torch, after / passive, after / before,
+            name, mode, batch, before, after, torch, tuned, after / torch, after / tuned, after / before,
             med(row['mxnet'], 'gflops_per_sec'), med(row['mxnet'], 'percent_of_peak'),
             max(r['peak_rss_mb'] for r in row['mxnet'])))
     if memory:

@@ -93,7 +93,7 @@ def matmul_peak(n: int = 2048, seconds: float = 1.0, ctx: Optional[mx.Context] =
 
 
 def _settings() -> Dict[str, str]:
-    keys = ('OMP_NUM_THREADS', 'OMP_WAIT_POLICY', 'MXNET_ENGINE_TYPE', 'MXNET_SUBGRAPH_BACKEND')
+    keys = ('OMP_NUM_THREADS', 'OMP_WAIT_POLICY', 'GOMP_SPINCOUNT', 'MXNET_ENGINE_TYPE', 'MXNET_SUBGRAPH_BACKEND')
     return {k: os.environ[k] for k in keys if k in os.environ}
 
 

@@ -49,14 +49,14 @@ def test_cli_bench_json(run_cli):
     assert proc.returncode == 1 and len(proc.stderr.strip().splitlines()) == 1
 
 
-def test_default_engine_and_wait_policy_are_set_and_quiet():
-    env = {k: v for k, v in os.environ.items() if k not in ('MXNET_ENGINE_TYPE', 'OMP_WAIT_POLICY')}
+def test_default_engine_and_spin_count_are_set_and_quiet():
+    env = {k: v for k, v in os.environ.items() if k not in ('MXNET_ENGINE_TYPE', 'GOMP_SPINCOUNT')}
     code = ("import os, d2lnets; from d2lnets import nn; import mxnet as mx; mx.nd.ones(1).asnumpy(); "
-            "print(os.environ['MXNET_ENGINE_TYPE'], os.environ['OMP_WAIT_POLICY'])")
+            "print(os.environ['MXNET_ENGINE_TYPE'], os.environ['GOMP_SPINCOUNT'])")
     proc = subprocess.run([sys.executable, '-c', code], capture_output=True, text=True, env=env)
-    assert proc.stdout.split() == ['NaiveEngine', 'PASSIVE'] and proc.stderr == ''
+    assert proc.stdout.split() == ['NaiveEngine', '1000'] and proc.stderr == ''
     # The user's choice is kept (and MXNet then says which engine it uses, as it always does).
     env['MXNET_ENGINE_TYPE'] = 'ThreadedEnginePerDevice'
-    env['OMP_WAIT_POLICY'] = 'ACTIVE'
+    env['GOMP_SPINCOUNT'] = '300000'
     proc = subprocess.run([sys.executable, '-c', code], capture_output=True, text=True, env=env)
-    assert proc.stdout.split() == ['ThreadedEnginePerDevice', 'ACTIVE']
+    assert proc.stdout.split() == ['ThreadedEnginePerDevice', '300000']
