@@ -21,7 +21,9 @@ def initialize_missing(net: mx.gluon.Block, init: Optional[mx.init.Initializer] 
     so pretrained or resumed weights are never wiped. Returns how many."""
     fresh = [p for p in net.collect_params().values() if not is_initialized(p)]
     for p in fresh:
-        p.initialize(init=init, ctx=ctx or mx.cpu())
+        # As net.initialize(init): a parameter's own initializer (biases: zeros)
+        # wins over ``init``, which Xavier needs (it rejects vectors).
+        p.initialize(ctx=ctx or mx.cpu(), default_init=init or mx.init.Uniform())
     return len(fresh)
 
 
