@@ -81,7 +81,7 @@ def _add_train(sub) -> None:
                                    "Defaults per network: lenet batch 256, lr 0.9; alexnet batch 128, "
                                    "resize 224, lr 0.01; vgg11_small batch 128, resize 224, lr 0.05; nin "
                                    "batch 128, resize 224, lr 0.1; 10 epochs.")
-    p.add_argument('name', nargs='?', help='model name (see `d2lnets list`); not with --resume')
+    p.add_argument('name', nargs='?', help='model name (see `d2lnets list`); optional with --resume')
     p.add_argument('--epochs', type=_positive(int), help='number of epochs (default 10); with --resume, '
                                                           'the new total')
     p.add_argument('--lr', type=_positive(float), help='learning rate (default: the recipe\'s)')
@@ -104,13 +104,13 @@ def _run_train(args) -> int:
     verbose = not args.quiet
     try:
         if args.resume:
-            fixed = [opt for opt in ('name', 'lr', 'batch_size', 'resize', 'out', 'seed', 'limit')
+            fixed = [opt for opt in ('lr', 'batch_size', 'resize', 'out', 'seed', 'limit')
                      if getattr(args, opt) is not None] + (['dataset'] if args.dataset != 'fashion-mnist' else [])
             if fixed:
                 raise ValueError('--resume continues a run with its own settings; drop %s (only --epochs, '
                                  '--ctx, --data-dir and --quiet can be given)'
-                                 % ', '.join('NAME' if o == 'name' else '--' + o.replace('_', '-') for o in fixed))
-            history, out = resume_run(args.resume, epochs=args.epochs, data_dir=args.data_dir, ctx=args.ctx,
+                                 % ', '.join('--' + o.replace('_', '-') for o in fixed))
+            history, out = resume_run(args.resume, name=args.name, epochs=args.epochs, data_dir=args.data_dir, ctx=args.ctx,
                                       verbose=verbose, command=['d2lnets'] + sys.argv[1:])
         else:
             if args.name is None:

@@ -177,7 +177,8 @@ def download_file(url: str, dest: Path, progress: bool = True, timeout: float = 
         os.unlink(tmp)
         if isinstance(err, (OSError, http.client.HTTPException)):
             # URLError, timeouts and dropped connections (IncompleteRead is an HTTPException).
-            raise OSError('could not download %s: %s' % (url, getattr(err, 'reason', None) or err)) from None
+            why = err if isinstance(err, urllib.error.HTTPError) else getattr(err, 'reason', None) or err
+            raise OSError('could not download %s: %s' % (url, why)) from None
         raise
     return dest
 
@@ -264,7 +265,9 @@ def parse_idx(stream: BinaryIO, name: str = '<stream>', shape: Optional[Sequence
         dims = struct.unpack('>%dI' % ndim, _read_exactly(stream, 4 * ndim, name, 'the dimensions'))
         if shape is not None and tuple(dims) != tuple(shape):
             raise _fail(name, 'has dimensions %s, expected %s' % (tuple(dims), tuple(shape)))
-        count = int(np.prod(dims, dtype=np.int64))
+        count = 1
+        for d in dims:  # Python ints: numpy's product would overflow on hostile dimensions
+            count *= d
         if count > _MAX_ELEMENTS:
             raise _fail(name, 'claims %d elements (dimensions %s), more than an IDX data set holds'
                         % (count, tuple(dims)))

@@ -180,7 +180,12 @@ def train_run(name: str, out: Optional[Path] = None, epochs: Optional[int] = Non
     seed = int(np.random.randint(0, 2 ** 31 - 1)) if seed is None else seed
     meta = make_meta(name, dataset, recipe['resize'], recipe, seed, limit=limit)
     net = get_model(name)
-    infer_block_shapes(net, meta['input_shape'])  # a network that cannot take the input fails here
+    try:
+        infer_block_shapes(net, meta['input_shape'])
+    except ValueError as err:
+        side = meta['input_shape'][-1]
+        raise ValueError('%s cannot take %dx%d input: %s; use a larger --resize (the recipe: %s)'
+                         % (name, side, side, err, recipe_for(name)['resize'])) from None
     train_iter, test_iter = data.load_data(recipe['batch_size'], recipe['resize'], data_dir, dataset,
                                            limit=limit, seed=seed)
     out.mkdir(parents=True, exist_ok=True)
@@ -189,15 +194,21 @@ def train_run(name: str, out: Optional[Path] = None, epochs: Optional[int] = Non
     return _fit(net, meta, out, train_iter, test_iter, ctxs, verbose, progress, resume=False), out
 
 
-def resume_run(run_dir: Path, epochs: Optional[int] = None, data_dir: Optional[str] = None, ctx=None,
-               verbose: bool = True, progress: Optional[bool] = None,
+def resume_run(run_dir: Path, name: Optional[str] = None, epochs: Optional[int] = None,
+               data_dir: Optional[str] = None, ctx=None, verbose: bool = True, progress: Optional[bool] = None,
                command: Optional[Sequence[str]] = None) -> Tuple[History, Path]:
     """Continue the run in ``run_dir`` from its last complete epoch, up to its
-    recipe's epochs (or ``epochs``, to extend it)."""
+    recipe's epochs (or ``epochs``, to extend it). ``name``, when given, must
+    be the run's model name."""
     run_dir = Path(run_dir)
     if run_dir.name == 'checkpoint' and checkpoint.is_checkpoint(run_dir):
         run_dir = run_dir.parent
+    if not checkpoint.is_checkpoint(run_dir / 'checkpoint'):
+        raise ValueError('%s is not a checkpoint folder: it has no checkpoint/%s; give the --out folder of '
+                         'an earlier `d2lnets train`' % (run_dir, checkpoint.LATEST))
     meta = checkpoint.load_checkpoint(run_dir / 'checkpoint')['run']
+    if name is not None and name != meta['model']:
+        raise ValueError('%s is a run of %r, not of %r' % (run_dir, meta['model'], name))
     _check_positive('the number of epochs', epochs)
     if epochs is not None:
         meta['recipe']['epochs'] = epochs

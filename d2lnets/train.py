@@ -99,18 +99,19 @@ def make_trainer(net: mx.gluon.Block, lr: float, kvstore: Union[str, Any] = 'dev
 
 
 def train_step(net: mx.gluon.Block, trainer: gluon.Trainer, loss_fn: gluon.loss.Loss,
-               X: mx.nd.NDArray, y: mx.nd.NDArray, ctxs: List[mx.Context]
+               X: mx.nd.NDArray, y: mx.nd.NDArray, ctxs: List[mx.Context], batch_size: Optional[int] = None
                ) -> Tuple[List[mx.nd.NDArray], List[mx.nd.NDArray]]:
     """One SGD step on a batch split over ``ctxs``; the gradients are summed by
-    the trainer's kvstore. Returns, per context, the summed loss and the number
-    of correct predictions, as NDArrays on that context (nothing is waited for)."""
+    the trainer's kvstore and divided by ``batch_size`` (default: this batch's
+    size). Returns, per context, the summed loss and the number of correct
+    predictions, as NDArrays on that context (nothing is waited for)."""
     xs, ys = split_batch(X, y, ctxs)
     with autograd.record():
         outs = [net(x) for x in xs]
         losses = [loss_fn(o, t) for o, t in zip(outs, ys)]
     for l in losses:
         l.backward()
-    trainer.step(X.shape[0])
+    trainer.step(batch_size or X.shape[0])
     return ([l.sum() for l in losses],
             [(o.argmax(axis=1) == t.astype('float32')).sum() for o, t in zip(outs, ys)])
 
@@ -218,24 +219,27 @@ def train(net: mx.gluon.Block, train_iter: Iterable, test_iter: Iterable, num_ep
     progress = (verbose and sys.stderr.isatty()) if progress is None else progress
 
     examples, train_seconds = 0, 0.0
-    for epoch in range(len(history) + 1, num_epochs + 1):
-        try:
+    try:
+        for epoch in range(len(history) + 1, num_epochs + 1):
             row = _train_epoch(net, trainer, loss_fn, train_iter, test_iter, ctxs, seed, epoch, lr,
                                progress, check_every, ckpt, len(history))
-        except KeyboardInterrupt:
-            raise TrainingInterrupted(len(history), ckpt if ckpt and len(history) else None) from None
-        if not _params_finite(net):
-            raise _nonfinite('the parameters', epoch, lr, ckpt, len(history))
-        history.append(**row)
-        examples += row['examples']
-        train_seconds += row['examples'] / row['examples_per_sec']
-        if ckpt is not None:
-            checkpoint.save_checkpoint(ckpt, epoch, net, trainer, history.to_dict(), run_info)
-        if verbose:
-            print('epoch %d, loss %.4f, train acc %.3f, test acc %.3f, time %.1f sec'
-                  % (epoch, row['loss'], row['train_acc'], row['test_acc'], row['seconds']), flush=True)
-        if on_epoch is not None:
-            on_epoch(history)
+            if not _params_finite(net):
+                raise _nonfinite('the parameters', epoch, lr, ckpt, len(history))
+            history.append(**row)
+            examples += row['examples']
+            train_seconds += row['examples'] / row['examples_per_sec']
+            if ckpt is not None:
+                checkpoint.save_checkpoint(ckpt, epoch, net, trainer, history.to_dict(), run_info)
+            if verbose:
+                print('epoch %d, loss %.4f, train acc %.3f, test acc %.3f, time %.1f sec'
+                      % (epoch, row['loss'], row['train_acc'], row['test_acc'], row['seconds']), flush=True)
+            if on_epoch is not None:
+                on_epoch(history)
+    except KeyboardInterrupt:
+        # Checkpoints are atomic: whatever latest.json names is one complete epoch.
+        if ckpt is not None and checkpoint.is_checkpoint(ckpt):
+            raise TrainingInterrupted(checkpoint.load_checkpoint(ckpt)['epoch'], ckpt) from None
+        raise TrainingInterrupted(len(history), None) from None
     if verbose and examples:
         print('%.1f examples/sec on %s' % (examples / train_seconds, describe(ctxs)), flush=True)
     return history
@@ -254,9 +258,12 @@ def _train_epoch(net, trainer, loss_fn, train_iter, test_iter, ctxs, seed, epoch
     loss_sum = [mx.nd.zeros(1, ctx=c) for c in ctxs]
     correct = [mx.nd.zeros(1, ctx=c) for c in ctxs]
     n = 0
+    # As the lecture's trainer.step(batch_size): the nominal batch size, also
+    # for a smaller last batch.
+    batch_size = getattr(train_iter, 'batch_size', None)
     with _progress(train_iter, epoch, progress) as batches:
         for i, (X, y) in enumerate(batches, 1):
-            ls, cs = train_step(net, trainer, loss_fn, X, y, ctxs)
+            ls, cs = train_step(net, trainer, loss_fn, X, y, ctxs, batch_size)
             for acc, v in zip(loss_sum + correct, ls + cs):
                 acc += v
             n += X.shape[0]
