@@ -24,7 +24,8 @@ _exports = {
     'layer_shapes': 'summary', 'format_layer_shapes': 'summary', 'print_layer_shapes': 'summary',
     'count_parameters': 'params', 'initialize_missing': 'params',
 }
-_submodules = {'nn', 'models', 'summary', 'params', 'cli', 'runtime'}
+_submodules = {'nn', 'models', 'summary', 'params', 'cli', 'runtime',
+               'data', 'train', 'evaluate', 'plot', 'run', 'checkpoint', 'context', 'weights'}
 
 __all__ = ['__version__'] + sorted(_exports) + sorted(_submodules)
 

@@ -192,16 +192,7 @@ def download_dataset(dataset: str, dest: Optional[Path] = None, progress: Option
         progress = sys.stderr.isatty()
     for base in _file_names(ds):
         if _find_file(dest, base) is None:
-            url = file_url(dataset, base + '.gz')
-            try:
-                download_file(url, dest / (base + '.gz'), progress=progress)
-            except OSError as err:
-                hint = (' or install the Debian package %s (sudo apt-get install %s)'
-                        % (ds.debian, ds.debian) if ds.debian else '')
-                raise OSError('%s. %s was found in none of %s; put its files (%s) in one of '
-                              'them%s, or set MXNET_GLUON_REPO to a mirror'
-                              % (err, dataset, ', '.join(map(str, candidate_dirs(dataset)[:-1] or [dest])),
-                                 ', '.join(f + '.gz' for f in _file_names(ds)), hint)) from None
+            download_file(file_url(dataset, base + '.gz'), dest / (base + '.gz'), progress=progress)
     return dest
 
 
@@ -212,9 +203,16 @@ def find_dataset(dataset: str, root: Optional[str] = None, download: bool = True
     found = locate(dataset, root)
     if found is not None:
         return found
+    ds = get_dataset(dataset)
+    where = ('%s was found in none of: %s' % (dataset, ', '.join(map(str, candidate_dirs(dataset, root)))))
     if not download:
-        raise DatasetError('%s was found in none of: %s' % (dataset, ', '.join(map(str, candidate_dirs(dataset, root)))))
-    return download_dataset(dataset, progress=progress)
+        raise DatasetError(where)
+    try:
+        return download_dataset(dataset, progress=progress)
+    except OSError as err:
+        apt = (', or install the Debian package (sudo apt-get install %s)' % ds.debian) if ds.debian else ''
+        raise OSError('%s; %s. Put its files (%s) in one of those folders%s, or set MXNET_GLUON_REPO to a '
+                      'mirror' % (err, where, ', '.join(f + '.gz' for f in _file_names(ds)), apt)) from None
 
 
 # IDX: big-endian; 2 zero bytes, a type byte, the number of dimensions, then

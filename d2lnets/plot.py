@@ -35,8 +35,10 @@ def plot_history(history, path: Path, title: str = '') -> Path:
     for values, style, label in ((history.loss, '-', 'train loss'), (history.train_acc, 'm--', 'train acc'),
                                  (history.test_acc, 'g-.', 'test acc')):
         ax.plot(history.epoch, values, style, label=label)
+    from matplotlib.ticker import MaxNLocator
     ax.set_xlabel('epoch')
     ax.set_xlim(1, max(len(history), 2))
+    ax.xaxis.set_major_locator(MaxNLocator(integer=True))
     ax.grid()
     ax.legend()
     if title:
