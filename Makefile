@@ -6,13 +6,16 @@ VENV := .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed-stamp
 # Debian package:path that shows it is installed
-SYSTEM_DEPS := dataset-fashion-mnist:/usr/share/datasets/fashion-mnist
+SYSTEM_DEPS := graphviz:/usr/bin/dot
+# Fashion-MNIST: needed only when d2lnets' data locator finds no copy of it
+# (--data-dir, $$D2LNETS_DATA, $$MXNET_HOME/datasets, Debian's folder).
+DATA_DEPS := dataset-fashion-mnist:/usr/share/datasets/fashion-mnist
 
-.PHONY: all setup system demo test clean
+.PHONY: all setup system demo test docs clean
 
 all: demo
 
-$(STAMP): requirements.txt setup.py
+$(STAMP): requirements.txt requirements-dev.txt setup.py
 	@command -v $(PYTHON) >/dev/null 2>&1 || { \
 	  echo "make: $(PYTHON) not found. d2lnets needs Python 3.11 (MXNet 1.9.1 imports only with numpy<1.24,"; \
 	  echo "      which has no wheels for Python 3.12+). Install Python 3.11, or run make PYTHON=/path/to/python3.11"; \
@@ -21,17 +24,15 @@ $(STAMP): requirements.txt setup.py
 	  echo "make: $(PYTHON) is Python $$($(PYTHON) -c 'import platform; print(platform.python_version())'), d2lnets needs Python 3.11."; \
 	  echo "      Install Python 3.11, or run make PYTHON=/path/to/python3.11"; exit 1; }
 	$(PYTHON) -m venv $(VENV)
-	$(VENV)/bin/pip install -q --disable-pip-version-check -r requirements.txt
+	$(VENV)/bin/pip install -q --disable-pip-version-check -r requirements-dev.txt
 	$(VENV)/bin/pip install -q --disable-pip-version-check --no-deps -e .
 	@touch $(STAMP)
 
 setup: $(STAMP) system
 
-# Fashion-MNIST counts as there when d2lnets' locator finds any copy of it
-# ($$D2LNETS_DATA, $$MXNET_HOME/datasets, Debian's folder); else apt installs it.
 system: $(STAMP)
-	@$(PY) -c 'import sys, d2lnets.data as d; sys.exit(d.locate("fashion-mnist") is None)' \
-	  || bash scripts/system-deps.sh $(SYSTEM_DEPS)
+	@bash scripts/system-deps.sh $(SYSTEM_DEPS) \
+	  $$($(PY) -c 'import d2lnets.data as d; print("" if d.locate("fashion-mnist") else "$(DATA_DEPS)")')
 
 # LeNet with the lecture's recipe (batch 256, lr 0.9, 10 epochs) on the real
 # Fashion-MNIST; the last line names the run directory and its curves.png.
@@ -41,5 +42,9 @@ demo: setup
 test: setup
 	$(PY) -m pytest
 
+# The documentation site, in strict mode: a warning (broken link, missing page) is an error.
+docs: setup
+	NO_MKDOCS_2_WARNING=1 $(VENV)/bin/mkdocs build --strict
+
 clean:
-	rm -rf $(VENV) .pytest_cache build *.egg-info
+	rm -rf $(VENV) .pytest_cache build *.egg-info site docs/generated
