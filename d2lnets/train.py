@@ -167,9 +167,11 @@ def train(net: mx.gluon.Block, train_iter: Iterable, test_iter: Iterable, num_ep
         Write an atomic checkpoint there after every epoch.
     resume : bool
         Continue from the checkpoint in ``checkpoint_dir`` (parameters,
-        trainer state, history) if there is one.
+        trainer state, history) if there is one. The trainer state holds the
+        optimizer, so the learning rate is the checkpoint's.
     trainer : gluon.Trainer, optional
-        A trainer of your own (a distributed kvstore, another optimizer).
+        A trainer of your own (a distributed kvstore, another optimizer);
+        with Gluon's default kvstore it needs initialized parameters.
     kvstore : str or KVStore
         Passed to the trainer that is built when ``trainer`` is not given.
     loss : gluon.loss.Loss, optional
@@ -222,9 +224,9 @@ def train(net: mx.gluon.Block, train_iter: Iterable, test_iter: Iterable, num_ep
     try:
         for epoch in range(len(history) + 1, num_epochs + 1):
             row = _train_epoch(net, trainer, loss_fn, train_iter, test_iter, ctxs, seed, epoch, lr,
-                               progress, check_every, ckpt, len(history))
+                               progress, check_every, ckpt)
             if not _params_finite(net):
-                raise _nonfinite('the parameters', epoch, lr, ckpt, len(history))
+                raise _nonfinite('the parameters', epoch, lr, ckpt)
             history.append(**row)
             examples += row['examples']
             train_seconds += row['examples'] / row['examples_per_sec']
@@ -236,23 +238,28 @@ def train(net: mx.gluon.Block, train_iter: Iterable, test_iter: Iterable, num_ep
             if on_epoch is not None:
                 on_epoch(history)
     except KeyboardInterrupt:
-        # Checkpoints are atomic: whatever latest.json names is one complete epoch.
-        if ckpt is not None and checkpoint.is_checkpoint(ckpt):
-            raise TrainingInterrupted(checkpoint.load_checkpoint(ckpt)['epoch'], ckpt) from None
-        raise TrainingInterrupted(len(history), None) from None
+        done = _kept(ckpt)
+        raise TrainingInterrupted(done, ckpt if done else None) from None
     if verbose and examples:
         print('%.1f examples/sec on %s' % (examples / train_seconds, describe(ctxs)), flush=True)
     return history
 
 
-def _nonfinite(what: str, epoch: int, lr: float, ckpt: Optional[Path], done: int) -> NonFiniteLoss:
-    kept = (' The checkpoint of epoch %d is kept in %s.' % (done, ckpt)) if ckpt and done else ''
+def _kept(ckpt: Optional[Path]) -> int:
+    """The epoch of the checkpoint in ``ckpt`` (0: none). Checkpoints are
+    atomic: whatever latest.json names is one complete epoch."""
+    return checkpoint.load_checkpoint(ckpt)['epoch'] if ckpt is not None and checkpoint.is_checkpoint(ckpt) else 0
+
+
+def _nonfinite(what: str, epoch: int, lr: float, ckpt: Optional[Path]) -> NonFiniteLoss:
+    done = _kept(ckpt)
+    kept = (' The checkpoint of epoch %d is kept in %s.' % (done, ckpt)) if done else ''
     return NonFiniteLoss('%s became NaN or infinite in epoch %d: the learning rate %g is probably too high; '
                          'try a lower one, such as %g.%s' % (what, epoch, lr, lr / 2, kept))
 
 
 def _train_epoch(net, trainer, loss_fn, train_iter, test_iter, ctxs, seed, epoch, lr, progress,
-                 check_every, ckpt, done) -> Dict[str, float]:
+                 check_every, ckpt) -> Dict[str, float]:
     _reseed(seed, epoch, train_iter)
     start = time.time()
     loss_sum = [mx.nd.zeros(1, ctx=c) for c in ctxs]
@@ -268,13 +275,13 @@ def _train_epoch(net, trainer, loss_fn, train_iter, test_iter, ctxs, seed, epoch
                 acc += v
             n += X.shape[0]
             if i % check_every == 0 and not math.isfinite(_total(loss_sum)):
-                raise _nonfinite('the training loss', epoch, lr, ckpt, done)
+                raise _nonfinite('the training loss', epoch, lr, ckpt)
     if n == 0:
         raise ValueError('the training data iterator gave no examples')
     loss = _total(loss_sum) / n  # waits for the epoch's last step
     train_seconds = time.time() - start
     if not math.isfinite(loss):
-        raise _nonfinite('the training loss', epoch, lr, ckpt, done)
+        raise _nonfinite('the training loss', epoch, lr, ckpt)
     train_acc = _total(correct) / n
     test_acc = evaluate_accuracy(net, test_iter, ctxs)
     return dict(epoch=epoch, loss=loss, train_acc=train_acc, test_acc=test_acc,
