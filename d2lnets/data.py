@@ -359,7 +359,8 @@ class ArrayIter:
             raise ValueError('resize must be a positive integer (such as 224) or None, got %r' % (resize,))
         if len(images) != len(labels):
             raise ValueError('%d images but %d labels' % (len(images), len(labels)))
-        self.images, self.labels = images, labels.astype(np.float32)
+        self.images = np.ascontiguousarray(images, dtype=np.float32)
+        self.labels = labels.astype(np.float32)
         self.batch_size, self.shuffle, self.resize, self.seed = int(batch_size), shuffle, resize, seed
         self.epoch = 0
 
@@ -394,15 +395,17 @@ class ArrayIter:
         order = self.order()
         for start in range(0, len(order), self.batch_size):
             idx = order[start:start + self.batch_size]
-            if not self.shuffle:  # contiguous: a view, no copy
-                idx = slice(start, start + len(idx))
-            X = mx.nd.array(self.images[idx], dtype=np.float32)
+            # Indexing with an array makes a fresh contiguous copy (0.2 ms for 256
+            # examples), which the NDArray takes over without a copy: mx.nd.array
+            # would copy again and wait for MXNet's engine, several ms per batch.
+            X = mx.nd.from_numpy(self.images[idx], zero_copy=True)
+            y = mx.nd.from_numpy(self.labels[idx], zero_copy=True)
             if self.resize:
                 # (batch, C, 28, 28) -> (batch, C, resize, resize); align_corners=False
                 # samples pixel centres as the lecture's transforms.Resize (OpenCV) does.
                 X = mx.nd.contrib.BilinearResize2D(X, height=self.resize, width=self.resize,
                                                    align_corners=False)
-            yield X, mx.nd.array(self.labels[idx], dtype=np.float32)
+            yield X, y
 
 
 def to_tensor(images: np.ndarray) -> np.ndarray:
