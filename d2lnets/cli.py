@@ -110,25 +110,23 @@ def _run_train(args) -> int:
                 raise ValueError('--resume continues a run with its own settings; drop %s (only --epochs, '
                                  '--ctx, --data-dir and --quiet can be given)'
                                  % ', '.join('--' + o.replace('_', '-') for o in fixed))
-            history, out = resume_run(args.resume, name=args.name, epochs=args.epochs, data_dir=args.data_dir, ctx=args.ctx,
-                                      verbose=verbose, command=['d2lnets'] + sys.argv[1:])
+            history, out = resume_run(args.resume, name=args.name, epochs=args.epochs, data_dir=args.data_dir,
+                                      ctx=args.ctx, verbose=verbose, command=['d2lnets'] + args.argv)
         else:
             if args.name is None:
                 raise ValueError('give a model name (see `d2lnets list`) or --resume DIR')
             history, out = train_run(args.name, args.out, epochs=args.epochs, lr=args.lr,
                                      batch_size=args.batch_size, resize=args.resize, dataset=args.dataset,
                                      data_dir=args.data_dir, ctx=args.ctx, seed=args.seed, limit=args.limit,
-                                     verbose=verbose, command=['d2lnets'] + sys.argv[1:])
+                                     verbose=verbose, command=['d2lnets'] + args.argv)
     except TrainingInterrupted as stop:
         where = ('the checkpoint of epoch %d is kept; continue with: d2lnets train --resume %s'
                  % (stop.epochs_done, stop.checkpoint_dir.parent) if stop.checkpoint_dir
                  else 'no epoch was complete, nothing was kept')
         print('d2lnets train: interrupted; %s' % where, file=sys.stderr)
         return 130
-    if verbose and len(history):
+    if verbose:
         print('test acc %.3f after %d epochs; curves: %s' % (history.test_acc[-1], len(history), out / 'curves.png'))
-    elif verbose:
-        print('nothing to do: %s has done its %d epochs' % (out, len(history)))
     return 0
 
 
@@ -206,6 +204,7 @@ def build_parser() -> argparse.ArgumentParser:
 def main(argv: Optional[List[str]] = None) -> int:
     """Run the command line ``argv`` (default ``sys.argv[1:]``); return the exit status."""
     args = build_parser().parse_args(argv)
+    args.argv = list(sys.argv[1:] if argv is None else argv)  # recorded by `train` in command.txt
     try:
         return globals()['_run_' + args.command](args)
     except (ValueError, OSError) as err:

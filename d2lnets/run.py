@@ -206,10 +206,14 @@ def resume_run(run_dir: Path, name: Optional[str] = None, epochs: Optional[int] 
     if not checkpoint.is_checkpoint(run_dir / 'checkpoint'):
         raise ValueError('%s is not a checkpoint folder: it has no checkpoint/%s; give the --out folder of '
                          'an earlier `d2lnets train`' % (run_dir, checkpoint.LATEST))
-    meta = checkpoint.load_checkpoint(run_dir / 'checkpoint')['run']
+    state = checkpoint.load_checkpoint(run_dir / 'checkpoint')
+    meta = state['run']
     if name is not None and name != meta['model']:
         raise ValueError('%s is a run of %r, not of %r' % (run_dir, meta['model'], name))
     _check_positive('the number of epochs', epochs)
+    if epochs is not None and epochs < state['epoch']:
+        raise ValueError('%s has done %d epochs already; give --epochs %d or more to extend it'
+                         % (run_dir, state['epoch'], state['epoch']))
     if epochs is not None:
         meta['recipe']['epochs'] = epochs
     ctxs = as_context_list(ctx)
