@@ -110,8 +110,11 @@ def test_ctrl_c_keeps_the_last_epoch_and_resume_finishes(tmp_path, run_cli, caps
     out = tmp_path / 'run'
     cmd = [sys.executable, '-m', 'd2lnets', 'train', 'lenet', '--epochs', '40', '--limit', '2000', '--seed', '2',
            '--out', str(out)]
+    # A shell's background job (`make test &`) inherits SIGINT ignored, and Python
+    # then keeps ignoring it: give the child the default, as in a terminal.
     proc = subprocess.Popen(cmd, cwd=ROOT, env=dict(__import__('os').environ, **ONE), stdout=subprocess.PIPE,
-                            stderr=subprocess.PIPE, text=True)
+                            stderr=subprocess.PIPE, text=True,
+                            preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL))
     latest = out / 'checkpoint' / 'latest.json'
     deadline = time.time() + 120
     while not latest.exists() and time.time() < deadline:
