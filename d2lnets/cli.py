@@ -187,7 +187,39 @@ def _run_launch(args) -> int:
                   timeout=args.timeout)
 
 
-_commands = ['list', 'summary', 'train', 'evaluate', 'launch']
+def _add_predict(sub) -> None:
+    p = sub.add_parser('predict', help='classify images with pretrained weights',
+                       description='Print the top-5 classes of each image. With --pretrained, the '
+                                   "ImageNet networks (alexnet_gluoncv, vgg11 ... vgg19_bn) use GluonCV's "
+                                   'ImageNet weights (found in --root, $MXNET_HOME/models or '
+                                   '~/.mxnet/models, else downloaded) and print ImageNet classes.')
+    p.add_argument('name', help='model name (see `d2lnets list`)')
+    p.add_argument('images', nargs='+', metavar='IMAGE', help='image files (JPEG, PNG, ...)')
+    p.add_argument('--pretrained', action='store_true', help='use the published weights')
+    p.add_argument('--root', default=None, metavar='DIR',
+                   help="directory searched first for GluonCV's weights, and where they are downloaded")
+
+
+def _run_predict(args) -> int:
+    from . import zoo
+    if not args.pretrained:
+        raise ValueError('say which weights to use: --pretrained')
+    if args.name in zoo.zoo_names():
+        return _predict_imagenet(args)
+    raise ValueError(zoo.no_weights_message(args.name))
+
+
+def _predict_imagenet(args) -> int:
+    from .imagenet import format_predictions, predict, read_image
+    from .models import get_model
+    images = [read_image(path) for path in args.images]   # bad paths fail before the weights load
+    net = get_model(args.name, pretrained=True, root=args.root)
+    for path, image in zip(args.images, images):
+        print('\n'.join(format_predictions(path, predict(net, [image], k=5)[0])))
+    return 0
+
+
+_commands = ['list', 'summary', 'train', 'evaluate', 'predict', 'launch']
 
 
 def build_parser() -> argparse.ArgumentParser:

@@ -71,14 +71,14 @@ def test_evaluate_pretrained(run_cli, tmp_path):
 
 
 @pytest.mark.parametrize('args, message', [
-    (['train', 'resnet'], "unknown model 'resnet'; valid names: alexnet, lenet"),
+    (['train', 'resnet'], "unknown model 'resnet'; valid names: alexnet, alexnet_gluoncv, lenet"),
     (['train', 'lenet', '--resume', '.'], 'is not a checkpoint folder'),
     (['train', 'lenet', '--ctx', 'gpu', '--limit', '10'], 'gpu is not available: MXNet sees 0 GPU(s)'),
     (['train', 'lenet', '--ctx', 'tpu', '--limit', '10'], "cannot read the device 'tpu'"),
     (['train', '--resume', 'nowhere'], 'nowhere is not a checkpoint folder'),
     (['train', 'alexnet', '--resize', '28', '--limit', '10'], 'alexnet cannot take 28x28 input: pool1 (MaxPool2D) cannot take input of shape '
                                                                '(1, 256, 2, 2)'),
-    (['evaluate', 'nin', '--pretrained'], "no pretrained weights are available for 'nin'"),
+    (['evaluate', 'nin', '--pretrained'], "no Fashion-MNIST weights are shipped for 'nin'"),
     (['evaluate', 'lenet', '--params', 'missing/model.params'], 'missing/model.params does not exist'),
 ])
 def test_bad_arguments_are_one_line(capsys, args, message):

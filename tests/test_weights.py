@@ -34,9 +34,11 @@ def test_shipped_weights_are_sha1_checked(tmp_path, monkeypatch):
 
 
 def test_names_without_weights_and_other_shapes_are_clear_errors():
-    with pytest.raises(ValueError, match="no pretrained weights are available for 'nin'; d2lnets ships weights "
-                                         "for: lenet"):
+    with pytest.raises(ValueError, match="no pretrained weights are available for 'nin'"):
         d2lnets.get_model('nin', pretrained=True)
+    with pytest.raises(ValueError, match="no Fashion-MNIST weights are shipped for 'vgg11'; d2lnets ships them "
+                                         "for: lenet"):
+        weights.manifest('vgg11')
     with pytest.raises(ValueError, match="the shipped weights of 'lenet' do not fit this network"):
         d2lnets.get_model('lenet', pretrained=True, classes=5)
 

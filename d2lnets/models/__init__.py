@@ -5,23 +5,25 @@ block names (``sequential1``, ``conv0``, ...) are the lecture's whatever the
 process built before.
 """
 import inspect
-from typing import Callable, Dict, List, Tuple
+from typing import Callable, Dict, List, Optional, Tuple
 
 import mxnet as mx
 
-from .alexnet import alexnet
+from ..weights import load_shipped, shipped_models
+from .alexnet import alexnet, alexnet_gluoncv
 from .lenet import lenet
 from .nin import nin, nin_block
 from .vgg import (conv_archs, vgg, vgg_block, vgg11, vgg11_bn, vgg11_small, vgg13, vgg13_bn,
                   vgg16, vgg16_bn, vgg19, vgg19_bn)
 
-__all__ = ['get_model', 'list_models', 'get_builder', 'default_input_shape', 'lenet', 'alexnet', 'vgg', 'vgg_block', 'conv_archs',
+__all__ = ['get_model', 'list_models', 'get_builder', 'default_input_shape', 'lenet', 'alexnet', 'alexnet_gluoncv', 'vgg', 'vgg_block', 'conv_archs',
            'vgg11', 'vgg13', 'vgg16', 'vgg19', 'vgg11_small',
            'vgg11_bn', 'vgg13_bn', 'vgg16_bn', 'vgg19_bn', 'nin', 'nin_block']
 
 _models: Dict[str, Callable] = {
     'lenet': lenet,
     'alexnet': alexnet,
+    'alexnet_gluoncv': alexnet_gluoncv,
     'vgg11': vgg11,
     'vgg13': vgg13,
     'vgg16': vgg16,
@@ -60,7 +62,8 @@ def get_builder(name: str) -> Callable:
         raise ValueError('unknown model %r; valid names: %s' % (name, ', '.join(list_models()))) from None
 
 
-def get_model(name: str, pretrained: bool = False, **kwargs) -> mx.gluon.HybridBlock:
+def get_model(name: str, pretrained: bool = False, root: Optional[str] = None,
+              **kwargs) -> mx.gluon.HybridBlock:
     """Build the network registered as ``name``.
 
     Parameters
@@ -68,8 +71,14 @@ def get_model(name: str, pretrained: bool = False, **kwargs) -> mx.gluon.HybridB
     name : str
         One of :func:`list_models`.
     pretrained : bool
-        Load the weights shipped with d2lnets (LeNet trained on Fashion-MNIST
-        with the lecture's recipe), sha1-checked, on the CPU.
+        Load published weights: the Fashion-MNIST weights shipped with
+        d2lnets for ``lenet`` (the lecture's recipe, sha1-checked, see
+        :mod:`d2lnets.weights`); GluonCV's ImageNet weights for
+        ``alexnet_gluoncv`` and the VGGs (``classes`` becomes 1000), see
+        :mod:`d2lnets.zoo`.
+    root : str, optional
+        Directory searched first for GluonCV's weights (then
+        ``$MXNET_HOME/models``, ``~/.mxnet/models``) and where they are downloaded.
     **kwargs
         Passed to the builder, e.g. ``classes=10``, ``dropout=0.5``.
 
@@ -92,10 +101,14 @@ def get_model(name: str, pretrained: bool = False, **kwargs) -> mx.gluon.HybridB
         accepted = [p for p in inspect.signature(builder).parameters]
         raise ValueError('model %r takes the arguments %s, got %s'
                          % (name, ', '.join(accepted), ', '.join(sorted(kwargs)))) from None
+    if pretrained and name in shipped_models():
+        with mx.name.NameManager():
+            return load_shipped(name, builder(**kwargs))
+    if pretrained:
+        from .. import zoo
+        kwargs = zoo.imagenet_kwargs(name, kwargs)
     with mx.name.NameManager():
         net = builder(**kwargs)
     if pretrained:
-        # d2lnets' own weights (d2lnets/weights/); names without them get a clear ValueError.
-        from ..weights import load_shipped
-        return load_shipped(name, net)
+        zoo.load_pretrained(net, name, root, ctx=mx.current_context())
     return net

@@ -23,7 +23,7 @@ def manifest(name: str) -> Dict[str, Any]:
     """The manifest of ``name``'s shipped weights; ``ValueError`` if there are none."""
     path = WEIGHTS_DIR / ('%s.json' % name)
     if not isinstance(name, str) or not path.is_file():
-        raise ValueError('no pretrained weights are available for %r; d2lnets ships weights for: %s'
+        raise ValueError('no Fashion-MNIST weights are shipped for %r; d2lnets ships them for: %s'
                          % (name, ', '.join(shipped_models()) or 'none'))
     return json.loads(path.read_text())
 
