@@ -4,10 +4,11 @@
 its test accuracy, the date, and the fields of a run's ``meta.json`` (input
 shape, classes, normalization) that anything using the weights needs.
 """
-import hashlib
 import json
 from pathlib import Path
 from typing import Any, Dict, List, Optional
+
+from ..zoo import sha1sum
 
 __all__ = ['shipped_models', 'manifest', 'params_path', 'load_shipped', 'sha1sum']
 
@@ -26,15 +27,6 @@ def manifest(name: str) -> Dict[str, Any]:
         raise ValueError('no Fashion-MNIST weights are shipped for %r; d2lnets ships them for: %s'
                          % (name, ', '.join(shipped_models()) or 'none'))
     return json.loads(path.read_text())
-
-
-def sha1sum(path: Path) -> str:
-    """Hex sha1 of a file's bytes."""
-    h = hashlib.sha1()
-    with open(path, 'rb') as f:
-        for chunk in iter(lambda: f.read(1 << 20), b''):
-            h.update(chunk)
-    return h.hexdigest()
 
 
 def params_path(name: str) -> Path:
