@@ -5,7 +5,9 @@ Errors the user can fix (``ValueError``, ``OSError``) end in one line on stderr
 and exit status 1, never a traceback.
 """
 import argparse
+import os
 import sys
+import traceback
 from typing import List, Optional, Tuple
 
 from . import __version__
@@ -96,6 +98,10 @@ def _add_train(sub) -> None:
     p.add_argument('--seed', type=_non_negative_int, help='random seed (default: a random one, recorded)')
     p.add_argument('--limit', type=_positive(int), help='use only the first N training and N test examples')
     p.add_argument('--quiet', action='store_true', help='no progress bar and no per-epoch lines')
+    p.add_argument('--kvstore', default='device', choices=['device', 'local', 'dist_sync', 'dist_async'],
+                   help='how gradients are summed: device or local across the --ctx devices (default '
+                        'device); dist_sync or dist_async across the workers of a parameter-server job '
+                        'started by `d2lnets launch` (--batch-size is then each worker\'s)')
 
 
 def _run_train(args) -> int:
@@ -105,7 +111,8 @@ def _run_train(args) -> int:
     try:
         if args.resume:
             fixed = [opt for opt in ('lr', 'batch_size', 'resize', 'out', 'seed', 'limit')
-                     if getattr(args, opt) is not None] + (['dataset'] if args.dataset != 'fashion-mnist' else [])
+                     if getattr(args, opt) is not None] + (['dataset'] if args.dataset != 'fashion-mnist' else []) \
+                + (['kvstore'] if args.kvstore != 'device' else [])
             if fixed:
                 raise ValueError('--resume continues a run with its own settings; drop %s (only --epochs, '
                                  '--ctx, --data-dir and --quiet can be given)'
@@ -118,14 +125,14 @@ def _run_train(args) -> int:
             history, out = train_run(args.name, args.out, epochs=args.epochs, lr=args.lr,
                                      batch_size=args.batch_size, resize=args.resize, dataset=args.dataset,
                                      data_dir=args.data_dir, ctx=args.ctx, seed=args.seed, limit=args.limit,
-                                     verbose=verbose, command=['d2lnets'] + args.argv)
+                                     verbose=verbose, command=['d2lnets'] + args.argv, kvstore=args.kvstore)
     except TrainingInterrupted as stop:
         where = ('the checkpoint of epoch %d is kept; continue with: d2lnets train --resume %s'
                  % (stop.epochs_done, stop.checkpoint_dir.parent) if stop.checkpoint_dir
                  else 'no epoch was complete, nothing was kept')
         print('d2lnets train: interrupted; %s' % where, file=sys.stderr)
         return 130
-    if verbose:
+    if verbose and out is not None:
         print('test acc %.3f after %d epochs; curves: %s' % (history.test_acc[-1], len(history), out / 'curves.png'))
     return 0
 
@@ -233,10 +240,27 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+def _run_as_worker(args) -> int:
+    # A parameter-server worker that fails must leave at once: a normal exit
+    # waits in MXNet's kvstore for the other workers, forever.
+    try:
+        return globals()['_run_' + args.command](args)
+    except BaseException as err:  # anything: the process must not hang
+        if isinstance(err, (ValueError, OSError)):
+            print('d2lnets %s: error: %s' % (args.command, err), file=sys.stderr)
+        else:
+            traceback.print_exc()
+        sys.stdout.flush()
+        sys.stderr.flush()
+        os._exit(130 if isinstance(err, KeyboardInterrupt) else 1)
+
+
 def main(argv: Optional[List[str]] = None) -> int:
     """Run the command line ``argv`` (default ``sys.argv[1:]``); return the exit status."""
     args = build_parser().parse_args(argv)
     args.argv = list(sys.argv[1:] if argv is None else argv)  # recorded by `train` in command.txt
+    if os.environ.get('DMLC_ROLE') == 'worker':
+        return _run_as_worker(args)
     try:
         return globals()['_run_' + args.command](args)
     except (ValueError, OSError) as err:
