@@ -173,6 +173,77 @@ def _run_evaluate(args) -> int:
     return 0
 
 
+def _add_complexity(sub) -> None:
+    p = sub.add_parser('complexity', help='parameters and multiply-accumulates per layer',
+                       description='Per-layer weights, biases, parameters and MACs (FLOPs = 2 x MACs) of a '
+                                   'network, the slide "Complexity" (--compare) or a figure (--plot).')
+    p.add_argument('name', nargs='?', help='model name (see `d2lnets list`)')
+    p.add_argument('--input-shape', type=parse_shape, default=None, metavar='N,C,H,W',
+                   help='input shape; default 1,1,28,28 for lenet and 1,1,224,224 for the rest')
+    p.add_argument('--format', choices=('table', 'csv', 'json', 'markdown'), default='table')
+    p.add_argument('--compare', nargs='+', metavar='NAME',
+                   help="the slide's table for these networks, e.g. --compare lenet alexnet "
+                        '(LeNet on 1x28x28, the others on 3x224x224)')
+    p.add_argument('--classes', type=int, default=10, help='number of classes (default 10)')
+    p.add_argument('--plot', metavar='FILE.png',
+                   help='save a log-scale bar chart of parameters and FLOPs per layer group of '
+                        'lenet, alexnet, vgg11 and nin')
+
+
+def _run_complexity(args) -> int:
+    from . import complexity_report as report
+    if not (args.name or args.compare or args.plot):
+        raise ValueError('name a network (e.g. `d2lnets complexity alexnet`), or use --compare or --plot')
+    if args.name and args.compare:
+        raise ValueError('give either a network name or --compare NAME..., not both')
+    if args.name:
+        from .models import default_input_shape, get_model
+        from .summary import complexity
+        shape = args.input_shape or default_input_shape(args.name)
+        print(report.format_complexity(complexity(get_model(args.name, classes=args.classes), shape),
+                                       args.format))
+    if args.compare:
+        print(report.format_compare(args.compare, args.format, classes=args.classes))
+    if args.plot:
+        print('wrote', report.plot_complexity(args.plot, classes=args.classes))
+    return 0
+
+
+def _add_bench(sub) -> None:
+    p = sub.add_parser('bench', help='images per second of training or inference',
+                       description='Time training steps (forward, backward, SGD update) or inference on '
+                                   "synthetic data of the lecture's input shape: median images/sec after "
+                                   'warm-up, achieved GFLOP/s and its share of the fp32 matrix-multiply '
+                                   'peak measured in the same run, and peak resident memory.')
+    p.add_argument('names', nargs='*', metavar='NAME', default=['lenet'],
+                   help='model names (default: lenet)')
+    p.add_argument('--mode', choices=('train', 'infer'), default='train')
+    p.add_argument('--batch-size', type=int, default=None,
+                   help="default: the lecture's (256 for lenet, 128 for the others)")
+    p.add_argument('--imperative', action='store_true', help='do not hybridize')
+    p.add_argument('--runs', type=int, default=5, help='timed runs; the median is reported (default 5)')
+    p.add_argument('--seconds', type=float, default=1.0, help='length of one timed run (default 1)')
+    p.add_argument('--json', action='store_true', help='print JSON instead of a table')
+
+
+def _run_bench(args) -> int:
+    import json
+    from .bench import bench, format_results, matmul_peak
+    from .models import get_builder
+    for name in args.names:
+        get_builder(name)
+    peak = matmul_peak()
+    results = [bench(name, args.mode, args.batch_size, hybridize=not args.imperative, runs=args.runs,
+                     seconds_per_run=args.seconds, peak=peak) for name in args.names]
+    if args.json:
+        print(json.dumps([r.to_dict() for r in results], indent=2))
+    else:
+        print(format_results(results))
+        print('fp32 matrix-multiply peak measured in this run: %.1f GFLOP/s' % peak)
+    return 0
+
+
+
 def _add_launch(sub) -> None:
     p = sub.add_parser('launch', help="run a command as workers of MXNet's parameter server on this host",
                        description="Start a scheduler, SERVERS servers and WORKERS copies of COMMAND with "
@@ -226,7 +297,7 @@ def _predict_imagenet(args) -> int:
     return 0
 
 
-_commands = ['list', 'summary', 'train', 'evaluate', 'predict', 'launch']
+_commands = ['list', 'summary', 'complexity', 'bench', 'train', 'evaluate', 'predict', 'launch']
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -259,6 +330,8 @@ def main(argv: Optional[List[str]] = None) -> int:
     """Run the command line ``argv`` (default ``sys.argv[1:]``); return the exit status."""
     args = build_parser().parse_args(argv)
     args.argv = list(sys.argv[1:] if argv is None else argv)  # recorded by `train` in command.txt
+    from .runtime import start_engine_quietly
+    start_engine_quietly()   # else MXNet logs its engine type, at the latest when the process exits
     if os.environ.get('DMLC_ROLE') == 'worker':
         return _run_as_worker(args)
     try:
