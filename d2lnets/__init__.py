@@ -27,7 +27,8 @@ _exports = {
     'load_gluoncv_params': 'zoo',
 }
 _submodules = {'nn', 'models', 'summary', 'params', 'cli', 'runtime', 'zoo', 'imagenet',
-               'complexity_report', 'bench'}
+               'data', 'train', 'evaluate', 'plot', 'run', 'checkpoint', 'context', 'weights',
+               'complexity_report', 'bench', 'launch', 'distributed'}
 
 __all__ = ['__version__'] + sorted(_exports) + sorted(_submodules)
 
