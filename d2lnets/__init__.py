@@ -22,11 +22,13 @@ _apply_defaults()
 _exports = {
     'get_model': 'models', 'list_models': 'models',
     'layer_shapes': 'summary', 'format_layer_shapes': 'summary', 'print_layer_shapes': 'summary',
+    'complexity': 'summary',
     'count_parameters': 'params', 'initialize_missing': 'params',
     'load_gluoncv_params': 'zoo',
 }
 _submodules = {'nn', 'models', 'summary', 'params', 'cli', 'runtime', 'zoo', 'imagenet',
-               'data', 'train', 'evaluate', 'plot', 'run', 'checkpoint', 'context', 'weights'}
+               'data', 'train', 'evaluate', 'plot', 'run', 'checkpoint', 'context', 'weights',
+               'complexity_report', 'bench', 'launch', 'distributed'}
 
 __all__ = ['__version__'] + sorted(_exports) + sorted(_submodules)
 
