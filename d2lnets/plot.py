@@ -1,5 +1,6 @@
 """Figures: training curves in the style of the book's ``Animator``, and a
 confusion matrix. matplotlib is imported here only, with a file backend."""
+import io
 from pathlib import Path
 from typing import Sequence
 
@@ -92,15 +93,19 @@ class Animator:
         _draw_curves(self.ax, history, self.num_epochs, self.title)
         try:
             from IPython import get_ipython
-            from IPython.display import display
+            from IPython.display import Image, display
         except ImportError:
             return
         if get_ipython() is None:
             return
+        # A PNG rendered here shows whatever matplotlib backend is active (d2lnets uses Agg).
+        buf = io.BytesIO()
+        self.fig.savefig(buf, format='png', dpi=100, bbox_inches='tight')
+        image = Image(data=buf.getvalue(), format='png')
         if self._handle is None:
-            self._handle = display(self.fig, display_id=True)
+            self._handle = display(image, display_id=True)
         else:
-            self._handle.update(self.fig)
+            self._handle.update(image)
 
     def save(self, path: Path) -> Path:
         """Write the current figure as a PNG."""

@@ -42,7 +42,7 @@ def test_notebook_runs_in_fast_mode(name, tmp_path):
     try:
         NotebookClient(nb, timeout=600, kernel_name='python3', resources={'metadata': {'path': str(tmp_path)}},
                        extra_arguments=['--HistoryManager.enabled=False']).execute(
-            env=dict(os.environ, D2LNETS_FAST='1', PYTHONPATH=str(NOTEBOOKS.parent)))
+            env=dict(os.environ, D2LNETS_FAST='1'))
     finally:
         del os.environ['D2LNETS_FAST']
     if name in PRINTOUTS:
