@@ -8,7 +8,7 @@ import argparse
 import sys
 from typing import List, Optional, Tuple
 
-from . import __version__
+from . import MISSING_MXNET, __version__
 
 
 def parse_shape(text: str) -> Tuple[int, ...]:
@@ -54,7 +54,91 @@ def _run_list(args) -> int:
     return 0
 
 
-_commands = ['list', 'summary']
+def _add_weights(p, with_onnx: bool = False) -> None:
+    """Where the weights come from: --params FILE or --pretrained (or --onnx FILE),
+    one of them at most, and (with ``with_onnx``, for predict) one at least."""
+    group = p.add_mutually_exclusive_group(required=with_onnx)
+    group.add_argument('--params', metavar='FILE',
+                       help='a parameter file, such as model.params from `d2lnets train` (the meta.json '
+                            'beside it says the classes and input shape)')
+    group.add_argument('--pretrained', action='store_true', help='the published weights')
+    if with_onnx:
+        group.add_argument('--onnx', metavar='FILE',
+                           help='an ONNX file from `d2lnets export --format onnx`, run by onnxruntime '
+                                '(MXNet is not needed)')
+
+
+def _add_export(sub) -> None:
+    p = sub.add_parser('export', help="export a network to MXNet's symbol format or to ONNX",
+                       description="Export a network with its weights: MXNet's deploy format "
+                                   '(PREFIX-symbol.json, PREFIX-0000.params) or ONNX (PREFIX.onnx, '
+                                   'with a dynamic batch axis). Without --params or --pretrained the '
+                                   'network is freshly initialized.')
+    p.add_argument('name', help='model name (see `d2lnets list`)')
+    _add_weights(p)
+    p.add_argument('--input-shape', type=parse_shape, default=None, metavar='N,C,H,W',
+                   help="input shape to trace with; default what the weights were trained for "
+                        "(meta.json beside --params), else the model's default")
+    p.add_argument('--format', required=True, metavar='FORMAT', help='symbol or onnx')
+    p.add_argument('--out', required=True, metavar='PREFIX',
+                   help='output path without extension; its directory must exist')
+    p.add_argument('--verify', action='store_true',
+                   help='run the exported model and the network on the same random batches; '
+                        'fail (and write nothing) if they differ by more than 1e-4')
+
+
+def _run_export(args) -> int:
+    from .export import TOLERANCE, check_format, export
+    from .loading import load_network
+    check_format(args.format)
+    net, meta = load_network(args.name, args.params, args.pretrained, args.input_shape)
+    shape = args.input_shape or (1,) + tuple(meta['input_shape'])
+    result = export(net, args.out, shape, args.format, metadata=meta,
+                    tolerance=TOLERANCE if args.verify else None)
+    for batch, diff in sorted(result.differences.items()):
+        print('verified: largest absolute difference %.3g at batch size %d' % (diff, batch))
+    print('\n'.join(result.files))
+    return 0
+
+
+def _add_predict(sub) -> None:
+    p = sub.add_parser('predict', help='classify image files',
+                       description='Print the most probable classes of each image. For the Fashion-MNIST '
+                                   'networks each image is prepared as Fashion-MNIST was made: grayscale, '
+                                   'light background inverted, trimmed and fitted to 28x28 (then resized '
+                                   'as in training).')
+    p.add_argument('name', help='model name (see `d2lnets list`)')
+    _add_weights(p, with_onnx=True)
+    p.add_argument('images', nargs='+', metavar='IMAGE', help='image files (PNG, JPEG, ...)')
+    p.add_argument('--top', type=int, default=3, metavar='K', help='how many classes to print (default 3)')
+
+
+def _run_predict(args) -> int:
+    from .predict import format_predictions
+    if args.top < 1:
+        raise ValueError('--top must be at least 1, got %d' % args.top)
+    if args.onnx:
+        # The deploy path: onnxruntime, numpy and Pillow only; MXNet is not imported.
+        from .predict import predict_onnx
+        predictions = predict_onnx(args.onnx, args.images, args.top, name=args.name)
+    else:
+        predictions = _predict_fashion_mnist(args)
+    for path, preds in zip(args.images, predictions):
+        print('\n'.join(format_predictions(path, preds)))
+    return 0
+
+
+def _predict_fashion_mnist(args):
+    from .images import read_image
+    from .loading import load_network
+    from .predict import predict_network
+    for path in args.images:   # a bad image fails before the weights load
+        read_image(path)
+    net, meta = load_network(args.name, args.params, args.pretrained)
+    return predict_network(net, meta, args.images, args.top)
+
+
+_commands = ['list', 'summary', 'export', 'predict']
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -75,6 +159,11 @@ def main(argv: Optional[List[str]] = None) -> int:
         return globals()['_run_' + args.command](args)
     except (ValueError, OSError) as err:
         print('d2lnets %s: error: %s' % (args.command, err), file=sys.stderr)
+        return 1
+    except ImportError as err:
+        if err.name != 'mxnet':
+            raise
+        print('d2lnets %s: error: %s' % (args.command, MISSING_MXNET), file=sys.stderr)
         return 1
     except KeyboardInterrupt:
         print('d2lnets %s: interrupted' % args.command, file=sys.stderr)

@@ -21,7 +21,9 @@ def initialize_missing(net: mx.gluon.Block, init: Optional[mx.init.Initializer] 
     so pretrained or resumed weights are never wiped. Returns how many."""
     fresh = [p for p in net.collect_params().values() if not is_initialized(p)]
     for p in fresh:
-        p.initialize(init=init, ctx=ctx or mx.cpu())
+        # As net.initialize(init): `init` for the parameters without their own
+        # initializer (weights), the layer's own for the rest (zero biases).
+        p.initialize(default_init=init or mx.init.Uniform(), ctx=ctx or mx.cpu())
     return len(fresh)
 
 

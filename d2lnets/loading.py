@@ -1,0 +1,189 @@
+"""A named network with its weights and what they were trained on.
+
+``load_network(name, params=FILE)`` builds the network the file was saved from
+and loads it whole: the number of classes and the input shape come from the
+``meta.json`` that ``d2lnets train`` writes beside the file, else from the
+weights themselves. Every parameter's name and shape is checked before
+anything is loaded, so a file of another architecture gives one clear error,
+never a half-loaded network.
+"""
+import json
+import os
+from typing import Any, Dict, Optional, Tuple
+
+import mxnet as mx
+
+from .models import default_input_shape, get_model
+from .params import initialize_missing
+from .summary import infer_block_shapes
+
+META_FILE = 'meta.json'
+# Where shapes and classes come from when nothing says otherwise.
+FASHION_MNIST = 'fashion-mnist'
+
+
+def read_meta(params_file: str) -> Optional[Dict[str, Any]]:
+    """The ``meta.json`` beside ``params_file``, or ``None`` if there is none."""
+    path = os.path.join(os.path.dirname(os.path.abspath(params_file)), META_FILE)
+    if not os.path.isfile(path):
+        return None
+    try:
+        with open(path) as f:
+            meta = json.load(f)
+        if not isinstance(meta, dict):
+            raise ValueError('not a JSON object')
+    except ValueError as err:
+        raise ValueError('%s is damaged (%s); remove it or write it anew with `d2lnets train`'
+                         % (path, err)) from None
+    return meta
+
+
+def _read_params(path: str) -> Dict[str, mx.nd.NDArray]:
+    if not os.path.isfile(path):
+        raise FileNotFoundError('no such parameter file: %s' % path)
+    try:
+        arrays = mx.nd.load(path)
+    except mx.MXNetError:
+        arrays = None
+    if not isinstance(arrays, dict) or not arrays:
+        raise ValueError('%s is not an MXNet parameter file (as saved by save_parameters or export)' % path)
+    return arrays
+
+
+def _structural(net: mx.gluon.Block) -> Dict[str, mx.gluon.Parameter]:
+    # The keys save_parameters writes ('0.weight', '1.0.bias', ...): the same
+    # for every network of one architecture, whatever its block names.
+    return net._collect_params_with_prefix()
+
+
+def _by_structure(net: mx.gluon.Block, arrays: Dict[str, mx.nd.NDArray]) -> Dict[str, mx.nd.NDArray]:
+    """File keys as save_parameters names them; files from ``export``
+    (``arg:conv0_weight``) are mapped through the parameters' full names."""
+    full = {p.name: key for key, p in _structural(net).items()}
+    out = {}
+    for key, arr in arrays.items():
+        bare = key.split(':', 1)[1] if key.startswith(('arg:', 'aux:')) else key
+        out[full.get(bare, bare)] = arr
+    return out
+
+
+def _shape_text(shape) -> str:
+    return 'x'.join(str(d) for d in shape)
+
+
+def _some(keys, shown: int = 3) -> str:
+    more = len(keys) - shown
+    return ', '.join(keys[:shown]) + (' (and %d more)' % more if more > 0 else '')
+
+
+def check_fit(net: mx.gluon.HybridBlock, arrays: Dict[str, mx.nd.NDArray], input_shape: Tuple[int, ...],
+              source: str, name: str) -> None:
+    """Raise ``ValueError`` unless ``arrays`` hold exactly ``net``'s parameters
+    with the shapes ``net`` has for ``input_shape``. ``net``'s shapes must be known."""
+    expected = {k: p.shape for k, p in _structural(net).items()}
+    missing = sorted(set(expected) - set(arrays))
+    extra = sorted(set(arrays) - set(expected))
+    wrong = [(k, arrays[k].shape, expected[k]) for k in expected if k in arrays and arrays[k].shape != expected[k]]
+    if not (missing or extra or wrong):
+        return
+    if missing or extra:
+        what = '; '.join('%s %s' % (label, _some(keys)) for label, keys in
+                         (('missing', missing), ('unexpected', extra)) if keys)
+    else:
+        key, got, want = wrong[0]
+        what = '%s is %s in the file, %s needs %s for input %s' % (
+            key, _shape_text(got), name, _shape_text(want), _shape_text(input_shape))
+    raise ValueError('%s does not hold weights of %s: %s' % (source, name, what))
+
+
+def _infer_shapes(net: mx.gluon.HybridBlock, input_shape: Tuple[int, ...], ctx: mx.Context) -> None:
+    """Initialize what is not and run ``net`` once, so all shapes are known."""
+    infer_block_shapes(net, input_shape)   # a clear error for a shape the network cannot take
+    initialize_missing(net, mx.init.Xavier(), ctx)
+    net(mx.nd.zeros(input_shape, ctx=ctx))
+
+
+def _meta_input_shape(meta: Dict[str, Any]) -> Optional[Tuple[int, int, int]]:
+    shape = meta.get('input_shape')
+    if shape is None:
+        return None
+    shape = tuple(int(d) for d in shape)
+    return shape[-3:] if len(shape) in (3, 4) else None
+
+
+def _class_names(meta: Dict[str, Any]):
+    classes = meta.get('classes')
+    return list(classes) if isinstance(classes, (list, tuple)) else None
+
+
+def load_network(name: str, params: Optional[str] = None, pretrained: bool = False,
+                 input_shape: Optional[Tuple[int, ...]] = None,
+                 ctx: Optional[mx.Context] = None) -> Tuple[mx.gluon.HybridBlock, Dict[str, Any]]:
+    """The network ``name`` with its weights, and a description of them.
+
+    Parameters
+    ----------
+    name : str
+        A registered model name.
+    params : str, optional
+        A parameter file (``save_parameters`` or ``export`` format). The
+        ``meta.json`` beside it gives classes and input shape; without it, the
+        number of classes and input channels are read off the weights.
+    pretrained : bool
+        Load the published weights (``get_model(name, pretrained=True)``).
+    input_shape : (batch, channels, height, width), optional
+        Overrides what the weights were trained for.
+    ctx : Context, optional
+        Default CPU.
+
+    Returns
+    -------
+    (HybridBlock, dict)
+        The network, and its metadata: ``model``, ``input_shape`` (channels,
+        height, width), ``classes`` (names, or ``None``), ``dataset``,
+        ``normalization`` and whatever else ``meta.json`` holds. Without
+        ``params`` or ``pretrained`` the network is freshly initialized (Xavier).
+    """
+    ctx = ctx or mx.cpu()
+    if params and pretrained:
+        raise ValueError('give either params or pretrained, not both')
+    if pretrained:
+        net = get_model(name, pretrained=True)
+        meta = dict(getattr(net, 'meta', None) or {})
+        shape = input_shape or (1,) + tuple(meta.get('input_shape') or default_input_shape(name)[1:])
+        net.collect_params().reset_ctx(ctx)
+        _infer_shapes(net, shape, ctx)
+    elif params:
+        meta = read_meta(params) or {}
+        if meta.get('model') not in (None, name):
+            raise ValueError('%s holds weights of %r (says %s), not %r'
+                             % (params, meta['model'], META_FILE, name))
+        arrays = _read_params(params)
+        net = get_model(name)
+        arrays = _by_structure(net, arrays)
+        keys = list(_structural(net))
+        classes = _class_names(meta)
+        n_classes = len(classes) if classes else (arrays[keys[-1]].shape[0] if keys[-1] in arrays else None)
+        if n_classes and n_classes != 10:
+            net = get_model(name, classes=n_classes)
+        shape = input_shape or _meta_input_shape(meta)
+        if shape is None:
+            # The first parameter is the first convolution's weight: (out, in, kh, kw).
+            first = arrays.get(keys[0])
+            channels = first.shape[1] if first is not None and first.ndim == 4 else 1
+            shape = (channels,) + default_input_shape(name)[2:]
+        shape = tuple(shape) if len(shape) == 4 else (1,) + tuple(shape)
+        _infer_shapes(net, shape, ctx)
+        check_fit(net, arrays, shape, params, repr(name))
+        for key, p in _structural(net).items():
+            p.set_data(arrays[key].as_in_context(ctx))
+    else:
+        meta = {}
+        net = get_model(name)
+        shape = input_shape or default_input_shape(name)
+        _infer_shapes(net, shape, ctx)
+    meta = dict(meta)
+    meta['model'] = name
+    meta['input_shape'] = list(shape[1:])
+    meta.setdefault('dataset', FASHION_MNIST if shape[1] == 1 else None)
+    return net, meta
