@@ -92,7 +92,7 @@ def _run_export(args) -> int:
     from .loading import load_network
     check_format(args.format)
     net, meta = load_network(args.name, args.params, args.pretrained, args.input_shape)
-    shape = args.input_shape or (1,) + tuple(meta['input_shape'])
+    shape = args.input_shape or tuple(meta['input_shape'])
     result = export(net, args.out, shape, args.format, metadata=meta,
                     tolerance=TOLERANCE if args.verify else None)
     for batch, diff in sorted(result.differences.items()):

@@ -103,12 +103,18 @@ def _infer_shapes(net: mx.gluon.HybridBlock, input_shape: Tuple[int, ...], ctx: 
     net(mx.nd.zeros(input_shape, ctx=ctx))
 
 
-def _meta_input_shape(meta: Dict[str, Any]) -> Optional[Tuple[int, int, int]]:
+def _meta_input_shape(meta: Dict[str, Any]) -> Optional[Tuple[int, ...]]:
+    """meta.json's (1, C, H, W) (a (C, H, W) is taken too)."""
     shape = meta.get('input_shape')
-    if shape is None:
+    if not isinstance(shape, (list, tuple)) or len(shape) not in (3, 4):
         return None
-    shape = tuple(int(d) for d in shape)
-    return shape[-3:] if len(shape) in (3, 4) else None
+    return (1,) + tuple(int(d) for d in shape[-3:])
+
+
+def _net_classes(net: mx.gluon.Block, keys) -> Optional[int]:
+    """How many classes ``net`` was built for (its last bias's length), if known."""
+    shape = _structural(net)[keys[-1]].shape
+    return shape[0] if len(shape) == 1 and shape[0] else None
 
 
 def _class_names(meta: Dict[str, Any]):
@@ -139,8 +145,8 @@ def load_network(name: str, params: Optional[str] = None, pretrained: bool = Fal
     Returns
     -------
     (HybridBlock, dict)
-        The network, and its metadata: ``model``, ``input_shape`` (channels,
-        height, width), ``classes`` (names, or ``None``), ``dataset``,
+        The network, and its metadata as ``meta.json`` has it: ``model``,
+        ``input_shape`` (1, channels, height, width), ``classes`` (names, or ``None``), ``dataset``,
         ``normalization`` and whatever else ``meta.json`` holds. Without
         ``params`` or ``pretrained`` the network is freshly initialized (Xavier).
     """
@@ -150,40 +156,45 @@ def load_network(name: str, params: Optional[str] = None, pretrained: bool = Fal
     if pretrained:
         net = get_model(name, pretrained=True)
         meta = dict(getattr(net, 'meta', None) or {})
-        shape = input_shape or (1,) + tuple(meta.get('input_shape') or default_input_shape(name)[1:])
+        shape = input_shape or _meta_input_shape(meta) or default_input_shape(name)
         net.collect_params().reset_ctx(ctx)
         _infer_shapes(net, shape, ctx)
     elif params:
-        meta = read_meta(params) or {}
-        if meta.get('model') not in (None, name):
-            raise ValueError('%s holds weights of %r (says %s), not %r'
-                             % (params, meta['model'], META_FILE, name))
-        arrays = _read_params(params)
-        net = get_model(name)
-        arrays = _by_structure(net, arrays)
-        keys = list(_structural(net))
-        classes = _class_names(meta)
-        n_classes = len(classes) if classes else (arrays[keys[-1]].shape[0] if keys[-1] in arrays else None)
-        if n_classes and n_classes != 10:
-            net = get_model(name, classes=n_classes)
-        shape = input_shape or _meta_input_shape(meta)
-        if shape is None:
-            # The first parameter is the first convolution's weight: (out, in, kh, kw).
-            first = arrays.get(keys[0])
-            channels = first.shape[1] if first is not None and first.ndim == 4 else 1
-            shape = (channels,) + default_input_shape(name)[2:]
-        shape = tuple(shape) if len(shape) == 4 else (1,) + tuple(shape)
-        _infer_shapes(net, shape, ctx)
-        check_fit(net, arrays, shape, params, repr(name))
-        for key, p in _structural(net).items():
-            p.set_data(arrays[key].as_in_context(ctx))
+        net, meta, shape = _load_file(name, params, input_shape, ctx)
     else:
         meta = {}
         net = get_model(name)
         shape = input_shape or default_input_shape(name)
         _infer_shapes(net, shape, ctx)
-    meta = dict(meta)
-    meta['model'] = name
-    meta['input_shape'] = list(shape[1:])
+    meta = dict(meta, model=name, input_shape=[1] + list(shape[1:]))
     meta.setdefault('dataset', FASHION_MNIST if shape[1] == 1 else None)
     return net, meta
+
+
+def _load_file(name: str, params: str, input_shape: Optional[Tuple[int, ...]], ctx: mx.Context):
+    """(net, meta, input shape) for a parameter file; see :func:`load_network`."""
+    meta = read_meta(params) or {}
+    if meta.get('model') not in (None, name):
+        raise ValueError('%s holds weights of %r (says %s), not %r' % (params, meta['model'], META_FILE, name))
+    kwargs = dict(meta.get('model_kwargs') or {})
+    net = get_model(name, **kwargs)
+    arrays = _by_structure(net, _read_params(params))
+    keys = list(_structural(net))
+    if 'classes' not in kwargs:
+        # The last parameter is the classifier's bias: (classes,).
+        names = _class_names(meta)
+        last = arrays.get(keys[-1])
+        classes = len(names) if names else (last.shape[0] if last is not None and last.ndim == 1 else None)
+        if classes and classes != _net_classes(net, keys):
+            net = get_model(name, **dict(kwargs, classes=classes))
+    shape = input_shape or _meta_input_shape(meta)
+    if shape is None:
+        # The first parameter is the first convolution's weight: (out, in, kh, kw).
+        first = arrays.get(keys[0])
+        channels = first.shape[1] if first is not None and first.ndim == 4 else 1
+        shape = (1, channels) + default_input_shape(name)[2:]
+    _infer_shapes(net, shape, ctx)
+    check_fit(net, arrays, shape, params, repr(name))
+    for key, p in _structural(net).items():
+        p.set_data(arrays[key].as_in_context(ctx))
+    return net, meta, shape

@@ -91,6 +91,6 @@ def predict_network(net, meta: Dict[str, Any], paths: Sequence[str], k: int = 3,
     """
     import mxnet as mx
     _check_grayscale(meta, repr(meta.get('model', 'the network')))
-    batch = load_images(paths, tuple(meta['input_shape']), meta.get('normalization'))
+    batch = load_images(paths, tuple(meta['input_shape'][-3:]), meta.get('normalization'))
     logits = net(mx.nd.array(batch, ctx=ctx or mx.cpu())).asnumpy()
     return top_k(logits, class_names(meta, logits.shape[1]), k)
