@@ -1,0 +1,209 @@
+"""predict: image files from the real Fashion-MNIST test set get the class the
+network gives the array, through the MXNet network and through ONNX without MXNet."""
+import gzip
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import mxnet as mx
+import numpy as np
+import pytest
+from PIL import Image
+
+import d2lnets
+from d2lnets import cli
+from d2lnets.export import export
+from d2lnets.images import fashion_mnist_form, load_images
+from d2lnets.predict import FASHION_MNIST_CLASSES, softmax
+
+FASHION_MNIST = Path('/usr/share/datasets/fashion-mnist')
+# Two test images of each class.
+PER_CLASS = 2
+
+
+def read_idx(path):
+    """A minimal IDX reader: magic (0, 0, type 8 = uint8, ndim), big-endian dims, data."""
+    with gzip.open(path) as f:
+        raw = f.read()
+    assert raw[:3] == b'\x00\x00\x08', path
+    ndim = raw[3]
+    dims = [int.from_bytes(raw[4 + 4 * i:8 + 4 * i], 'big') for i in range(ndim)]
+    return np.frombuffer(raw, np.uint8, offset=4 + 4 * ndim).reshape(dims)
+
+
+@pytest.fixture(scope='module')
+def test_set():
+    """(images (N, 28, 28) uint8, labels) of PER_CLASS test images per class."""
+    images = read_idx(FASHION_MNIST / 't10k-images-idx3-ubyte.gz')
+    labels = read_idx(FASHION_MNIST / 't10k-labels-idx1-ubyte.gz')
+    assert images.shape == (10000, 28, 28) and labels.shape == (10000,)
+    pick = np.concatenate([np.flatnonzero(labels == c)[:PER_CLASS] for c in range(10)])
+    return images[pick], labels[pick]
+
+
+def to_tensor(images):
+    """(N, 28, 28) uint8 -> (N, 1, 28, 28) float32, as the training data: pixel * float32(1 / 255)."""
+    return images[:, None].astype(np.float32) * np.float32(1 / 255)
+
+
+def write_pngs(folder, images, invert=False):
+    folder.mkdir(exist_ok=True)
+    paths = []
+    for i, img in enumerate(images):
+        paths.append(str(folder / ('%02d.png' % i)))
+        Image.fromarray(255 - img if invert else img).save(paths[-1])
+    return paths
+
+
+@pytest.fixture(scope='module')
+def run_dir(tmp_path_factory):
+    """A LeNet's model.params and meta.json, as `d2lnets train` writes them."""
+    folder = tmp_path_factory.mktemp('run')
+    net = d2lnets.get_model('lenet')
+    net.initialize(mx.init.Xavier(magnitude=6))
+    net(mx.nd.zeros((1, 1, 28, 28)))
+    net.save_parameters(str(folder / 'model.params'))
+    (folder / 'meta.json').write_text(json.dumps({
+        'model': 'lenet', 'model_kwargs': {}, 'classes': FASHION_MNIST_CLASSES, 'input_shape': [1, 1, 28, 28],
+        'dataset': 'fashion-mnist', 'resize': None, 'normalization': {'scale': 1 / 255, 'mean': 0.0, 'std': 1.0}}))
+    return folder
+
+
+def network_on_arrays(params, images, side=28):
+    """Class probabilities of the saved LeNet on the test set's arrays, as training feeds them."""
+    net = d2lnets.get_model('lenet')
+    net.load_parameters(str(params))
+    x = mx.nd.array(to_tensor(images))
+    if side != 28:
+        x = mx.nd.contrib.BilinearResize2D(x, height=side, width=side, align_corners=False)
+    return softmax(net(x).asnumpy())
+
+
+def parse(out):
+    """{path: [(probability, index, name), ...]} from predict's output."""
+    result, path = {}, None
+    for line in out.splitlines():
+        if not line.startswith(' '):
+            path = line.rstrip(':')
+            result[path] = []
+        else:
+            prob, index, name = line.split(None, 2)
+            result[path].append((float(prob.rstrip('%')) / 100, int(index), name))
+    return result
+
+
+def run(capsys, *argv):
+    code = cli.main([str(a) for a in argv])
+    out, err = capsys.readouterr()
+    return code, out, err
+
+
+@pytest.mark.parametrize('invert', [False, True], ids=['dark-background', 'light-background'])
+def test_pngs_read_back_as_the_arrays(tmp_path, test_set, invert):
+    images, _ = test_set
+    paths = write_pngs(tmp_path / 'png', images, invert)
+    batch = load_images(paths, (1, 28, 28))
+    assert batch.shape == (len(images), 1, 28, 28) and batch.dtype == np.float32
+    assert np.array_equal(batch[:, 0], to_tensor(images)[:, 0])
+
+
+def test_predict_params_gives_the_class_of_the_array(tmp_path, capsys, test_set, run_dir):
+    images, _ = test_set
+    paths = write_pngs(tmp_path / 'png', images)
+    code, out, err = run(capsys, 'predict', 'lenet', '--params', run_dir / 'model.params', *paths)
+    assert (code, err) == (0, '')
+    got = parse(out)
+    assert list(got) == paths and all(len(top) == 3 for top in got.values())
+    probs = network_on_arrays(run_dir / 'model.params', images)
+    for path, p in zip(paths, probs):
+        order = np.argsort(-p, kind='stable')[:3]
+        assert [i for _, i, _ in got[path]] == list(order)
+        assert [name for _, _, name in got[path]] == [FASHION_MNIST_CLASSES[i] for i in order]
+        assert np.allclose([q for q, _, _ in got[path]], p[order], atol=5e-5)
+
+
+def test_predict_onnx_needs_no_mxnet(tmp_path, capsys, test_set, run_dir):
+    images, _ = test_set
+    paths = write_pngs(tmp_path / 'png', images, invert=True)
+    code, _, err = run(capsys, 'export', 'lenet', '--params', run_dir / 'model.params', '--format', 'onnx',
+                       '--out', tmp_path / 'lenet')
+    assert (code, err) == (0, '')
+    # MXNet blocked: importing it would fail.
+    code = ("import sys; sys.modules['mxnet'] = None\n"
+            "from d2lnets.cli import main\n"
+            "code = main(sys.argv[1:])\n"
+            "assert sys.modules['mxnet'] is None\n"
+            "sys.exit(code)")
+    proc = subprocess.run([sys.executable, '-c', code, 'predict', 'lenet', '--onnx', str(tmp_path / 'lenet.onnx')]
+                          + paths, capture_output=True, text=True)
+    assert (proc.returncode, proc.stderr) == (0, '')
+    got = parse(proc.stdout)
+    probs = network_on_arrays(run_dir / 'model.params', images)
+    for path, p in zip(paths, probs):
+        order = np.argsort(-p, kind='stable')[:3]
+        assert [i for _, i, _ in got[path]] == list(order)
+        assert np.allclose([q for q, _, _ in got[path]], p[order], atol=5e-5)
+
+
+def test_predict_resizes_as_the_run_did(tmp_path, capsys, test_set):
+    """A run trained on 32 x 32 (``resize``: 32): the 28 x 28 form is resized as
+    the training pipeline resizes (bilinear, pixel centres aligned)."""
+    images, _ = test_set
+    folder = tmp_path / 'run32'
+    folder.mkdir()
+    net = d2lnets.get_model('lenet')
+    net.initialize(mx.init.Xavier(magnitude=6))
+    net(mx.nd.zeros((1, 1, 32, 32)))
+    net.save_parameters(str(folder / 'model.params'))
+    (folder / 'meta.json').write_text(json.dumps({'model': 'lenet', 'input_shape': [1, 1, 32, 32], 'resize': 32,
+                                                  'dataset': 'fashion-mnist', 'classes': FASHION_MNIST_CLASSES}))
+    paths = write_pngs(tmp_path / 'png', images)
+    code, out, err = run(capsys, 'predict', 'lenet', '--params', folder / 'model.params', '--top', '1', *paths)
+    assert (code, err) == (0, '')
+    probs = network_on_arrays(folder / 'model.params', images, side=32)
+    assert [top[0][1] for top in parse(out).values()] == list(probs.argmax(axis=1))
+
+
+def test_a_photo_is_brought_to_fashion_mnist_form(tmp_path, test_set):
+    """A product photo: the item 8x larger, on a light background with margins, as JPEG."""
+    images, _ = test_set
+    for img in images:
+        big = np.asarray(Image.fromarray(255 - img).resize((224, 224), Image.NEAREST))
+        photo = np.full((300, 400), 255, np.uint8)
+        photo[40:264, 100:324] = big
+        path = str(tmp_path / 'photo.jpg')
+        Image.fromarray(photo).convert('RGB').save(path, quality=90)
+        got = load_images([path], (1, 28, 28))[0, 0] * 255
+        # The same item, trimmed and fitted: its form is the test image's up to resampling.
+        expected = fashion_mnist_form(img).astype(np.float32)
+        assert np.abs(got - expected).mean() < 25, np.abs(got - expected).mean()
+        assert np.corrcoef(got.ravel(), expected.ravel())[0, 1] > 0.9
+
+
+@pytest.mark.parametrize('args, message', [
+    (['--params', 'PARAMS', 'nothere.png'], 'no such image file: nothere.png'),
+    (['--params', 'PARAMS', 'NOT_AN_IMAGE'], 'cannot read'),
+    (['--onnx', 'nothere.onnx', 'IMAGE'], 'no such ONNX file: nothere.onnx'),
+    (['--onnx', 'NOT_AN_IMAGE', 'IMAGE'], 'is not a model onnxruntime can run'),
+    (['--params', 'PARAMS', '--top', '0', 'IMAGE'], '--top must be at least 1'),
+])
+def test_bad_input_is_one_line(tmp_path, capsys, test_set, run_dir, args, message):
+    not_an_image = tmp_path / 'notes.png'
+    not_an_image.write_text('not an image')
+    image = write_pngs(tmp_path / 'png', test_set[0][:1])[0]
+    args = [{'PARAMS': run_dir / 'model.params', 'NOT_AN_IMAGE': not_an_image, 'IMAGE': image}.get(a, a)
+            for a in args]
+    code, out, err = run(capsys, 'predict', 'lenet', *args)
+    assert code == 1 and out == ''
+    assert len(err.strip().splitlines()) == 1 and message in err, err
+
+
+def test_onnx_of_another_model_is_refused(tmp_path, capsys, test_set, run_dir):
+    net = d2lnets.get_model('lenet')
+    net.initialize()
+    export(net, str(tmp_path / 'lenet'), (1, 1, 28, 28), 'onnx', metadata={'model': 'lenet'})
+    image = write_pngs(tmp_path / 'png', test_set[0][:1])[0]
+    code, out, err = run(capsys, 'predict', 'nin', '--onnx', tmp_path / 'lenet.onnx', image)
+    assert code == 1 and "lenet.onnx holds 'lenet', not 'nin'" in err
