@@ -6,13 +6,13 @@ VENV := .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed-stamp
 # Debian package:path that shows it is installed
-SYSTEM_DEPS := dataset-fashion-mnist:/usr/share/datasets/fashion-mnist
+SYSTEM_DEPS := dataset-fashion-mnist:/usr/share/datasets/fashion-mnist graphviz:/usr/bin/dot
 
-.PHONY: all setup system demo test clean
+.PHONY: all setup system demo test docs clean
 
 all: demo
 
-$(STAMP): requirements.txt setup.py
+$(STAMP): requirements.txt requirements-dev.txt setup.py
 	@command -v $(PYTHON) >/dev/null 2>&1 || { \
 	  echo "make: $(PYTHON) not found. d2lnets needs Python 3.11 (MXNet 1.9.1 imports only with numpy<1.24,"; \
 	  echo "      which has no wheels for Python 3.12+). Install Python 3.11, or run make PYTHON=/path/to/python3.11"; \
@@ -21,7 +21,7 @@ $(STAMP): requirements.txt setup.py
 	  echo "make: $(PYTHON) is Python $$($(PYTHON) -c 'import platform; print(platform.python_version())'), d2lnets needs Python 3.11."; \
 	  echo "      Install Python 3.11, or run make PYTHON=/path/to/python3.11"; exit 1; }
 	$(PYTHON) -m venv $(VENV)
-	$(VENV)/bin/pip install -q --disable-pip-version-check -r requirements.txt
+	$(VENV)/bin/pip install -q --disable-pip-version-check -r requirements-dev.txt
 	$(VENV)/bin/pip install -q --disable-pip-version-check --no-deps -e .
 	@touch $(STAMP)
 
@@ -39,5 +39,9 @@ demo: setup
 test: setup
 	$(PY) -m pytest
 
+# The documentation site, in strict mode: a warning (broken link, missing page) is an error.
+docs: setup
+	NO_MKDOCS_2_WARNING=1 $(VENV)/bin/mkdocs build --strict
+
 clean:
-	rm -rf $(VENV) .pytest_cache build *.egg-info
+	rm -rf $(VENV) .pytest_cache build *.egg-info site docs/generated

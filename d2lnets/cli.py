@@ -138,7 +138,28 @@ def _predict_fashion_mnist(args):
     return predict_network(net, meta, args.images, args.top)
 
 
-_commands = ['list', 'summary', 'export', 'predict']
+def _add_launch(sub) -> None:
+    p = sub.add_parser('launch', help="run a command as workers of MXNet's parameter server on this host",
+                       description="Start a scheduler, SERVERS servers and WORKERS copies of COMMAND with "
+                                   "MXNet's DMLC_* environment, all bound to 127.0.0.1; stream their output "
+                                   "prefixed by role; stop them all when one worker fails.",
+                       epilog='example: d2lnets launch -n 2 -s 1 -- d2lnets train lenet --kvstore dist_sync')
+    p.add_argument('-n', '--num-workers', type=int, required=True, metavar='WORKERS')
+    p.add_argument('-s', '--num-servers', type=int, default=1, metavar='SERVERS')
+    p.add_argument('--host', default='127.0.0.1', help='address the scheduler listens on (default 127.0.0.1)')
+    p.add_argument('--port', type=int, default=None, help="the scheduler's port (default: a free one)")
+    p.add_argument('--timeout', type=float, default=None, help='stop everything after this many seconds')
+    p.add_argument('worker_command', nargs=argparse.REMAINDER, metavar='-- COMMAND ...')
+
+
+def _run_launch(args) -> int:
+    from .launch import launch
+    command = args.worker_command[1:] if args.worker_command[:1] == ['--'] else args.worker_command
+    return launch(command, args.num_workers, args.num_servers, host=args.host, port=args.port,
+                  timeout=args.timeout)
+
+
+_commands = ['list', 'summary', 'launch', 'export', 'predict']
 
 
 def build_parser() -> argparse.ArgumentParser:

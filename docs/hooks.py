@@ -1,0 +1,61 @@
+"""MkDocs hook: draw what the docs show from the code itself, before each build.
+
+Writes into docs/generated/ (not committed): each network's shape printout
+(`d2lnets summary`), its architecture diagram (mx.viz.plot_network through
+Graphviz's `dot`), and the `--help` of every CLI sub-command. A file is
+rewritten only when its content changes, so `mkdocs serve` does not loop.
+"""
+import io
+import os
+import contextlib
+import warnings
+from pathlib import Path
+
+GENERATED = Path(__file__).resolve().parent / 'generated'
+
+# page name -> (model, input shape, print the batch axis)
+NETWORKS = {
+    'lenet': ('lenet', (1, 1, 28, 28), True),
+    'alexnet': ('alexnet', (1, 1, 224, 224), True),
+    'vgg11': ('vgg11', (1, 1, 224, 224), True),
+    'vgg11_bn': ('vgg11_bn', (1, 1, 224, 224), True),
+    'nin': ('nin', (1, 1, 224, 224), False),
+}
+
+
+def _write(name: str, content) -> None:
+    path = GENERATED / name
+    data = content.encode() if isinstance(content, str) else content
+    if not path.exists() or path.read_bytes() != data:
+        path.write_bytes(data)
+
+
+def _cli_help() -> str:
+    from d2lnets import cli
+    parser = cli.build_parser()
+    sections = ['```text\n%s```\n' % parser.format_help()]
+    sub = next(a for a in parser._actions if a.__class__.__name__ == '_SubParsersAction')
+    for name in cli._commands:
+        sections.append('## d2lnets %s\n\n```text\n%s```\n' % (name, sub.choices[name].format_help()))
+    return '\n'.join(sections)
+
+
+def on_pre_build(config, **kwargs):
+    # MXNet 1.9.1 trips NumPy's and distutils' deprecation warnings on import: not ours to show.
+    warnings.filterwarnings('ignore', category=DeprecationWarning)
+    import d2lnets  # first: sets MXNet's thread defaults
+    import mxnet as mx
+    from d2lnets.summary import format_layer_shapes, layer_shapes
+
+    GENERATED.mkdir(exist_ok=True)
+    os.environ.setdefault('COLUMNS', '100')     # argparse wraps help at the terminal width
+    for page, (model, shape, batch) in NETWORKS.items():
+        net = d2lnets.get_model(model)
+        lines = format_layer_shapes(layer_shapes(net, shape), batch=batch)
+        _write(page + '-printout.txt', '\n'.join(lines) + '\n')
+        symbol = d2lnets.get_model(model)(mx.sym.var('data'))
+        with contextlib.redirect_stdout(io.StringIO()):
+            graph = mx.viz.plot_network(symbol, shape={'data': shape}, title=model,
+                                        node_attrs={'fontsize': '10'})
+        _write(page + '.svg', graph.pipe(format='svg'))
+    _write('cli-help.txt', _cli_help())
