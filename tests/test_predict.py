@@ -15,7 +15,7 @@ from PIL import Image
 import d2lnets
 from d2lnets import cli
 from d2lnets.export import export
-from d2lnets.images import fashion_mnist_form, load_images
+from d2lnets.images import load_images
 from d2lnets.predict import FASHION_MNIST_CLASSES, softmax
 
 FASHION_MNIST = Path('/usr/share/datasets/fashion-mnist')
@@ -57,18 +57,43 @@ def write_pngs(folder, images, invert=False):
     return paths
 
 
-@pytest.fixture(scope='module')
-def run_dir(tmp_path_factory):
-    """A LeNet's model.params and meta.json, as `d2lnets train` writes them."""
-    folder = tmp_path_factory.mktemp('run')
+def train_lenet(side=28, examples=12000, epochs=3):
+    """A LeNet trained briefly on the real training set (about 70% test accuracy
+    in a few seconds): its predictions mean something, unlike a random network's."""
+    images = read_idx(FASHION_MNIST / 'train-images-idx3-ubyte.gz')[:examples]
+    labels = mx.nd.array(read_idx(FASHION_MNIST / 'train-labels-idx1-ubyte.gz')[:examples])
+    x = mx.nd.array(to_tensor(images))
+    if side != 28:
+        x = mx.nd.contrib.BilinearResize2D(x, height=side, width=side, align_corners=False)
+    mx.random.seed(0)
     net = d2lnets.get_model('lenet')
-    net.initialize(mx.init.Xavier(magnitude=6))
-    net(mx.nd.zeros((1, 1, 28, 28)))
+    net.initialize(mx.init.Xavier())
+    net.hybridize()
+    trainer = mx.gluon.Trainer(net.collect_params(), 'adam', {'learning_rate': 0.01})
+    loss = mx.gluon.loss.SoftmaxCrossEntropyLoss()
+    for _ in range(epochs):
+        for i in range(0, examples, 128):
+            with mx.autograd.record():
+                l = loss(net(x[i:i + 128]), labels[i:i + 128])
+            l.backward()
+            trainer.step(len(l))
+    return net
+
+
+def save_run(folder, net, side=28):
+    """model.params and meta.json, as `d2lnets train` writes them."""
+    folder.mkdir(parents=True, exist_ok=True)
     net.save_parameters(str(folder / 'model.params'))
     (folder / 'meta.json').write_text(json.dumps({
-        'model': 'lenet', 'model_kwargs': {}, 'classes': FASHION_MNIST_CLASSES, 'input_shape': [1, 1, 28, 28],
-        'dataset': 'fashion-mnist', 'resize': None, 'normalization': {'scale': 1 / 255, 'mean': 0.0, 'std': 1.0}}))
+        'model': 'lenet', 'model_kwargs': {}, 'classes': FASHION_MNIST_CLASSES, 'input_shape': [1, 1, side, side],
+        'dataset': 'fashion-mnist', 'resize': None if side == 28 else side,
+        'normalization': {'scale': 1 / 255, 'mean': 0.0, 'std': 1.0}}))
     return folder
+
+
+@pytest.fixture(scope='module')
+def run_dir(tmp_path_factory):
+    return save_run(tmp_path_factory.mktemp('run'), train_lenet())
 
 
 def network_on_arrays(params, images, side=28):
@@ -151,14 +176,7 @@ def test_predict_resizes_as_the_run_did(tmp_path, capsys, test_set):
     """A run trained on 32 x 32 (``resize``: 32): the 28 x 28 form is resized as
     the training pipeline resizes (bilinear, pixel centres aligned)."""
     images, _ = test_set
-    folder = tmp_path / 'run32'
-    folder.mkdir()
-    net = d2lnets.get_model('lenet')
-    net.initialize(mx.init.Xavier(magnitude=6))
-    net(mx.nd.zeros((1, 1, 32, 32)))
-    net.save_parameters(str(folder / 'model.params'))
-    (folder / 'meta.json').write_text(json.dumps({'model': 'lenet', 'input_shape': [1, 1, 32, 32], 'resize': 32,
-                                                  'dataset': 'fashion-mnist', 'classes': FASHION_MNIST_CLASSES}))
+    folder = save_run(tmp_path / 'run32', train_lenet(side=32, examples=2000, epochs=1), side=32)
     paths = write_pngs(tmp_path / 'png', images)
     code, out, err = run(capsys, 'predict', 'lenet', '--params', folder / 'model.params', '--top', '1', *paths)
     assert (code, err) == (0, '')
@@ -166,20 +184,22 @@ def test_predict_resizes_as_the_run_did(tmp_path, capsys, test_set):
     assert [top[0][1] for top in parse(out).values()] == list(probs.argmax(axis=1))
 
 
-def test_a_photo_is_brought_to_fashion_mnist_form(tmp_path, test_set):
-    """A product photo: the item 8x larger, on a light background with margins, as JPEG."""
+def test_a_photo_gets_the_class_of_the_array(tmp_path, capsys, test_set, run_dir):
+    """Product photos: each test item 8x larger, on a light background with
+    margins, as JPEG. Brought to Fashion-MNIST's form, they get the class the
+    network gives the array (resampling may flip a rare close call)."""
     images, _ = test_set
-    for img in images:
-        big = np.asarray(Image.fromarray(255 - img).resize((224, 224), Image.NEAREST))
+    paths = []
+    for i, img in enumerate(images):
         photo = np.full((300, 400), 255, np.uint8)
-        photo[40:264, 100:324] = big
-        path = str(tmp_path / 'photo.jpg')
-        Image.fromarray(photo).convert('RGB').save(path, quality=90)
-        got = load_images([path], (1, 28, 28))[0, 0] * 255
-        # The same item, trimmed and fitted: its form is the test image's up to resampling.
-        expected = fashion_mnist_form(img).astype(np.float32)
-        assert np.abs(got - expected).mean() < 25, np.abs(got - expected).mean()
-        assert np.corrcoef(got.ravel(), expected.ravel())[0, 1] > 0.9
+        photo[40:264, 100:324] = np.asarray(Image.fromarray(255 - img).resize((224, 224), Image.NEAREST))
+        paths.append(str(tmp_path / ('photo%02d.jpg' % i)))
+        Image.fromarray(photo).convert('RGB').save(paths[-1], quality=90)
+    code, out, err = run(capsys, 'predict', 'lenet', '--params', run_dir / 'model.params', '--top', '1', *paths)
+    assert (code, err) == (0, '')
+    got = [top[0][1] for top in parse(out).values()]
+    expected = network_on_arrays(run_dir / 'model.params', images).argmax(axis=1)
+    assert np.sum(np.array(got) == expected) >= len(images) - 2, (got, expected)
 
 
 @pytest.mark.parametrize('args, message', [
