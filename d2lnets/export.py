@@ -21,6 +21,7 @@ from typing import Dict, Iterator, List, NamedTuple, Optional, Sequence, Tuple
 import mxnet as mx
 import numpy as np
 
+from .params import is_initialized
 from .summary import check_input_shape, infer_block_shapes
 
 FORMATS = ('symbol', 'onnx')
@@ -60,6 +61,8 @@ def _trace(net: mx.gluon.HybridBlock, input_shape: Tuple[int, ...]) -> None:
     run it once, so that it holds the graph ``HybridBlock.export`` saves."""
     if not isinstance(net, mx.gluon.HybridBlock):
         raise ValueError('only a HybridBlock can be exported, got %s' % type(net).__name__)
+    if not all(is_initialized(p) for p in net.collect_params().values()):
+        raise ValueError('the network is not initialized: load its weights (or call initialize()) first')
     infer_block_shapes(net, input_shape)   # a clear error for a shape the network cannot take
     net.hybridize()
     net(mx.nd.zeros(input_shape, ctx=_context(net)))

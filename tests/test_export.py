@@ -228,3 +228,9 @@ def test_failed_verification_writes_nothing_and_keeps_old_files(tmp_path):
         export(net, str(tmp_path / 'lenet'), (1, 1, 28, 28), 'onnx', tolerance=-1.0)
     assert os.listdir(tmp_path) == ['lenet.onnx']
     assert (tmp_path / 'lenet.onnx').read_text() == 'the previous export'
+
+
+def test_an_uninitialized_network_is_refused(tmp_path):
+    with pytest.raises(ValueError, match='not initialized: load its weights'):
+        export(d2lnets.get_model('lenet'), str(tmp_path / 'lenet'), (1, 1, 28, 28), 'symbol')
+    assert os.listdir(tmp_path) == []
