@@ -92,13 +92,45 @@ def _export_symbol_files(net: mx.gluon.HybridBlock, prefix: str) -> Tuple[str, s
     return '%s-symbol.json' % prefix, '%s-0000.params' % prefix
 
 
+@contextlib.contextmanager
+def _weights_as_raw_bytes() -> Iterator[None]:
+    """While exporting, store each weight as raw bytes instead of as a list of floats.
+
+    MXNet's exporter (its converter of the ``null`` operator, which yields
+    the weights) builds every initializer from ``array.tolist()``: for VGG-11's
+    129 M weights that is over a minute and gigabytes of Python floats. Same
+    tensors, same file semantics (``raw_data`` is how ONNX stores tensors
+    usually). MXNet 1.9.1 is the last release, so its registry will not change.
+    """
+    from mxnet.onnx.mx2onnx._export_onnx import MXNetGraph
+    from onnx import helper, numpy_helper
+    originals = {v: ops['null'] for v, ops in MXNetGraph.registry_.items() if 'null' in ops}
+
+    def convert(original):
+        def convert_null(node, **kwargs):
+            if kwargs['is_input']:
+                return original(node, **kwargs)
+            name, array = node['name'], kwargs['weights'][node['name']]
+            tensor = numpy_helper.from_array(np.ascontiguousarray(array), name)
+            kwargs['initializer'].append(tensor)
+            return [helper.make_tensor_value_info(name, tensor.data_type, array.shape)], (array.dtype,)
+        return convert_null
+
+    try:
+        for version, original in originals.items():
+            MXNetGraph.registry_[version]['null'] = convert(original)
+        yield
+    finally:
+        for version, original in originals.items():
+            MXNetGraph.registry_[version]['null'] = original
+
+
 def _export_onnx_file(symbol_file: str, params_file: str, input_shape: Tuple[int, ...],
                       path: str, metadata: Optional[Dict] = None) -> None:
     import onnx
-    # mx.onnx.export_model prints its progress through the `logging` root
-    # logger at INFO only when verbose; it returns the written path.
-    mx.onnx.export_model(symbol_file, params_file, [input_shape], [np.float32], path,
-                         dynamic=True, dynamic_input_shapes=[(None,) + tuple(input_shape[1:])])
+    with _weights_as_raw_bytes():
+        mx.onnx.export_model(symbol_file, params_file, [input_shape], [np.float32], path,
+                             dynamic=True, dynamic_input_shapes=[(None,) + tuple(input_shape[1:])])
     model = onnx.load(path)
     graph = model.graph
     # MXNet's exporter lists every weight as a graph input too; onnxruntime then

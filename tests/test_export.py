@@ -109,9 +109,8 @@ def test_onnx_file_is_clean(case):
     assert json.loads({p.key: p.value for p in model.metadata_props}[METADATA_KEY]) == {'model': case.name}
 
 
+@pytest.mark.parametrize('case', ['lenet', 'vgg11_bn'], indirect=True)   # the same code for every network
 def test_verify_is_the_largest_difference(case):
-    if case.name not in ('lenet', 'vgg11_bn'):
-        pytest.skip('verify is the same code for every network; checked on two')
     x = batch(case.shape, 3, seed=0)
     expected = gluon_output(case, x)
     session = onnxruntime.InferenceSession(case.onnx_file, providers=['CPUExecutionProvider'])
