@@ -39,7 +39,8 @@ def read_image(path: str) -> np.ndarray:
                 white = Image.new('RGBA', rgba.size, (255, 255, 255, 255))
                 img = Image.alpha_composite(white, rgba)
             return np.asarray(img.convert('L'), dtype=np.uint8)
-    except (UnidentifiedImageError, OSError, SyntaxError) as err:
+    except (UnidentifiedImageError, Image.DecompressionBombError, OSError, SyntaxError) as err:
+        # Pillow raises SyntaxError for some damaged PNGs.
         raise ValueError('cannot read %s as an image (%s); give a PNG or JPEG file'
                          % (path, str(err).strip() or type(err).__name__)) from None
 

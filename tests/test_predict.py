@@ -134,6 +134,18 @@ def test_pngs_read_back_as_the_arrays(tmp_path, test_set, invert):
     assert np.array_equal(batch[:, 0], to_tensor(images)[:, 0])
 
 
+def test_transparent_background_counts_as_white(tmp_path, test_set):
+    images, _ = test_set
+    paths = []
+    for i, img in enumerate(images):
+        rgba = np.zeros(img.shape + (4,), np.uint8)
+        rgba[..., :3] = (255 - img)[..., None]      # a dark item ...
+        rgba[..., 3] = np.where(img > 0, 255, 0)    # ... on a transparent background
+        paths.append(str(tmp_path / ('%02d.png' % i)))
+        Image.fromarray(rgba, 'RGBA').save(paths[-1])
+    assert np.array_equal(load_images(paths, (1, 28, 28))[:, 0], to_tensor(images)[:, 0])
+
+
 def test_predict_params_gives_the_class_of_the_array(tmp_path, capsys, test_set, run_dir):
     images, _ = test_set
     paths = write_pngs(tmp_path / 'png', images)
