@@ -214,20 +214,21 @@ def test_a_photo_gets_the_class_of_the_array(tmp_path, capsys, test_set, run_dir
     assert np.sum(np.array(got) == expected) >= len(images) - 2, (got, expected)
 
 
-@pytest.mark.parametrize('args, message', [
-    (['--params', 'PARAMS', 'nothere.png'], 'no such image file: nothere.png'),
-    (['--params', 'PARAMS', 'NOT_AN_IMAGE'], 'cannot read'),
-    (['--onnx', 'nothere.onnx', 'IMAGE'], 'no such ONNX file: nothere.onnx'),
-    (['--onnx', 'NOT_AN_IMAGE', 'IMAGE'], 'is not a model onnxruntime can run'),
-    (['--params', 'PARAMS', '--top', '0', 'IMAGE'], '--top must be at least 1'),
+@pytest.mark.parametrize('name, args, message', [
+    ('lenet', ['--params', 'PARAMS', 'nothere.png'], 'no such image file: nothere.png'),
+    ('lenet', ['--params', 'PARAMS', 'NOT_AN_IMAGE'], 'cannot read'),
+    ('lenet', ['--onnx', 'nothere.onnx', 'IMAGE'], 'no such ONNX file: nothere.onnx'),
+    ('lenet', ['--onnx', 'NOT_AN_IMAGE', 'IMAGE'], 'is not a model onnxruntime can run'),
+    ('lenet', ['--params', 'PARAMS', '--top', '0', 'IMAGE'], '--top must be at least 1'),
+    ('nin', ['--params', 'PARAMS', 'IMAGE'], "holds weights of 'lenet' (says meta.json), not 'nin'"),
 ])
-def test_bad_input_is_one_line(tmp_path, capsys, test_set, run_dir, args, message):
+def test_bad_input_is_one_line(tmp_path, capsys, test_set, run_dir, name, args, message):
     not_an_image = tmp_path / 'notes.png'
     not_an_image.write_text('not an image')
     image = write_pngs(tmp_path / 'png', test_set[0][:1])[0]
     args = [{'PARAMS': run_dir / 'model.params', 'NOT_AN_IMAGE': not_an_image, 'IMAGE': image}.get(a, a)
             for a in args]
-    code, out, err = run(capsys, 'predict', 'lenet', *args)
+    code, out, err = run(capsys, 'predict', name, *args)
     assert code == 1 and out == ''
     assert len(err.strip().splitlines()) == 1 and message in err, err
 
