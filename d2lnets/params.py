@@ -21,9 +21,9 @@ def initialize_missing(net: mx.gluon.Block, init: Optional[mx.init.Initializer] 
     so pretrained or resumed weights are never wiped. Returns how many."""
     fresh = [p for p in net.collect_params().values() if not is_initialized(p)]
     for p in fresh:
-        # As net.initialize(init): `init` for the parameters without their own
-        # initializer (weights), the layer's own for the rest (zero biases).
-        p.initialize(default_init=init or mx.init.Uniform(), ctx=ctx or mx.cpu())
+        # As net.initialize(init): a parameter's own initializer (biases: zeros)
+        # wins over ``init``, which Xavier needs (it rejects vectors).
+        p.initialize(ctx=ctx or mx.cpu(), default_init=init or mx.init.Uniform())
     return len(fresh)
 
 
