@@ -25,9 +25,10 @@ _exports = {
     'get_model': 'models', 'list_models': 'models',
     'layer_shapes': 'summary', 'format_layer_shapes': 'summary', 'print_layer_shapes': 'summary',
     'count_parameters': 'params', 'initialize_missing': 'params',
+    'load_gluoncv_params': 'zoo',
 }
-_submodules = {'nn', 'models', 'summary', 'params', 'cli', 'runtime', 'export', 'loading', 'images',
-               'predict', 'onnx_model'}
+_submodules = {'nn', 'models', 'summary', 'params', 'cli', 'runtime', 'zoo', 'imagenet', 'export', 'loading',
+               'images', 'predict', 'onnx_model'}
 # The deploy path runs an exported ONNX file without MXNet (onnxruntime, numpy, Pillow).
 _without_mxnet = {'cli', 'runtime', 'images', 'predict', 'onnx_model'}
 

@@ -55,9 +55,9 @@ def _run_list(args) -> int:
 
 
 def _add_weights(p, with_onnx: bool = False) -> None:
-    """Where the weights come from: --params FILE or --pretrained (or --onnx FILE),
-    one of them at most, and (with ``with_onnx``, for predict) one at least."""
-    group = p.add_mutually_exclusive_group(required=with_onnx)
+    """Where the weights come from: --params FILE, --pretrained (or, with
+    ``with_onnx``, --onnx FILE); one of them at most."""
+    group = p.add_mutually_exclusive_group()
     group.add_argument('--params', metavar='FILE',
                        help='a parameter file, such as model.params from `d2lnets train` (the meta.json '
                             'beside it says the classes and input shape)')
@@ -103,39 +103,61 @@ def _run_export(args) -> int:
 
 def _add_predict(sub) -> None:
     p = sub.add_parser('predict', help='classify image files',
-                       description='Print the most probable classes of each image. For the Fashion-MNIST '
-                                   'networks each image is prepared as Fashion-MNIST was made: grayscale, '
-                                   'light background inverted, trimmed and fitted to 28x28 (then resized '
-                                   'as in training).')
+                       description='Print the most probable classes of each image. The Fashion-MNIST '
+                                   'networks (--params, --onnx, or --pretrained for the shipped weights) '
+                                   'print the top 3: each image is prepared as Fashion-MNIST was made '
+                                   '(grayscale, light background inverted, trimmed and fitted to 28x28, then '
+                                   'resized as in training). With --pretrained, the ImageNet networks '
+                                   "(alexnet_gluoncv, vgg11 ... vgg19_bn) use GluonCV's ImageNet weights "
+                                   '(found in --root, $MXNET_HOME/models or ~/.mxnet/models, else downloaded) '
+                                   'and print the top 5 ImageNet classes.')
     p.add_argument('name', help='model name (see `d2lnets list`)')
     _add_weights(p, with_onnx=True)
     p.add_argument('images', nargs='+', metavar='IMAGE', help='image files (PNG, JPEG, ...)')
-    p.add_argument('--top', type=int, default=3, metavar='K', help='how many classes to print (default 3)')
+    p.add_argument('--top', type=int, default=None, metavar='K',
+                   help='how many classes to print (default 3, ImageNet 5)')
+    p.add_argument('--root', default=None, metavar='DIR',
+                   help="directory searched first for GluonCV's weights, and where they are downloaded")
 
 
 def _run_predict(args) -> int:
-    from .predict import format_predictions
-    if args.top < 1:
+    if args.top is not None and args.top < 1:
         raise ValueError('--top must be at least 1, got %d' % args.top)
     if args.onnx:
         # The deploy path: onnxruntime, numpy and Pillow only; MXNet is not imported.
         from .predict import predict_onnx
-        predictions = predict_onnx(args.onnx, args.images, args.top, name=args.name)
-    else:
-        predictions = _predict_fashion_mnist(args)
-    for path, preds in zip(args.images, predictions):
+        return _print_predictions(args.images, predict_onnx(args.onnx, args.images, args.top or 3, name=args.name))
+    if not (args.params or args.pretrained):
+        raise ValueError('say which weights to use: --pretrained, --params FILE or --onnx FILE')
+    from . import zoo
+    if args.pretrained and args.name in zoo.zoo_names():
+        return _predict_imagenet(args)
+    return _predict_fashion_mnist(args)
+
+
+def _print_predictions(paths, predictions) -> int:
+    from .predict import format_predictions
+    for path, preds in zip(paths, predictions):
         print('\n'.join(format_predictions(path, preds)))
     return 0
 
 
-def _predict_fashion_mnist(args):
+def _predict_imagenet(args) -> int:
+    from .imagenet import predict, read_image
+    from .models import get_model
+    images = [read_image(path) for path in args.images]   # bad paths fail before the weights load
+    net = get_model(args.name, pretrained=True, root=args.root)
+    return _print_predictions(args.images, predict(net, images, k=args.top or 5))
+
+
+def _predict_fashion_mnist(args) -> int:
     from .images import read_image
     from .loading import load_network
     from .predict import predict_network
     for path in args.images:   # a bad image fails before the weights load
         read_image(path)
     net, meta = load_network(args.name, args.params, args.pretrained)
-    return predict_network(net, meta, args.images, args.top)
+    return _print_predictions(args.images, predict_network(net, meta, args.images, args.top or 3))
 
 
 def _add_launch(sub) -> None:
@@ -159,7 +181,7 @@ def _run_launch(args) -> int:
                   timeout=args.timeout)
 
 
-_commands = ['list', 'summary', 'launch', 'export', 'predict']
+_commands = ['list', 'summary', 'predict', 'launch', 'export']
 
 
 def build_parser() -> argparse.ArgumentParser:

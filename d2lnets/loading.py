@@ -122,6 +122,21 @@ def _class_names(meta: Dict[str, Any]):
     return list(classes) if isinstance(classes, (list, tuple)) else None
 
 
+def pretrained_meta(name: str) -> Dict[str, Any]:
+    """What the published weights of ``name`` were trained on, as ``meta.json`` says it.
+
+    GluonCV's ImageNet weights: 3x224x224 RGB, ImageNet's classes and
+    per-channel normalization (see :mod:`d2lnets.imagenet`).
+    """
+    from . import zoo
+    if name in zoo.zoo_names():
+        from . import imagenet
+        return {'dataset': 'imagenet', 'input_shape': [1, 3, imagenet.CROP, imagenet.CROP],
+                'classes': imagenet.class_names(),
+                'normalization': {'scale': 1 / 255, 'mean': list(imagenet.MEAN), 'std': list(imagenet.STD)}}
+    return {}
+
+
 def load_network(name: str, params: Optional[str] = None, pretrained: bool = False,
                  input_shape: Optional[Tuple[int, ...]] = None,
                  ctx: Optional[mx.Context] = None) -> Tuple[mx.gluon.HybridBlock, Dict[str, Any]]:
@@ -136,7 +151,9 @@ def load_network(name: str, params: Optional[str] = None, pretrained: bool = Fal
         ``meta.json`` beside it gives classes and input shape; without it, the
         number of classes and input channels are read off the weights.
     pretrained : bool
-        Load the published weights (``get_model(name, pretrained=True)``).
+        Load the published weights (``get_model(name, pretrained=True)``);
+        the input shape is then what they were trained for (3x224x224 for
+        GluonCV's ImageNet weights).
     input_shape : (batch, channels, height, width), optional
         Overrides what the weights were trained for.
     ctx : Context, optional
@@ -155,7 +172,7 @@ def load_network(name: str, params: Optional[str] = None, pretrained: bool = Fal
         raise ValueError('give either params or pretrained, not both')
     if pretrained:
         net = get_model(name, pretrained=True)
-        meta = dict(getattr(net, 'meta', None) or {})
+        meta = pretrained_meta(name)
         shape = input_shape or _meta_input_shape(meta) or default_input_shape(name)
         net.collect_params().reset_ctx(ctx)
         _infer_shapes(net, shape, ctx)

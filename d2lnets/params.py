@@ -18,11 +18,13 @@ def is_initialized(param: mx.gluon.Parameter) -> bool:
 def initialize_missing(net: mx.gluon.Block, init: Optional[mx.init.Initializer] = None,
                        ctx: Optional[Ctx] = None) -> int:
     """Initialize only the parameters of ``net`` that are not initialized yet,
-    so pretrained or resumed weights are never wiped. Returns how many."""
+    so pretrained or resumed weights are never wiped. Returns how many.
+
+    ``init`` applies as in ``net.initialize(init)``: a parameter's own
+    initializer wins, and biases and batch-norm statistics get their defaults
+    (zeros, ones), which ``Xavier`` could not give a vector."""
     fresh = [p for p in net.collect_params().values() if not is_initialized(p)]
     for p in fresh:
-        # As net.initialize(init): a parameter's own initializer (biases: zeros)
-        # wins over ``init``, which Xavier needs (it rejects vectors).
         p.initialize(ctx=ctx or mx.cpu(), default_init=init or mx.init.Uniform())
     return len(fresh)
 

@@ -26,7 +26,7 @@ def test_unknown_model_is_one_line(run_cli):
     proc = run_cli('summary', 'resnet')
     assert proc.returncode == 1 and proc.stdout == ''
     assert len(proc.stderr.strip().splitlines()) == 1
-    assert "unknown model 'resnet'; valid names: alexnet, lenet" in proc.stderr
+    assert "unknown model 'resnet'; valid names: alexnet, alexnet_gluoncv, lenet" in proc.stderr
 
 
 def test_bad_shape_argument_is_a_usage_error(run_cli):

@@ -8,11 +8,12 @@ import d2lnets
 from d2lnets import nn
 from d2lnets.params import count_parameters
 
-ALL = ['alexnet', 'lenet', 'nin', 'vgg11', 'vgg11_bn', 'vgg11_small', 'vgg13', 'vgg13_bn',
+ALL = ['alexnet', 'alexnet_gluoncv', 'lenet', 'nin', 'vgg11', 'vgg11_bn', 'vgg11_small', 'vgg13', 'vgg13_bn',
        'vgg16', 'vgg16_bn', 'vgg19', 'vgg19_bn']
 
 # Small inputs that every block of the network can still take (fast on a CPU).
-SMALL_INPUT = {'lenet': (2, 1, 28, 28), 'alexnet': (2, 1, 96, 96), 'nin': (2, 1, 96, 96)}
+SMALL_INPUT = {'lenet': (2, 1, 28, 28), 'alexnet': (2, 1, 96, 96), 'alexnet_gluoncv': (2, 1, 96, 96),
+               'nin': (2, 1, 96, 96)}
 
 
 def small_input(name):
@@ -105,6 +106,21 @@ def test_vgg_counts_equal_gluoncv(name):
     channels = sum(n * c for n, c in d2lnets.models.conv_archs[int(base[3:])])
     # BatchNorm adds gamma, beta, running mean and running variance per channel.
     assert counts[0] == expected[base] + (4 * channels if name.endswith('_bn') else 0), convs
+
+
+def test_alexnet_gluoncv_is_gluoncvs_alexnet():
+    import gluoncv
+    x = mx.nd.zeros((1, 3, 224, 224))
+    ours = build('alexnet_gluoncv', classes=1000)
+    theirs = gluoncv.model_zoo.get_model('alexnet')
+    theirs.initialize()
+    ours(x), theirs(x)
+    shapes = [p.shape for p in ours.collect_params().values()]
+    assert shapes == [p.shape for p in theirs.collect_params().values()]
+    # conv 23,296 + 307,392 + 663,936 + 884,992 + 590,080, dense 37,752,832 + 16,781,312 + 4,097,000
+    assert count_parameters(ours) == 61100840
+    # GluonCV's layout, not the lecture's: 64 channels and padding 2 give 55 x 55.
+    assert ours[0](x).shape == (1, 64, 55, 55)
 
 
 def test_vgg11_forward_count_equals_gluoncv():

@@ -5,23 +5,24 @@ block names (``sequential1``, ``conv0``, ...) are the lecture's whatever the
 process built before.
 """
 import inspect
-from typing import Callable, Dict, List, Tuple
+from typing import Callable, Dict, List, Optional, Tuple
 
 import mxnet as mx
 
-from .alexnet import alexnet
+from .alexnet import alexnet, alexnet_gluoncv
 from .lenet import lenet
 from .nin import nin, nin_block
 from .vgg import (conv_archs, vgg, vgg_block, vgg11, vgg11_bn, vgg11_small, vgg13, vgg13_bn,
                   vgg16, vgg16_bn, vgg19, vgg19_bn)
 
-__all__ = ['get_model', 'list_models', 'get_builder', 'default_input_shape', 'lenet', 'alexnet', 'vgg', 'vgg_block', 'conv_archs',
+__all__ = ['get_model', 'list_models', 'get_builder', 'default_input_shape', 'lenet', 'alexnet', 'alexnet_gluoncv', 'vgg', 'vgg_block', 'conv_archs',
            'vgg11', 'vgg13', 'vgg16', 'vgg19', 'vgg11_small',
            'vgg11_bn', 'vgg13_bn', 'vgg16_bn', 'vgg19_bn', 'nin', 'nin_block']
 
 _models: Dict[str, Callable] = {
     'lenet': lenet,
     'alexnet': alexnet,
+    'alexnet_gluoncv': alexnet_gluoncv,
     'vgg11': vgg11,
     'vgg13': vgg13,
     'vgg16': vgg16,
@@ -60,7 +61,8 @@ def get_builder(name: str) -> Callable:
         raise ValueError('unknown model %r; valid names: %s' % (name, ', '.join(list_models()))) from None
 
 
-def get_model(name: str, pretrained: bool = False, **kwargs) -> mx.gluon.HybridBlock:
+def get_model(name: str, pretrained: bool = False, root: Optional[str] = None,
+              **kwargs) -> mx.gluon.HybridBlock:
     """Build the network registered as ``name``.
 
     Parameters
@@ -68,7 +70,12 @@ def get_model(name: str, pretrained: bool = False, **kwargs) -> mx.gluon.HybridB
     name : str
         One of :func:`list_models`.
     pretrained : bool
-        Load published weights. No network has any yet.
+        Load published weights: GluonCV's ImageNet weights for
+        ``alexnet_gluoncv`` and the VGGs (``classes`` becomes 1000), see
+        :mod:`d2lnets.zoo`.
+    root : str, optional
+        Directory searched first for GluonCV's weights (then
+        ``$MXNET_HOME/models``, ``~/.mxnet/models``) and where they are downloaded.
     **kwargs
         Passed to the builder, e.g. ``classes=10``, ``dropout=0.5``.
 
@@ -92,6 +99,10 @@ def get_model(name: str, pretrained: bool = False, **kwargs) -> mx.gluon.HybridB
         raise ValueError('model %r takes the arguments %s, got %s'
                          % (name, ', '.join(accepted), ', '.join(sorted(kwargs)))) from None
     if pretrained:
-        raise ValueError('no pretrained weights are available for %r' % name)
+        from .. import zoo
+        kwargs = zoo.imagenet_kwargs(name, kwargs)
     with mx.name.NameManager():
-        return builder(**kwargs)
+        net = builder(**kwargs)
+    if pretrained:
+        zoo.load_pretrained(net, name, root, ctx=mx.current_context())
+    return net

@@ -39,3 +39,42 @@ def alexnet(classes: int = 10, dropout: float = 0.5) -> nn.Sequential:
             nn.Dense(4096, activation='relu'), nn.Dropout(dropout),
             nn.Dense(classes))
     return net
+
+
+def alexnet_gluoncv(classes: int = 10, dropout: float = 0.5) -> nn.Sequential:
+    """GluonCV's AlexNet (Krizhevsky's "one weird trick" layout), in the
+    lecture's style: the network GluonCV's ImageNet weights belong to.
+
+    It differs from the lecture's :func:`alexnet` in its widths (64/192/384/
+    256/256 channels instead of 96/256/384/384/256) and in padding 2 on the
+    first convolution, so the two cannot share weights.
+
+    Parameters
+    ----------
+    classes : int
+        Number of output classes (1000 for GluonCV's ImageNet weights).
+    dropout : float
+        Dropout rate after each of the two hidden dense layers.
+
+    Returns
+    -------
+    nn.Sequential
+        Uninitialized; built for 224x224 input.
+    """
+    check_classes(classes)
+    check_dropout(dropout)
+    net = nn.Sequential()
+    # Padding 2 gives (batch, 64, 55, 55) from 224 x 224 input.
+    net.add(nn.Conv2D(64, kernel_size=11, strides=4, padding=2, activation='relu'),
+            nn.MaxPool2D(pool_size=3, strides=2),
+            nn.Conv2D(192, kernel_size=5, padding=2, activation='relu'),
+            nn.MaxPool2D(pool_size=3, strides=2),
+            nn.Conv2D(384, kernel_size=3, padding=1, activation='relu'),
+            nn.Conv2D(256, kernel_size=3, padding=1, activation='relu'),
+            nn.Conv2D(256, kernel_size=3, padding=1, activation='relu'),
+            nn.MaxPool2D(pool_size=3, strides=2),
+            # (batch, 256, 6, 6) -> 4096; Dense flattens, as GluonCV's Flatten does.
+            nn.Dense(4096, activation='relu'), nn.Dropout(dropout),
+            nn.Dense(4096, activation='relu'), nn.Dropout(dropout),
+            nn.Dense(classes))
+    return net
