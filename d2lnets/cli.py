@@ -126,7 +126,7 @@ def _run_predict(args) -> int:
     if args.onnx:
         # The deploy path: onnxruntime, numpy and Pillow only; MXNet is not imported.
         from .predict import predict_onnx
-        return _print_predictions(args.images, predict_onnx(args.onnx, args.images, args.top or 3, name=args.name))
+        return _print_predictions(args.images, predict_onnx(args.onnx, args.images, args.top, name=args.name))
     if not (args.params or args.pretrained):
         raise ValueError('say which weights to use: --pretrained, --params FILE or --onnx FILE')
     from . import zoo
@@ -157,7 +157,7 @@ def _predict_fashion_mnist(args) -> int:
     for path in args.images:   # a bad image fails before the weights load
         read_image(path)
     net, meta = load_network(args.name, args.params, args.pretrained)
-    return _print_predictions(args.images, predict_network(net, meta, args.images, args.top or 3))
+    return _print_predictions(args.images, predict_network(net, meta, args.images, args.top))
 
 
 def _add_launch(sub) -> None:

@@ -139,7 +139,13 @@ def _export_onnx_file(symbol_file: str, params_file: str, input_shape: Tuple[int
     inputs = [i for i in graph.input if i.name not in weights]
     del graph.input[:]
     graph.input.extend(inputs)
-    # Name the dynamic batch axis, on the input and on every output.
+    # Name the dynamic batch axis, on the input and on every output; the
+    # exporter leaves the outputs' other axes unknown: fill them in.
+    _, out_shapes, _ = mx.sym.load(symbol_file).infer_shape(**{INPUT_NAME: input_shape})
+    for value, shape in zip(graph.output, out_shapes):
+        dims = value.type.tensor_type.shape.dim
+        for dim, size in zip(dims[1:], shape[1:]):
+            dim.dim_value = size
     for value in list(graph.input) + list(graph.output):
         dims = value.type.tensor_type.shape.dim
         if dims:

@@ -10,13 +10,13 @@ from typing import List, Optional, Sequence, Union
 
 import mxnet as mx
 
-# Shared with the Fashion-MNIST path (which must not import MXNet).
+# Shared with the ONNX path (which must not import MXNet).
+from .images import IMAGENET_CROP as CROP, IMAGENET_NORMALIZATION, IMAGENET_RESIZE as RESIZE  # noqa: F401
 from .predict import Prediction, format_predictions, top_k as _top_k  # noqa: F401
 
-MEAN = (0.485, 0.456, 0.406)
-STD = (0.229, 0.224, 0.225)
-RESIZE = 256
-CROP = 224
+MEAN = tuple(IMAGENET_NORMALIZATION['mean'])
+STD = tuple(IMAGENET_NORMALIZATION['std'])
+
 
 def class_names() -> List[str]:
     """The 1000 ImageNet class names in GluonCV's order (the weights' output order)."""

@@ -23,8 +23,9 @@ TRIM_THRESHOLD = 0.05 * 255
 DEFAULT_NORMALIZATION = {'scale': 1 / 255, 'mean': 0.0, 'std': 1.0}
 
 
-def read_image(path: str) -> np.ndarray:
-    """A PNG, JPEG (or any image Pillow reads) as (height, width) uint8 grayscale.
+def read_image(path: str, mode: str = 'L') -> np.ndarray:
+    """A PNG, JPEG (or any image Pillow reads) as uint8: (height, width)
+    grayscale for ``mode='L'``, (height, width, 3) for ``mode='RGB'``.
 
     Transparent pixels count as white, the background of product photos.
     """
@@ -38,7 +39,7 @@ def read_image(path: str) -> np.ndarray:
                 rgba = img.convert('RGBA')
                 white = Image.new('RGBA', rgba.size, (255, 255, 255, 255))
                 img = Image.alpha_composite(white, rgba)
-            return np.asarray(img.convert('L'), dtype=np.uint8)
+            return np.asarray(img.convert(mode), dtype=np.uint8)
     except (UnidentifiedImageError, Image.DecompressionBombError, OSError, SyntaxError) as err:
         # Pillow raises SyntaxError for some damaged PNGs.
         raise ValueError('cannot read %s as an image (%s); give a PNG or JPEG file'
@@ -133,3 +134,28 @@ def load_images(paths: Sequence[str], input_shape: Tuple[int, int, int],
     if not paths:
         raise ValueError('give at least one image file')
     return to_input([read_image(p) for p in paths], input_shape, normalization)
+
+
+# GluonCV's ImageNet evaluation (as d2lnets.imagenet, which needs MXNet):
+# shorter side to 256, centre 224 x 224, per-channel mean and std.
+IMAGENET_RESIZE, IMAGENET_CROP = 256, 224
+IMAGENET_NORMALIZATION = {'scale': 1 / 255, 'mean': [0.485, 0.456, 0.406], 'std': [0.229, 0.224, 0.225]}
+
+
+def imagenet_input(rgb: np.ndarray, normalization: Optional[Dict] = None) -> np.ndarray:
+    """(height, width, 3) uint8 RGB -> (3, 224, 224) float32, as GluonCV's
+    ``transform_eval``: the shorter side resized to 256 (bilinear, rounded to
+    uint8 as OpenCV does), the centre cropped, scaled and normalized per channel."""
+    norm = dict(IMAGENET_NORMALIZATION, **(normalization or {}))
+    h, w = rgb.shape[:2]
+    # MXNet's image.resize with keep_ratio: integer arithmetic, as here.
+    if h > w:
+        nh, nw = h * IMAGENET_RESIZE // w, IMAGENET_RESIZE
+    else:
+        nh, nw = IMAGENET_RESIZE, w * IMAGENET_RESIZE // h
+    x = np.clip(np.floor(resize_bilinear(rgb.transpose(2, 0, 1), nh, nw) + 0.5), 0, 255)
+    top, left = (nh - IMAGENET_CROP) // 2, (nw - IMAGENET_CROP) // 2
+    x = x[:, top:top + IMAGENET_CROP, left:left + IMAGENET_CROP] * np.float32(norm['scale'])
+    mean = np.asarray(norm['mean'], np.float32).reshape(-1, 1, 1)
+    std = np.asarray(norm['std'], np.float32).reshape(-1, 1, 1)
+    return ((x - mean) / std).astype(np.float32)

@@ -132,8 +132,7 @@ def pretrained_meta(name: str) -> Dict[str, Any]:
     if name in zoo.zoo_names():
         from . import imagenet
         return {'dataset': 'imagenet', 'input_shape': [1, 3, imagenet.CROP, imagenet.CROP],
-                'classes': imagenet.class_names(),
-                'normalization': {'scale': 1 / 255, 'mean': list(imagenet.MEAN), 'std': list(imagenet.STD)}}
+                'classes': imagenet.class_names(), 'normalization': dict(imagenet.IMAGENET_NORMALIZATION)}
     return {}
 
 

@@ -1,9 +1,10 @@
-"""Classify image files with a Fashion-MNIST network: top-k class names and probabilities.
+"""Classify image files: top-k class names and probabilities.
 
 Two ways to run the network: the MXNet network itself
 (:func:`predict_network`), or an exported ONNX file in onnxruntime
 (:func:`predict_onnx`), which needs neither MXNet nor a parameter file.
-Images are prepared by :mod:`d2lnets.images` for both, as Fashion-MNIST was made.
+Images are prepared by :mod:`d2lnets.images` for both: as Fashion-MNIST was
+made for the Fashion-MNIST networks, as GluonCV evaluates for ImageNet weights.
 
 This module imports MXNet only inside :func:`predict_network`.
 """
@@ -11,7 +12,7 @@ from typing import Any, Dict, List, Optional, Sequence, Tuple
 
 import numpy as np
 
-from .images import load_images
+from .images import imagenet_input, load_images, read_image
 
 # The labels of Fashion-MNIST, in label order (0 = t-shirt/top).
 FASHION_MNIST_CLASSES = ['t-shirt', 'trouser', 'pullover', 'dress', 'coat',
@@ -59,29 +60,39 @@ def format_predictions(path: str, predictions: Sequence[Prediction]) -> List[str
     return ['%s:' % path] + ['  %6.2f%%  %4d  %s' % (100 * p, i, name) for i, name, p in predictions]
 
 
-def _check_grayscale(meta: Dict[str, Any], source: str) -> None:
+def default_top(meta: Dict[str, Any]) -> int:
+    """How many classes to print by default: 5 of ImageNet's 1000, else 3."""
+    return 5 if meta.get('dataset') == 'imagenet' else 3
+
+
+def prepare(paths: Sequence[str], meta: Dict[str, Any], input_shape: Tuple[int, int, int],
+            source: str) -> np.ndarray:
+    """Image files -> the input batch of a network trained as ``meta`` says:
+    Fashion-MNIST's form for the grayscale data sets, GluonCV's evaluation
+    transform for ImageNet."""
     dataset = meta.get('dataset')
+    if dataset == 'imagenet':
+        return np.stack([imagenet_input(read_image(p, 'RGB'), meta.get('normalization')) for p in paths])
     if dataset is not None and dataset not in GRAYSCALE_DATASETS:
-        raise ValueError('%s was trained on %s; this prediction path prepares images as Fashion-MNIST '
-                         '(grayscale, 28 x 28) and supports %s only'
+        raise ValueError('%s was trained on %s; d2lnets prepares images for %s and imagenet only'
                          % (source, dataset, ', '.join(GRAYSCALE_DATASETS)))
+    return load_images(paths, input_shape, meta.get('normalization'))
 
 
-def predict_onnx(onnx_file: str, paths: Sequence[str], k: int = 3,
+def predict_onnx(onnx_file: str, paths: Sequence[str], k: Optional[int] = None,
                  name: Optional[str] = None) -> List[List[Prediction]]:
     """Top-``k`` predictions for image files from an exported ONNX file, with
-    onnxruntime only. ``name``, if given, must be the model the file holds."""
+    onnxruntime only (default ``k``: 3, for ImageNet 5). ``name``, if given,
+    must be the model the file holds."""
     from .onnx_model import OnnxModel
     model = OnnxModel(onnx_file)
     if name is not None and model.model_name not in (None, name):
         raise ValueError('%s holds %r, not %r' % (onnx_file, model.model_name, name))
-    _check_grayscale(model.metadata, onnx_file)
-    batch = load_images(paths, model.input_shape, model.metadata.get('normalization'))
-    logits = model.run(batch)
-    return top_k(logits, class_names(model.metadata, logits.shape[1]), k)
+    logits = model.run(prepare(paths, model.metadata, model.input_shape, onnx_file))
+    return top_k(logits, class_names(model.metadata, logits.shape[1]), k or default_top(model.metadata))
 
 
-def predict_network(net, meta: Dict[str, Any], paths: Sequence[str], k: int = 3,
+def predict_network(net, meta: Dict[str, Any], paths: Sequence[str], k: Optional[int] = None,
                     ctx=None) -> List[List[Prediction]]:
     """Top-``k`` predictions of the MXNet network ``net`` for image files.
 
@@ -90,7 +101,6 @@ def predict_network(net, meta: Dict[str, Any], paths: Sequence[str], k: int = 3,
     ``classes``, ``normalization``, ``dataset``).
     """
     import mxnet as mx
-    _check_grayscale(meta, repr(meta.get('model', 'the network')))
-    batch = load_images(paths, tuple(meta['input_shape'][-3:]), meta.get('normalization'))
+    batch = prepare(paths, meta, tuple(meta['input_shape'][-3:]), repr(meta.get('model', 'the network')))
     logits = net(mx.nd.array(batch, ctx=ctx or mx.cpu())).asnumpy()
-    return top_k(logits, class_names(meta, logits.shape[1]), k)
+    return top_k(logits, class_names(meta, logits.shape[1]), k or default_top(meta))

@@ -104,6 +104,7 @@ def test_onnx_file_is_clean(case):
         dims = value.type.tensor_type.shape.dim
         assert dims[0].dim_param == 'batch' and not dims[0].dim_value
     assert [d.dim_value for d in graph.input[0].type.tensor_type.shape.dim[1:]] == list(case.shape)
+    assert [d.dim_value for d in graph.output[0].type.tensor_type.shape.dim[1:]] == [10]
     # Every parameter, batch-norm statistics included, is in the file.
     assert {i.name for i in graph.initializer} >= set(case.net.collect_params())
     assert json.loads({p.key: p.value for p in model.metadata_props}[METADATA_KEY]) == {'model': case.name}

@@ -240,3 +240,34 @@ def test_onnx_of_another_model_is_refused(tmp_path, capsys, test_set, run_dir):
     image = write_pngs(tmp_path / 'png', test_set[0][:1])[0]
     code, out, err = run(capsys, 'predict', 'nin', '--onnx', tmp_path / 'lenet.onnx', image)
     assert code == 1 and "lenet.onnx holds 'lenet', not 'nin'" in err
+
+
+def smooth_picture(path, height, width, seed):
+    """A photo-like RGB picture: coarse random colours, smoothly interpolated."""
+    coarse = np.random.RandomState(seed).randint(0, 256, (height // 20 + 2, width // 20 + 2, 3)).astype(np.uint8)
+    Image.fromarray(coarse).resize((width, height), Image.BICUBIC).save(path)
+    return path
+
+
+def test_onnx_of_imagenet_weights_predicts_as_the_mxnet_path(tmp_path, capsys):
+    """An ONNX file of ImageNet weights (3x224x224, ImageNet's classes) gets
+    GluonCV's preprocessing without MXNet: the same top 5 as d2lnets.imagenet."""
+    from d2lnets import imagenet
+    from d2lnets.images import imagenet_input, read_image
+    from d2lnets.loading import pretrained_meta
+    net = d2lnets.get_model('nin', classes=1000)
+    net.initialize(mx.init.Xavier(magnitude=6))
+    meta = dict(pretrained_meta('vgg11'), model='nin')
+    export(net, str(tmp_path / 'nin'), (1, 3, 224, 224), 'onnx', metadata=meta)
+    paths = [smooth_picture(str(tmp_path / ('%d.png' % i)), h, w, i)
+             for i, (h, w) in enumerate([(300, 400), (500, 333), (224, 224)])]
+    one_level = 1 / 255 / min(imagenet.STD) + 1e-6
+    for path in paths:
+        ours = imagenet_input(read_image(path, 'RGB'))
+        assert np.abs(ours - imagenet.preprocess(imagenet.read_image(path)).asnumpy()[0]).max() <= one_level
+    code, out, err = run(capsys, 'predict', 'nin', '--onnx', tmp_path / 'nin.onnx', *paths)
+    assert (code, err) == (0, '')
+    got = parse(out)
+    for path, expected in zip(paths, imagenet.predict(net, paths, k=5)):
+        assert [(i, name) for _, i, name in got[path]] == [(i, name) for i, name, _ in expected]
+        assert np.allclose([p for p, _, _ in got[path]], [p for _, _, p in expected], atol=1e-3)
