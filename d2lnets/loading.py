@@ -16,6 +16,7 @@ import mxnet as mx
 from .models import default_input_shape, get_model
 from .params import initialize_missing
 from .summary import infer_block_shapes
+from .zoo import read_params
 
 META_FILE = 'meta.json'
 # Where shapes and classes come from when nothing says otherwise.
@@ -36,18 +37,6 @@ def read_meta(params_file: str) -> Optional[Dict[str, Any]]:
         raise ValueError('%s is damaged (%s); remove it or write it anew with `d2lnets train`'
                          % (path, err)) from None
     return meta
-
-
-def _read_params(path: str) -> Dict[str, mx.nd.NDArray]:
-    if not os.path.isfile(path):
-        raise FileNotFoundError('no such parameter file: %s' % path)
-    try:
-        arrays = mx.nd.load(path)
-    except mx.MXNetError:
-        arrays = None
-    if not isinstance(arrays, dict) or not arrays:
-        raise ValueError('%s is not an MXNet parameter file (as saved by save_parameters or export)' % path)
-    return arrays
 
 
 def _structural(net: mx.gluon.Block) -> Dict[str, mx.gluon.Parameter]:
@@ -194,7 +183,7 @@ def _load_file(name: str, params: str, input_shape: Optional[Tuple[int, ...]], c
         raise ValueError('%s holds weights of %r (says %s), not %r' % (params, meta['model'], META_FILE, name))
     kwargs = dict(meta.get('model_kwargs') or {})
     net = get_model(name, **kwargs)
-    arrays = _by_structure(net, _read_params(params))
+    arrays = _by_structure(net, read_params(params))
     keys = list(_structural(net))
     if 'classes' not in kwargs:
         # The last parameter is the classifier's bias: (classes,).

@@ -202,8 +202,8 @@ def nin_params(tmp_path_factory):
 @pytest.mark.parametrize('args, message', [
     (['lenet', '--format', 'tflite'], "unsupported export format 'tflite'; use one of: symbol, onnx"),
     (['lenet', '--params', 'NIN', '--format', 'onnx'], "does not hold weights of 'lenet': missing 0.bias"),
-    (['lenet', '--params', 'nothere.params', '--format', 'onnx'], 'no such parameter file: nothere.params'),
-    (['lenet', '--params', 'NOT_PARAMS', '--format', 'symbol'], 'is not an MXNet parameter file'),
+    (['lenet', '--params', 'nothere.params', '--format', 'onnx'], 'no such file: nothere.params'),
+    (['lenet', '--params', 'NOT_PARAMS', '--format', 'symbol'], 'is not a readable MXNet .params file'),
     (['alexnet', '--input-shape', '1,1,28,28', '--format', 'onnx'], 'cannot take input of shape'),
     (['lenet', '--format', 'onnx', '--out', 'missing/dir/x'], 'the output directory'),
 ])
