@@ -27,10 +27,11 @@ _exports = {
     'count_parameters': 'params', 'initialize_missing': 'params',
     'load_gluoncv_params': 'zoo',
 }
-_submodules = {'nn', 'models', 'summary', 'params', 'cli', 'runtime', 'zoo', 'imagenet', 'export', 'loading',
-               'images', 'predict', 'onnx_model'}
+_submodules = {'nn', 'models', 'summary', 'params', 'cli', 'runtime', 'zoo', 'imagenet',
+               'data', 'train', 'evaluate', 'plot', 'run', 'checkpoint', 'context', 'weights',
+               'export', 'loading', 'images', 'predict', 'onnx_model'}
 # The deploy path runs an exported ONNX file without MXNet (onnxruntime, numpy, Pillow).
-_without_mxnet = {'cli', 'runtime', 'images', 'predict', 'onnx_model'}
+_without_mxnet = {'cli', 'runtime', 'data', 'images', 'predict', 'onnx_model'}
 
 __all__ = ['__version__'] + sorted(_exports) + sorted(_submodules)
 

@@ -160,6 +160,118 @@ def _predict_fashion_mnist(args) -> int:
     return _print_predictions(args.images, predict_network(net, meta, args.images, args.top))
 
 
+def _positive(kind):
+    def parse(text: str):
+        try:
+            value = kind(text)
+        except ValueError:
+            value = None
+        if value is None or not value > 0:
+            raise argparse.ArgumentTypeError('expected a positive %s, got %r'
+                                             % ('integer' if kind is int else 'number', text))
+        return value
+    return parse
+
+
+def _non_negative_int(text: str) -> int:
+    if not text.isdigit():
+        raise argparse.ArgumentTypeError('expected a non-negative integer, got %r' % text)
+    return int(text)
+
+
+def _add_train(sub) -> None:
+    p = sub.add_parser('train', help="train a network on Fashion-MNIST with the lecture's recipe",
+                       description="Train NAME with the lecture's recipe (Xavier initialization, SGD, "
+                                   "softmax cross-entropy) and write a run directory: model.params, "
+                                   "meta.json, history.csv, history.json, curves.png, command.txt, checkpoint/. "
+                                   "Defaults per network: lenet batch 256, lr 0.9; alexnet batch 128, "
+                                   "resize 224, lr 0.01; vgg11_small batch 128, resize 224, lr 0.05; nin "
+                                   "batch 128, resize 224, lr 0.1; 10 epochs.")
+    p.add_argument('name', nargs='?', help='model name (see `d2lnets list`); optional with --resume')
+    p.add_argument('--epochs', type=_positive(int), help='number of epochs (default 10); with --resume, '
+                                                          'the new total')
+    p.add_argument('--lr', type=_positive(float), help='learning rate (default: the recipe\'s)')
+    p.add_argument('--batch-size', type=_positive(int), help='batch size (default: the recipe\'s)')
+    p.add_argument('--resize', type=_positive(int), help='side length fed to the network (default: the recipe\'s)')
+    p.add_argument('--dataset', default='fashion-mnist', choices=['fashion-mnist', 'mnist'])
+    p.add_argument('--data-dir', help='folder searched first for the data set files')
+    p.add_argument('--ctx', help='device(s): cpu, gpu, gpu:1, or a list such as cpu:0,cpu:1 (default: '
+                                 'the first GPU if any, else cpu)')
+    p.add_argument('--out', help='run directory (default runs/NAME-DATE-TIME)')
+    p.add_argument('--resume', metavar='DIR', help='continue the run in DIR from its last complete epoch')
+    p.add_argument('--seed', type=_non_negative_int, help='random seed (default: a random one, recorded)')
+    p.add_argument('--limit', type=_positive(int), help='use only the first N training and N test examples')
+    p.add_argument('--quiet', action='store_true', help='no progress bar and no per-epoch lines')
+
+
+def _run_train(args) -> int:
+    from .run import resume_run, train_run
+    from .train import TrainingInterrupted
+    verbose = not args.quiet
+    try:
+        if args.resume:
+            fixed = [opt for opt in ('lr', 'batch_size', 'resize', 'out', 'seed', 'limit')
+                     if getattr(args, opt) is not None] + (['dataset'] if args.dataset != 'fashion-mnist' else [])
+            if fixed:
+                raise ValueError('--resume continues a run with its own settings; drop %s (only --epochs, '
+                                 '--ctx, --data-dir and --quiet can be given)'
+                                 % ', '.join('--' + o.replace('_', '-') for o in fixed))
+            history, out = resume_run(args.resume, name=args.name, epochs=args.epochs, data_dir=args.data_dir,
+                                      ctx=args.ctx, verbose=verbose, command=['d2lnets'] + args.argv)
+        else:
+            if args.name is None:
+                raise ValueError('give a model name (see `d2lnets list`) or --resume DIR')
+            history, out = train_run(args.name, args.out, epochs=args.epochs, lr=args.lr,
+                                     batch_size=args.batch_size, resize=args.resize, dataset=args.dataset,
+                                     data_dir=args.data_dir, ctx=args.ctx, seed=args.seed, limit=args.limit,
+                                     verbose=verbose, command=['d2lnets'] + args.argv)
+    except TrainingInterrupted as stop:
+        where = ('the checkpoint of epoch %d is kept; continue with: d2lnets train --resume %s'
+                 % (stop.epochs_done, stop.checkpoint_dir.parent) if stop.checkpoint_dir
+                 else 'no epoch was complete, nothing was kept')
+        print('d2lnets train: interrupted; %s' % where, file=sys.stderr)
+        return 130
+    if verbose:
+        print('test acc %.3f after %d epochs; curves: %s' % (history.test_acc[-1], len(history), out / 'curves.png'))
+    return 0
+
+
+def _add_evaluate(sub) -> None:
+    p = sub.add_parser('evaluate', help='test accuracy, per class, and a confusion matrix',
+                       description='Evaluate NAME on the test set of the data set it was trained on: '
+                                   'accuracy, accuracy per class, and a confusion-matrix PNG.')
+    p.add_argument('name', help='model name (see `d2lnets list`)')
+    which = p.add_mutually_exclusive_group(required=True)
+    which.add_argument('--params', help='model.params of a run of `d2lnets train` (meta.json beside it)')
+    which.add_argument('--pretrained', action='store_true', help='the weights shipped with d2lnets')
+    p.add_argument('--data-dir', help='folder searched first for the data set files')
+    p.add_argument('--batch-size', type=_positive(int), default=256)
+    p.add_argument('--ctx', help='device(s), as for train')
+    p.add_argument('--limit', type=_positive(int), help='use only the first N test examples')
+    p.add_argument('--confusion', metavar='PNG', help='where to write the confusion matrix (default: '
+                                                      'confusion.png beside --params, or NAME-confusion.png)')
+
+
+def _run_evaluate(args) -> int:
+    from pathlib import Path
+    from .plot import plot_confusion
+    from .run import evaluate_saved
+    result = evaluate_saved(args.name, params=args.params, pretrained=args.pretrained, data_dir=args.data_dir,
+                            batch_size=args.batch_size, ctx=args.ctx, limit=args.limit)
+    meta = result['meta']
+    print('%s on the %s test set (%d examples): test acc %.4f'
+          % (args.name, meta['dataset'], int(result['matrix'].sum()), result['accuracy']))
+    width = max(len(c) for c in result['classes'])
+    for label, (cls, acc) in enumerate(zip(result['classes'], result['per_class'])):
+        print('%d  %-*s  %.3f' % (label, width, cls, acc))
+    path = Path(args.confusion) if args.confusion else (
+        Path(args.params).parent / 'confusion.png' if args.params else Path('%s-confusion.png' % args.name))
+    plot_confusion(result['matrix'], result['classes'], path,
+                   title='%s: test acc %.3f' % (args.name, result['accuracy']))
+    print('confusion matrix: %s' % path)
+    return 0
+
+
 def _add_launch(sub) -> None:
     p = sub.add_parser('launch', help="run a command as workers of MXNet's parameter server on this host",
                        description="Start a scheduler, SERVERS servers and WORKERS copies of COMMAND with "
@@ -181,7 +293,7 @@ def _run_launch(args) -> int:
                   timeout=args.timeout)
 
 
-_commands = ['list', 'summary', 'predict', 'launch', 'export']
+_commands = ['list', 'summary', 'train', 'evaluate', 'predict', 'launch', 'export']
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -198,6 +310,7 @@ def build_parser() -> argparse.ArgumentParser:
 def main(argv: Optional[List[str]] = None) -> int:
     """Run the command line ``argv`` (default ``sys.argv[1:]``); return the exit status."""
     args = build_parser().parse_args(argv)
+    args.argv = list(sys.argv[1:] if argv is None else argv)  # recorded by `train` in command.txt
     try:
         return globals()['_run_' + args.command](args)
     except (ValueError, OSError) as err:

@@ -15,12 +15,12 @@ from typing import Dict, Optional, Sequence, Tuple
 
 import numpy as np
 
+from .data import IMAGE_SIZE, NORMALIZATION   # 28; the lecture's ToTensor: pixel / 255
+
 # Fashion-MNIST's side length.
-FORM_SIZE = 28
+FORM_SIZE = IMAGE_SIZE
 # Zalando trims edges within 5% of the maximum intensity of the background.
 TRIM_THRESHOLD = 0.05 * 255
-# The lecture's ToTensor: pixel / 255, no mean or std.
-DEFAULT_NORMALIZATION = {'scale': 1 / 255, 'mean': 0.0, 'std': 1.0}
 
 
 def read_image(path: str, mode: str = 'L') -> np.ndarray:
@@ -120,7 +120,7 @@ def to_input(gray_images: Sequence[np.ndarray], input_shape: Tuple[int, int, int
     network's height and width if those differ, and repeated over the channels.
     """
     channels, height, width = (int(d) for d in input_shape)
-    norm = dict(DEFAULT_NORMALIZATION, **(normalization or {}))
+    norm = dict(NORMALIZATION, **(normalization or {}))
     batch = np.stack([fashion_mnist_form(g) for g in gray_images]).astype(np.float32)
     batch = (batch * np.float32(norm['scale']) - np.float32(norm['mean'])) / np.float32(norm['std'])
     if (height, width) != batch.shape[1:]:

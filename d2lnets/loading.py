@@ -114,10 +114,13 @@ def _class_names(meta: Dict[str, Any]):
 def pretrained_meta(name: str) -> Dict[str, Any]:
     """What the published weights of ``name`` were trained on, as ``meta.json`` says it.
 
-    GluonCV's ImageNet weights: 3x224x224 RGB, ImageNet's classes and
-    per-channel normalization (see :mod:`d2lnets.imagenet`).
+    d2lnets' shipped weights: their manifest (a ``meta.json`` with sha1 and
+    history). GluonCV's ImageNet weights: 3x224x224 RGB, ImageNet's classes
+    and per-channel normalization (see :mod:`d2lnets.imagenet`).
     """
-    from . import zoo
+    from . import weights, zoo
+    if name in weights.shipped_models():
+        return weights.manifest(name)
     if name in zoo.zoo_names():
         from . import imagenet
         return {'dataset': 'imagenet', 'input_shape': [1, 3, imagenet.CROP, imagenet.CROP],

@@ -12,11 +12,9 @@ from typing import Any, Dict, List, Optional, Sequence, Tuple
 
 import numpy as np
 
+from .data import FASHION_MNIST_CLASSES, MNIST_CLASSES   # data imports MXNet only to iterate
 from .images import imagenet_input, load_images, read_image
 
-# The labels of Fashion-MNIST, in label order (0 = t-shirt/top).
-FASHION_MNIST_CLASSES = ['t-shirt', 'trouser', 'pullover', 'dress', 'coat',
-                         'sandal', 'shirt', 'sneaker', 'bag', 'ankle boot']
 # Data sets whose images :mod:`d2lnets.images` prepares (grayscale, 28 x 28 form).
 GRAYSCALE_DATASETS = ('fashion-mnist', 'mnist')
 
@@ -38,8 +36,8 @@ def class_names(meta: Dict[str, Any], num_outputs: int) -> List[str]:
         return [str(n) for n in names]
     if meta.get('dataset', 'fashion-mnist') == 'fashion-mnist' and num_outputs == len(FASHION_MNIST_CLASSES):
         return list(FASHION_MNIST_CLASSES)
-    if meta.get('dataset') == 'mnist' and num_outputs == 10:
-        return [str(d) for d in range(10)]
+    if meta.get('dataset') == 'mnist' and num_outputs == len(MNIST_CLASSES):
+        return list(MNIST_CLASSES)
     return ['class %d' % i for i in range(num_outputs)]
 
 

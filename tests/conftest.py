@@ -31,3 +31,89 @@ def run_cli():
         return subprocess.run([sys.executable, '-m', 'd2lnets', *map(str, args)], cwd=kwargs.pop('cwd', ROOT),
                               env=env, capture_output=True, text=True, timeout=kwargs.pop('timeout', 300))
     return run
+
+
+# --- data sets: IDX files made by the tests, and a real HTTP server on 127.0.0.1 ---
+
+def idx_bytes(array) -> bytes:
+    """``array`` (uint8) as an IDX file: magic 0x000008NN, big-endian dims, data."""
+    import struct
+    import numpy as np
+    array = np.ascontiguousarray(array, dtype=np.uint8)
+    return struct.pack('>HBB', 0, 8, array.ndim) + struct.pack('>%dI' % array.ndim, *array.shape) + array.tobytes()
+
+
+def synthetic_split(count: int, seed: int):
+    """``count`` 28x28 images whose label is drawn in them (a bright bar at a
+    label-dependent row), so a network learns it within an epoch."""
+    import numpy as np
+    rng = np.random.RandomState(seed)
+    labels = (np.arange(count) % 10).astype(np.uint8)
+    rng.shuffle(labels)
+    images = np.zeros((count, 28, 28), np.uint8)
+    for k in range(10):
+        images[labels == k, 2 + 2 * k:4 + 2 * k, 4:24] = 255
+    return images, labels
+
+
+@pytest.fixture(scope='session')
+def mnist_files(tmp_path_factory):
+    """A folder with the four gz files of an MNIST-shaped set (60,000 and
+    10,000 examples) made here; returns (folder, {file name: array})."""
+    import gzip
+    folder = tmp_path_factory.mktemp('mnist-files')
+    arrays = {}
+    for prefix, count, seed in (('train', 60000, 0), ('t10k', 10000, 1)):
+        images, labels = synthetic_split(count, seed)
+        arrays[prefix + '-images-idx3-ubyte'], arrays[prefix + '-labels-idx1-ubyte'] = images, labels
+    for name, array in arrays.items():
+        (folder / (name + '.gz')).write_bytes(gzip.compress(idx_bytes(array), compresslevel=1))
+    return folder, arrays
+
+
+@pytest.fixture
+def http_server():
+    """Start a real HTTP server on 127.0.0.1 serving a folder; returns
+    ``serve(folder, drop_after=None) -> base URL``. With ``drop_after=N`` the
+    server announces the full length, sends N bytes and closes the connection."""
+    import functools
+    import http.server
+    import threading
+
+    servers = []
+
+    def serve(folder, drop_after=None):
+        class Handler(http.server.SimpleHTTPRequestHandler):
+            def log_message(self, *args):
+                pass
+
+            def copyfile(self, source, outputfile):
+                if drop_after is None:
+                    return super().copyfile(source, outputfile)
+                outputfile.write(source.read(drop_after))
+                outputfile.flush()
+                self.close_connection = True
+                self.connection.shutdown(2)
+
+        server = http.server.ThreadingHTTPServer(('127.0.0.1', 0),
+                                                 functools.partial(Handler, directory=str(folder)))
+        threading.Thread(target=server.serve_forever, daemon=True).start()
+        servers.append(server)
+        return 'http://127.0.0.1:%d/' % server.server_address[1]
+
+    yield serve
+    for server in servers:
+        server.shutdown()
+        server.server_close()
+
+
+@pytest.fixture
+def no_data_env(monkeypatch, tmp_path):
+    """An environment where the data locator finds nothing by itself: empty
+    $MXNET_HOME, no $D2LNETS_DATA, no Debian folder, no repository set."""
+    import d2lnets.data as data
+    monkeypatch.setenv('MXNET_HOME', str(tmp_path / 'mxnet-home'))
+    monkeypatch.delenv('D2LNETS_DATA', raising=False)
+    monkeypatch.delenv('MXNET_GLUON_REPO', raising=False)
+    monkeypatch.setattr(data, 'DEBIAN_DIR', str(tmp_path / 'no-debian'))
+    return tmp_path

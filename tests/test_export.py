@@ -15,7 +15,7 @@ import onnxruntime
 import pytest
 
 import d2lnets
-from d2lnets import cli
+from d2lnets import cli, data
 from d2lnets.export import METADATA_KEY, TOLERANCE, export, verify
 
 # name: (builder arguments, input (channels, height, width)); VGG with its
@@ -122,8 +122,7 @@ def test_verify_is_the_largest_difference(case):
 
 # --- the command line --------------------------------------------------------------------------
 
-FASHION_MNIST_CLASSES = ['t-shirt', 'trouser', 'pullover', 'dress', 'coat',
-                         'sandal', 'shirt', 'sneaker', 'bag', 'ankle boot']
+FASHION_MNIST_CLASSES = data.FASHION_MNIST_CLASSES
 
 
 def save_lenet(folder, channels=1, side=28, meta=None):
@@ -234,3 +233,21 @@ def test_an_uninitialized_network_is_refused(tmp_path):
     with pytest.raises(ValueError, match='not initialized: load its weights'):
         export(d2lnets.get_model('lenet'), str(tmp_path / 'lenet'), (1, 1, 28, 28), 'symbol')
     assert os.listdir(tmp_path) == []
+
+
+def test_cli_export_pretrained_carries_the_manifest(tmp_path, capsys):
+    from d2lnets.weights import manifest
+    code, out, err = run(capsys, 'export', 'lenet', '--pretrained', '--format', 'onnx', '--out', tmp_path / 'lenet',
+                         '--verify')
+    assert (code, err) == (0, '')
+    meta = json.loads({p.key: p.value for p in onnx.load(str(tmp_path / 'lenet.onnx')).metadata_props}
+                      [METADATA_KEY])
+    assert meta['sha1'] == manifest('lenet')['sha1'] and meta['classes'] == FASHION_MNIST_CLASSES
+    assert onnx_input_dims(str(tmp_path / 'lenet.onnx')) == ['batch', 1, 28, 28]
+
+
+def test_cli_pretrained_without_weights_is_one_line(tmp_path, capsys):
+    code, out, err = run(capsys, 'export', 'nin', '--pretrained', '--format', 'onnx', '--out', tmp_path / 'nin')
+    assert code == 1 and len(err.strip().splitlines()) == 1
+    assert "no pretrained weights are available for 'nin'" in err
+    assert list(tmp_path.iterdir()) == []

@@ -9,6 +9,7 @@ from typing import Callable, Dict, List, Optional, Tuple
 
 import mxnet as mx
 
+from ..weights import load_shipped, shipped_models
 from .alexnet import alexnet, alexnet_gluoncv
 from .lenet import lenet
 from .nin import nin, nin_block
@@ -70,7 +71,9 @@ def get_model(name: str, pretrained: bool = False, root: Optional[str] = None,
     name : str
         One of :func:`list_models`.
     pretrained : bool
-        Load published weights: GluonCV's ImageNet weights for
+        Load published weights: the Fashion-MNIST weights shipped with
+        d2lnets for ``lenet`` (the lecture's recipe, sha1-checked, see
+        :mod:`d2lnets.weights`); GluonCV's ImageNet weights for
         ``alexnet_gluoncv`` and the VGGs (``classes`` becomes 1000), see
         :mod:`d2lnets.zoo`.
     root : str, optional
@@ -98,6 +101,9 @@ def get_model(name: str, pretrained: bool = False, root: Optional[str] = None,
         accepted = [p for p in inspect.signature(builder).parameters]
         raise ValueError('model %r takes the arguments %s, got %s'
                          % (name, ', '.join(accepted), ', '.join(sorted(kwargs)))) from None
+    if pretrained and name in shipped_models():
+        with mx.name.NameManager():
+            return load_shipped(name, builder(**kwargs))
     if pretrained:
         from .. import zoo
         kwargs = zoo.imagenet_kwargs(name, kwargs)

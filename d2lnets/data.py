@@ -1,0 +1,469 @@
+"""Fashion-MNIST and MNIST: find the files, verify them by content, iterate fast.
+
+The lecture's ``load_data_fashion_mnist(batch_size, resize)`` goes through
+``gluon.data.vision.FashionMNIST``, which checks the gz files' sha1 and, when
+they differ (Debian's are recompressed) or are missing, downloads from a host
+that has failed users since 2024. Here the files are found in this order:
+
+1. ``root`` (the ``root=`` argument, ``--data-dir``);
+2. ``$D2LNETS_DATA/<dataset>``;
+3. ``$MXNET_HOME/datasets/<dataset>`` (default ``~/.mxnet/datasets/<dataset>``),
+   where MXNet itself keeps them;
+4. Debian's package ``dataset-fashion-mnist``: ``/usr/share/datasets/fashion-mnist``;
+5. else they are downloaded from MXNet's dataset URL (``$MXNET_GLUON_REPO``,
+   as MXNet reads it, names a mirror) into ``$MXNET_HOME/datasets/<dataset>``.
+
+Files may be gz-compressed or raw IDX. They are checked by content: IDX magic
+number, dimensions, example counts, label range. A bad file raises
+:class:`DatasetError` naming the file, what is wrong and how to fix it.
+
+The whole set is held in memory as one float32 array (60,000 x 1 x 28 x 28 is
+188 MB); a batch is a slice of a shuffled index, and resizing (to 224 x 224 for
+AlexNet, VGG and NiN) is one batched bilinear resize per batch, so the resized
+set is never held in memory.
+"""
+import gzip
+import http.client
+import os
+import struct
+import sys
+import tempfile
+import urllib.error
+import urllib.request
+import zlib
+from pathlib import Path
+from typing import BinaryIO, Dict, Iterator, List, NamedTuple, Optional, Sequence, Tuple
+
+import numpy as np
+
+__all__ = ['DatasetError', 'DATASETS', 'FASHION_MNIST_CLASSES', 'candidate_dirs', 'locate',
+           'find_dataset', 'download_dataset', 'parse_idx', 'read_idx', 'load_arrays', 'ArrayIter',
+           'load_data', 'load_fashion_mnist', 'load_mnist', 'NORMALIZATION']
+
+DEBIAN_DIR = '/usr/share/datasets'
+DEFAULT_REPO = 'https://apache-mxnet.s3-accelerate.dualstack.amazonaws.com/'
+
+FASHION_MNIST_CLASSES = ['t-shirt', 'trouser', 'pullover', 'dress', 'coat',
+                         'sandal', 'shirt', 'sneaker', 'bag', 'ankle boot']
+MNIST_CLASSES = [str(d) for d in range(10)]
+
+# What a pixel becomes: x = (pixel / 255 - mean) / std. The lecture applies
+# only ToTensor (pixel / 255); export and predict read this from meta.json.
+NORMALIZATION = {'scale': 1 / 255, 'mean': 0.0, 'std': 1.0}
+
+
+class Split(NamedTuple):
+    images: str
+    labels: str
+    count: int
+
+
+class Dataset(NamedTuple):
+    name: str
+    classes: List[str]
+    train: Split
+    test: Split
+    debian: Optional[str]  # Debian package that ships it, if any
+
+
+def _mnist_like(name: str, classes: List[str], debian: Optional[str]) -> Dataset:
+    return Dataset(name, classes,
+                   Split('train-images-idx3-ubyte', 'train-labels-idx1-ubyte', 60000),
+                   Split('t10k-images-idx3-ubyte', 't10k-labels-idx1-ubyte', 10000), debian)
+
+
+DATASETS: Dict[str, Dataset] = {
+    'fashion-mnist': _mnist_like('fashion-mnist', FASHION_MNIST_CLASSES, 'dataset-fashion-mnist'),
+    'mnist': _mnist_like('mnist', MNIST_CLASSES, None),
+}
+
+IMAGE_SIZE = 28
+
+
+class DatasetError(ValueError):
+    """A data set file is missing, corrupt, truncated or does not match its
+    partner; the message names the file and how to fix it."""
+
+
+def get_dataset(name: str) -> Dataset:
+    """The description of data set ``name``; ``ValueError`` lists the known ones."""
+    try:
+        return DATASETS[name]
+    except (KeyError, TypeError):
+        raise ValueError('unknown dataset %r; known: %s' % (name, ', '.join(sorted(DATASETS)))) from None
+
+
+def _file_names(ds: Dataset) -> List[str]:
+    return [ds.train.images, ds.train.labels, ds.test.images, ds.test.labels]
+
+
+def mxnet_home() -> Path:
+    """``$MXNET_HOME``, default ``~/.mxnet``, as MXNet reads it."""
+    return Path(os.environ.get('MXNET_HOME') or os.path.join(os.path.expanduser('~'), '.mxnet'))
+
+
+def candidate_dirs(dataset: str, root: Optional[str] = None) -> List[Path]:
+    """The folders searched for ``dataset``, in order."""
+    ds = get_dataset(dataset)
+    dirs = []
+    if root:
+        dirs.append(Path(root).expanduser())
+    if os.environ.get('D2LNETS_DATA'):
+        dirs.append(Path(os.environ['D2LNETS_DATA']).expanduser() / dataset)
+    dirs.append(mxnet_home() / 'datasets' / dataset)
+    if ds.debian:
+        dirs.append(Path(DEBIAN_DIR) / dataset)
+    return dirs
+
+
+def _find_file(folder: Path, base: str) -> Optional[Path]:
+    for name in (base + '.gz', base):
+        if (folder / name).is_file():
+            return folder / name
+    return None
+
+
+def locate(dataset: str, root: Optional[str] = None) -> Optional[Path]:
+    """The first candidate folder holding all four files of ``dataset``
+    (gz or raw), or ``None``. Nothing is read or downloaded."""
+    ds = get_dataset(dataset)
+    for folder in candidate_dirs(dataset, root):
+        if all(_find_file(folder, f) for f in _file_names(ds)):
+            return folder
+    return None
+
+
+def repo_url() -> str:
+    """MXNet's dataset host, or the mirror named by ``$MXNET_GLUON_REPO``."""
+    url = os.environ.get('MXNET_GLUON_REPO') or DEFAULT_REPO
+    return url if url.endswith('/') else url + '/'
+
+
+def file_url(dataset: str, filename: str) -> str:
+    """Where MXNet downloads ``filename`` of ``dataset`` from."""
+    return '%sgluon/dataset/%s/%s' % (repo_url(), dataset, filename)
+
+
+def _progress(total: Optional[int], desc: str, enabled: bool):
+    from tqdm import tqdm
+    return tqdm(total=total, desc=desc, unit='B', unit_scale=True, unit_divisor=1024,
+                disable=not enabled, leave=False)
+
+
+def download_file(url: str, dest: Path, progress: bool = True, timeout: float = 60) -> Path:
+    """Download ``url`` to ``dest`` through a temporary file in the same folder,
+    renamed only when complete (and as long as announced). Raises ``OSError``
+    saying what failed; nothing is left behind."""
+    dest.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=str(dest.parent), prefix='.' + dest.name + '.', suffix='.part')
+    try:
+        with os.fdopen(fd, 'wb') as out:
+            with urllib.request.urlopen(url, timeout=timeout) as resp:
+                length = resp.headers.get('Content-Length')
+                total = int(length) if length and length.isdigit() else None
+                done = 0
+                with _progress(total, dest.name, progress) as bar:
+                    while True:
+                        chunk = resp.read(1 << 16)
+                        if not chunk:
+                            break
+                        out.write(chunk)
+                        done += len(chunk)
+                        bar.update(len(chunk))
+                if total is not None and done != total:
+                    raise OSError('the connection closed after %d of %d bytes' % (done, total))
+        os.replace(tmp, dest)
+    except BaseException as err:
+        os.unlink(tmp)
+        if isinstance(err, (OSError, http.client.HTTPException)):
+            # URLError, timeouts and dropped connections (IncompleteRead is an HTTPException).
+            why = err if isinstance(err, urllib.error.HTTPError) else getattr(err, 'reason', None) or err
+            raise OSError('could not download %s: %s' % (url, why)) from None
+        raise
+    return dest
+
+
+def download_dataset(dataset: str, dest: Optional[Path] = None, progress: Optional[bool] = None) -> Path:
+    """Download the four files of ``dataset`` into ``dest`` (default
+    ``$MXNET_HOME/datasets/<dataset>``); files already there are kept."""
+    ds = get_dataset(dataset)
+    dest = Path(dest) if dest else mxnet_home() / 'datasets' / dataset
+    if progress is None:
+        progress = sys.stderr.isatty()
+    for base in _file_names(ds):
+        if _find_file(dest, base) is None:
+            download_file(file_url(dataset, base + '.gz'), dest / (base + '.gz'), progress=progress)
+    return dest
+
+
+def find_dataset(dataset: str, root: Optional[str] = None, download: bool = True,
+                 progress: Optional[bool] = None) -> Path:
+    """The folder holding ``dataset``'s files: the first of :func:`candidate_dirs`
+    that has them all, else (with ``download``) a fresh download into ``$MXNET_HOME``."""
+    found = locate(dataset, root)
+    if found is not None:
+        return found
+    ds = get_dataset(dataset)
+    where = ('%s was found in none of: %s' % (dataset, ', '.join(map(str, candidate_dirs(dataset, root)))))
+    if not download:
+        raise DatasetError(where)
+    try:
+        return download_dataset(dataset, progress=progress)
+    except OSError as err:
+        apt = (', or install the Debian package (sudo apt-get install %s)' % ds.debian) if ds.debian else ''
+        raise OSError('%s; %s. Put its files (%s) in one of those folders%s, or set MXNET_GLUON_REPO to a '
+                      'mirror' % (err, where, ', '.join(f + '.gz' for f in _file_names(ds)), apt)) from None
+
+
+# IDX: big-endian; 2 zero bytes, a type byte, the number of dimensions, then
+# one uint32 per dimension, then the data. MNIST-like sets use type 0x08 (ubyte).
+_IDX_UBYTE = 0x08
+_MAX_DIMS = 4
+_MAX_ELEMENTS = 1 << 31
+
+
+def _fail(name: str, what: str) -> DatasetError:
+    return DatasetError('%s: %s' % (name, what))
+
+
+def _read_exactly(stream: BinaryIO, n: int, name: str, what: str) -> bytes:
+    data = stream.read(n)
+    if len(data) != n:
+        raise _fail(name, 'truncated: %s has %d of %d bytes' % (what, len(data), n))
+    return data
+
+
+def parse_idx(stream: BinaryIO, name: str = '<stream>', shape: Optional[Sequence[int]] = None) -> np.ndarray:
+    """Parse one IDX file of unsigned bytes from a binary ``stream``.
+
+    Parameters
+    ----------
+    stream : binary file object
+        Raw IDX bytes (decompress first).
+    name : str
+        Named in error messages.
+    shape : sequence of int, optional
+        The expected dimensions; checked before the data is read.
+
+    Returns
+    -------
+    numpy.ndarray of uint8 with the file's dimensions.
+
+    Raises
+    ------
+    DatasetError
+        Anything else than one complete ubyte IDX array of the expected shape.
+    """
+    try:
+        magic = _read_exactly(stream, 4, name, 'the header')
+        if magic[:2] != b'\x00\x00' or magic[2] != _IDX_UBYTE or not 1 <= magic[3] <= _MAX_DIMS:
+            raise _fail(name, 'not an IDX file of unsigned bytes (magic number %s, expected 0x000008NN '
+                              'with 1 <= NN <= %d)' % (magic.hex(), _MAX_DIMS))
+        ndim = magic[3]
+        dims = struct.unpack('>%dI' % ndim, _read_exactly(stream, 4 * ndim, name, 'the dimensions'))
+        if shape is not None and tuple(dims) != tuple(shape):
+            raise _fail(name, 'has dimensions %s, expected %s' % (tuple(dims), tuple(shape)))
+        count = 1
+        for d in dims:  # Python ints: numpy's product would overflow on hostile dimensions
+            count *= d
+        if count > _MAX_ELEMENTS:
+            raise _fail(name, 'claims %d elements (dimensions %s), more than an IDX data set holds'
+                        % (count, tuple(dims)))
+        data = _read_exactly(stream, count, name, 'the data')
+        if stream.read(1):
+            raise _fail(name, 'has bytes after the %d announced by its dimensions %s' % (count, tuple(dims)))
+    except (OSError, EOFError, zlib.error) as err:
+        # gzip: a bad header (BadGzipFile is an OSError), corrupt or truncated stream.
+        raise _fail(name, 'cannot be decompressed: %s' % (err,)) from None
+    return np.frombuffer(data, dtype=np.uint8).reshape(dims)
+
+
+def read_idx(path: Path, shape: Optional[Sequence[int]] = None) -> np.ndarray:
+    """Read an IDX file, gz-compressed or raw (told apart by content); see :func:`parse_idx`."""
+    path = Path(path)
+    try:
+        f = open(path, 'rb')
+    except OSError as err:
+        raise DatasetError('%s: cannot be read: %s' % (path, err.strerror or err)) from None
+    with f:
+        gz = f.read(2) == b'\x1f\x8b'
+        f.seek(0)
+        stream = gzip.GzipFile(fileobj=f, mode='rb') if gz else f
+        return parse_idx(stream, str(path), shape)
+
+
+def _fix_hint(ds: Dataset, folder: Path) -> str:
+    hint = 'delete it and run again to download a fresh copy'
+    if ds.debian and str(folder).startswith(DEBIAN_DIR):
+        hint = 'reinstall it: sudo apt-get install --reinstall %s' % ds.debian
+    return hint
+
+
+def load_arrays(dataset: str = 'fashion-mnist', train: bool = True, root: Optional[str] = None,
+                download: bool = True) -> Tuple[np.ndarray, np.ndarray]:
+    """Images and labels of one split, verified.
+
+    Returns
+    -------
+    (images, labels)
+        ``uint8`` arrays of shape (N, 28, 28) and (N,): N = 60,000 for the
+        training split and 10,000 for the test split.
+    """
+    ds = get_dataset(dataset)
+    split = ds.train if train else ds.test
+    folder = find_dataset(dataset, root, download=download)
+    files = [_find_file(folder, split.images), _find_file(folder, split.labels)]
+    if None in files:  # removed since it was found
+        raise DatasetError('%s: the %s files went missing' % (folder, dataset))
+    img_path, lbl_path = files
+    hint = _fix_hint(ds, folder)
+    try:
+        images = read_idx(img_path, (split.count, IMAGE_SIZE, IMAGE_SIZE))
+        labels = read_idx(lbl_path, (split.count,))
+    except DatasetError as err:
+        raise DatasetError('%s (it should hold the %s %s split); %s'
+                           % (err, dataset, 'training' if train else 'test', hint)) from None
+    if labels.size and labels.max() >= len(ds.classes):
+        raise DatasetError('%s: label %d found, %s labels are 0..%d; %s'
+                           % (lbl_path, labels.max(), dataset, len(ds.classes) - 1, hint))
+    return images, labels
+
+
+class ArrayIter:
+    """Mini-batches over images held in memory, as the lecture's DataLoader
+    gives them: ``for X, y in it`` with X of shape (batch, 1, H, W), float32
+    NDArrays on the CPU, and y the labels (float32, as the lecture's).
+
+    Parameters
+    ----------
+    images : numpy.ndarray
+        (N, 1, 28, 28) float32, already scaled.
+    labels : numpy.ndarray
+        (N,) labels.
+    batch_size : int
+    shuffle : bool
+        Visit the examples in a new random order every epoch.
+    resize : int, optional
+        Resize each batch to ``resize x resize`` (bilinear, one batched operation).
+    seed : int, optional
+        With a seed, epoch ``e``'s order depends only on ``(seed, e)``
+        (see :meth:`set_epoch`), so an interrupted run can be resumed exactly.
+    """
+
+    def __init__(self, images: np.ndarray, labels: np.ndarray, batch_size: int, shuffle: bool = False,
+                 resize: Optional[int] = None, seed: Optional[int] = None):
+        if isinstance(batch_size, bool) or not isinstance(batch_size, (int, np.integer)) or batch_size < 1:
+            raise ValueError('batch_size must be a positive integer, got %r' % (batch_size,))
+        if resize is not None and (isinstance(resize, bool) or not isinstance(resize, (int, np.integer))
+                                   or resize < 1):
+            raise ValueError('resize must be a positive integer (such as 224) or None, got %r' % (resize,))
+        if len(images) != len(labels):
+            raise ValueError('%d images but %d labels' % (len(images), len(labels)))
+        self.images = np.ascontiguousarray(images, dtype=np.float32)
+        self.labels = labels.astype(np.float32)
+        self.batch_size, self.shuffle, self.resize, self.seed = int(batch_size), shuffle, resize, seed
+        self.epoch = 0
+
+    @property
+    def num_examples(self) -> int:
+        return len(self.images)
+
+    @property
+    def example_shape(self) -> Tuple[int, ...]:
+        """(C, H, W) of one example as the network sees it."""
+        c, h, w = self.images.shape[1:]
+        return (c, self.resize, self.resize) if self.resize else (c, h, w)
+
+    def __len__(self) -> int:
+        return (len(self.images) + self.batch_size - 1) // self.batch_size
+
+    def set_epoch(self, epoch: int) -> None:
+        """Make the next pass use epoch ``epoch``'s order."""
+        self.epoch = epoch
+
+    def order(self) -> np.ndarray:
+        """The example indices of the next pass."""
+        n = len(self.images)
+        if not self.shuffle:
+            return np.arange(n)
+        if self.seed is None:
+            return np.random.permutation(n)
+        return np.random.RandomState([self.seed, self.epoch]).permutation(n)
+
+    def __iter__(self) -> Iterator:
+        import mxnet as mx
+        order = self.order()
+        for start in range(0, len(order), self.batch_size):
+            idx = order[start:start + self.batch_size]
+            # Indexing with an array makes a fresh contiguous copy (0.2 ms for 256
+            # examples), which the NDArray takes over without a copy: mx.nd.array
+            # would copy again and wait for MXNet's engine, several ms per batch.
+            X = mx.nd.from_numpy(self.images[idx], zero_copy=True)
+            y = mx.nd.from_numpy(self.labels[idx], zero_copy=True)
+            if self.resize:
+                # (batch, C, 28, 28) -> (batch, C, resize, resize); align_corners=False
+                # samples pixel centres as the lecture's transforms.Resize (OpenCV) does.
+                X = mx.nd.contrib.BilinearResize2D(X, height=self.resize, width=self.resize,
+                                                   align_corners=False)
+            yield X, y
+
+
+def to_tensor(images: np.ndarray) -> np.ndarray:
+    """(N, 28, 28) uint8 -> (N, 1, 28, 28) float32 in [0, 1], as ToTensor."""
+    out = images.astype(np.float32).reshape(len(images), 1, *images.shape[1:])
+    out *= np.float32(NORMALIZATION['scale'])
+    return out
+
+
+def _check_limit(limit: Optional[int]) -> None:
+    if limit is not None and (isinstance(limit, bool) or not isinstance(limit, (int, np.integer)) or limit < 1):
+        raise ValueError('limit must be a positive number of examples, got %r' % (limit,))
+
+
+def load_data(batch_size: int, resize: Optional[int] = None, root: Optional[str] = None,
+              dataset: str = 'fashion-mnist', limit: Optional[int] = None, seed: Optional[int] = None,
+              download: bool = True) -> Tuple[ArrayIter, ArrayIter]:
+    """``(train_iter, test_iter)`` over ``dataset``, as the lecture's
+    ``load_data_fashion_mnist``: the training set shuffled each epoch, the
+    test set in order, pixels scaled to [0, 1].
+
+    Parameters
+    ----------
+    batch_size : int
+    resize : int, optional
+        Side length to resize to (224 for AlexNet, VGG, NiN).
+    root : str, optional
+        Searched first for the files (see the module's docstring for the order).
+    dataset : str
+        ``'fashion-mnist'`` or ``'mnist'``.
+    limit : int, optional
+        Use only the first ``limit`` training and test examples.
+    seed : int, optional
+        Makes each epoch's order depend only on (seed, epoch).
+    """
+    get_dataset(dataset)
+    _check_limit(limit)
+    iters = []
+    for train in (True, False):
+        images, labels = load_arrays(dataset, train, root, download=download)
+        if limit is not None:
+            images, labels = images[:limit], labels[:limit]
+        iters.append(ArrayIter(to_tensor(images), labels, batch_size, shuffle=train, resize=resize, seed=seed))
+    return iters[0], iters[1]
+
+
+def load_fashion_mnist(batch_size: int, resize: Optional[int] = None, root: Optional[str] = None,
+                       **kwargs) -> Tuple[ArrayIter, ArrayIter]:
+    """The lecture's ``load_data_fashion_mnist``; see :func:`load_data`."""
+    return load_data(batch_size, resize, root, dataset='fashion-mnist', **kwargs)
+
+
+def load_mnist(batch_size: int, resize: Optional[int] = None, root: Optional[str] = None,
+               **kwargs) -> Tuple[ArrayIter, ArrayIter]:
+    """MNIST, as :func:`load_fashion_mnist`; see :func:`load_data`."""
+    return load_data(batch_size, resize, root, dataset='mnist', **kwargs)
+
+
+def classes(dataset: str) -> List[str]:
+    """The class names of ``dataset``, by label."""
+    return list(get_dataset(dataset).classes)

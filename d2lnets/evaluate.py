@@ -1,0 +1,62 @@
+"""Accuracy of a network on a data iterator: overall, per class, confusion matrix.
+
+Counts are accumulated on the device; the only synchronisation is at the end.
+"""
+from typing import Iterable, List, Optional, Sequence, Union
+
+import mxnet as mx
+import numpy as np
+
+from .context import as_context_list
+
+Ctx = Union[mx.Context, Sequence[mx.Context], None]
+
+__all__ = ['evaluate_accuracy', 'confusion_matrix', 'per_class_accuracy', 'split_batch']
+
+
+def split_batch(X: mx.nd.NDArray, y: mx.nd.NDArray, ctxs: List[mx.Context]):
+    """Slices of a batch, one per context (data parallelism)."""
+    if len(ctxs) == 1:
+        return [X.as_in_context(ctxs[0])], [y.as_in_context(ctxs[0])]
+    return (mx.gluon.utils.split_and_load(X, ctxs, even_split=False),
+            mx.gluon.utils.split_and_load(y, ctxs, even_split=False))
+
+
+def evaluate_accuracy(net: mx.gluon.Block, data_iter: Iterable, ctx: Ctx = None) -> float:
+    """Fraction of examples whose highest-scoring class is the label."""
+    ctxs = as_context_list(ctx)
+    correct = [mx.nd.zeros(1, ctx=c) for c in ctxs]
+    n = 0
+    for X, y in data_iter:
+        for x, t, acc in zip(*split_batch(X, y, ctxs), correct):
+            acc += (net(x).argmax(axis=1) == t.astype('float32')).sum()
+        n += X.shape[0]
+    if n == 0:
+        raise ValueError('the data iterator gave no examples')
+    return sum(float(c.asscalar()) for c in correct) / n
+
+
+def confusion_matrix(net: mx.gluon.Block, data_iter: Iterable, num_classes: int, ctx: Ctx = None) -> np.ndarray:
+    """(num_classes, num_classes) int64 counts: row = true class, column = predicted."""
+    ctxs = as_context_list(ctx)
+    matrix = [mx.nd.zeros((num_classes * num_classes,), ctx=c) for c in ctxs]
+    for X, y in data_iter:
+        for x, t, m in zip(*split_batch(X, y, ctxs), matrix):
+            cell = t.astype('float32') * num_classes + net(x).argmax(axis=1)
+            m += mx.nd.one_hot(cell, num_classes * num_classes).sum(axis=0)
+    total = sum(m.asnumpy() for m in matrix)
+    return np.rint(total).astype(np.int64).reshape(num_classes, num_classes)
+
+
+def per_class_accuracy(matrix: np.ndarray) -> np.ndarray:
+    """Accuracy per true class from a confusion matrix (NaN for a class with no example)."""
+    matrix = np.asarray(matrix)
+    totals = matrix.sum(axis=1)
+    with np.errstate(invalid='ignore', divide='ignore'):
+        return np.where(totals > 0, np.diag(matrix) / np.maximum(totals, 1), np.nan)
+
+
+def accuracy_from_confusion(matrix: np.ndarray) -> float:
+    """Overall accuracy from a confusion matrix."""
+    matrix = np.asarray(matrix)
+    return float(np.trace(matrix) / max(matrix.sum(), 1))

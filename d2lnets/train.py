@@ -1,0 +1,288 @@
+"""The lecture's training loop: Xavier initialization, SGD, softmax cross-entropy.
+
+``train(net, train_iter, test_iter, num_epochs, lr)`` prints, as the lecture's
+``train_ch5``::
+
+    epoch 1, loss 2.3181, train acc 0.101, test acc 0.100, time 16.7 sec
+    ...
+    12345.6 examples/sec on cpu(0)
+
+The loop never waits for the device per batch: loss and accuracy are summed on
+the device and read every ``check_every`` batches (to stop on a non-finite
+loss) and at the end of each epoch. With a ``checkpoint_dir`` every epoch ends
+in an atomic checkpoint, and every epoch reseeds MXNet's and NumPy's generators
+from ``(seed, epoch)``, so a resumed run ends where an uninterrupted one does.
+"""
+import math
+import sys
+import time
+from dataclasses import dataclass, field, fields
+from pathlib import Path
+from typing import Any, Callable, Dict, Iterable, List, Optional, Sequence, Tuple, Union
+
+import mxnet as mx
+import numpy as np
+from mxnet import autograd, gluon
+
+from . import checkpoint
+from .context import as_context_list, describe
+from .evaluate import evaluate_accuracy, split_batch
+from .params import initialize_missing
+
+__all__ = ['History', 'NonFiniteLoss', 'TrainingInterrupted', 'train', 'train_step', 'make_trainer',
+           'epoch_seed', 'evaluate_accuracy']
+
+Ctx = Union[mx.Context, Sequence[mx.Context], str, None]
+
+
+@dataclass
+class History:
+    """Per-epoch record of a training run (epoch numbers count from 1)."""
+    epoch: List[int] = field(default_factory=list)
+    loss: List[float] = field(default_factory=list)
+    train_acc: List[float] = field(default_factory=list)
+    test_acc: List[float] = field(default_factory=list)
+    seconds: List[float] = field(default_factory=list)         # the whole epoch, evaluation included
+    examples_per_sec: List[float] = field(default_factory=list)  # training steps only
+
+    def __len__(self) -> int:
+        return len(self.epoch)
+
+    def append(self, **row: float) -> None:
+        for f in fields(self):
+            getattr(self, f.name).append(row[f.name])
+
+    def to_dict(self) -> Dict[str, list]:
+        return {f.name: list(getattr(self, f.name)) for f in fields(self)}
+
+    @classmethod
+    def from_dict(cls, d: Dict[str, list]) -> 'History':
+        return cls(**{f.name: list(d[f.name]) for f in fields(cls)})
+
+    def to_csv(self) -> str:
+        names = [f.name for f in fields(self)]
+        lines = [','.join(names)]
+        for i in range(len(self)):
+            lines.append(','.join(repr(getattr(self, n)[i]) for n in names))
+        return '\n'.join(lines) + '\n'
+
+
+class NonFiniteLoss(ValueError):
+    """The training loss became NaN or infinite."""
+
+
+class TrainingInterrupted(KeyboardInterrupt):
+    """Ctrl-C during training; ``epochs_done`` epochs are complete (and
+    checkpointed, when training had a checkpoint folder)."""
+
+    def __init__(self, epochs_done: int, checkpoint_dir: Optional[Path]):
+        super().__init__(epochs_done, checkpoint_dir)
+        self.epochs_done, self.checkpoint_dir = epochs_done, checkpoint_dir
+
+
+def epoch_seed(seed: int, epoch: int) -> int:
+    """The seed of epoch ``epoch`` (0: initialization) of a run seeded ``seed``."""
+    return int(np.random.SeedSequence([seed, epoch]).generate_state(1)[0] % (2 ** 31 - 1))
+
+
+def _reseed(seed: int, epoch: int, train_iter: Any) -> None:
+    s = epoch_seed(seed, epoch)
+    mx.random.seed(s)
+    np.random.seed(s)
+    if hasattr(train_iter, 'set_epoch'):
+        train_iter.set_epoch(epoch)
+
+
+def make_trainer(net: mx.gluon.Block, lr: float, kvstore: Union[str, Any] = 'device') -> gluon.Trainer:
+    """The lecture's optimizer: plain SGD at learning rate ``lr``."""
+    return gluon.Trainer(net.collect_params(), 'sgd', {'learning_rate': lr}, kvstore=kvstore)
+
+
+def train_step(net: mx.gluon.Block, trainer: gluon.Trainer, loss_fn: gluon.loss.Loss,
+               X: mx.nd.NDArray, y: mx.nd.NDArray, ctxs: List[mx.Context], batch_size: Optional[int] = None
+               ) -> Tuple[List[mx.nd.NDArray], List[mx.nd.NDArray]]:
+    """One SGD step on a batch split over ``ctxs``; the gradients are summed by
+    the trainer's kvstore and divided by ``batch_size`` (default: this batch's
+    size). Returns, per context, the summed loss and the number of correct
+    predictions, as NDArrays on that context (nothing is waited for)."""
+    xs, ys = split_batch(X, y, ctxs)
+    with autograd.record():
+        outs = [net(x) for x in xs]
+        losses = [loss_fn(o, t) for o, t in zip(outs, ys)]
+    for l in losses:
+        l.backward()
+    trainer.step(batch_size or X.shape[0])
+    return ([l.sum() for l in losses],
+            [(o.argmax(axis=1) == t.astype('float32')).sum() for o, t in zip(outs, ys)])
+
+
+def _total(arrays: List[mx.nd.NDArray]) -> float:
+    return sum(float(a.asscalar()) for a in arrays)
+
+
+def _params_finite(net: mx.gluon.Block) -> bool:
+    total = 0.0
+    for p in net.collect_params().values():
+        total += float(p.data().abs().sum().asscalar())  # one value per parameter, at epoch end only
+    return math.isfinite(total)
+
+
+def _progress(data_iter: Iterable, epoch: int, enabled: bool):
+    from tqdm import tqdm
+    total = len(data_iter) if hasattr(data_iter, '__len__') else None
+    return tqdm(data_iter, total=total, desc='epoch %d' % epoch, unit='batch', leave=False,
+                disable=not enabled, file=sys.stderr, dynamic_ncols=True)
+
+
+def train(net: mx.gluon.Block, train_iter: Iterable, test_iter: Iterable, num_epochs: int, lr: float,
+          ctx: Ctx = None, verbose: bool = True, *, seed: Optional[int] = None,
+          checkpoint_dir: Optional[Union[str, Path]] = None, resume: bool = False,
+          trainer: Optional[gluon.Trainer] = None, kvstore: Union[str, Any] = 'device',
+          loss: Optional[gluon.loss.Loss] = None, init: Optional[mx.init.Initializer] = None,
+          hybridize: bool = True, progress: Optional[bool] = None, check_every: int = 20,
+          run_info: Optional[Dict[str, Any]] = None,
+          on_epoch: Optional[Callable[[History], None]] = None) -> History:
+    """Train ``net`` with the lecture's recipe and return its :class:`History`.
+
+    Parameters
+    ----------
+    net : Block
+        Parameters already initialized (pretrained, resumed) are kept; the rest
+        are initialized with ``init`` (default Xavier, as the lecture).
+    train_iter, test_iter : iterables of (X, y) batches
+        Such as :func:`d2lnets.data.load_fashion_mnist` returns.
+    num_epochs : int
+        Total number of epochs (counting those done before a resume).
+    lr : float
+        SGD learning rate.
+    ctx : Context, list of Contexts or str, optional
+        Where to train; several contexts split each batch (data parallelism).
+        Default: ``gpu(0)`` if there is one, else ``cpu(0)``.
+    verbose : bool
+        Print the lecture's line per epoch and the examples/sec at the end.
+    seed : int, optional
+        Each epoch reseeds MXNet and NumPy from ``(seed, epoch)``. Default: a
+        random seed (recorded in the checkpoint).
+    checkpoint_dir : path, optional
+        Write an atomic checkpoint there after every epoch.
+    resume : bool
+        Continue from the checkpoint in ``checkpoint_dir`` (parameters,
+        trainer state, history) if there is one. The trainer state holds the
+        optimizer, so the learning rate is the checkpoint's.
+    trainer : gluon.Trainer, optional
+        A trainer of your own (a distributed kvstore, another optimizer);
+        with Gluon's default kvstore it needs initialized parameters.
+    kvstore : str or KVStore
+        Passed to the trainer that is built when ``trainer`` is not given.
+    loss : gluon.loss.Loss, optional
+        Default softmax cross-entropy.
+    hybridize : bool
+        Compile the network into one graph first (default).
+    progress : bool, optional
+        A progress bar over batches; default: when verbose and stderr is a terminal.
+    check_every : int
+        Read the loss every that many batches to stop early on NaN.
+    run_info : dict, optional
+        Stored in the checkpoint (what is needed to rebuild the run).
+    on_epoch : callable, optional
+        Called with the history after each epoch (and its checkpoint).
+
+    Raises
+    ------
+    NonFiniteLoss
+        When the loss becomes NaN or infinite; the last checkpoint is kept.
+    TrainingInterrupted
+        On Ctrl-C; the last complete epoch's checkpoint is kept.
+    """
+    if isinstance(num_epochs, bool) or not isinstance(num_epochs, (int, np.integer)) or num_epochs < 0:
+        raise ValueError('num_epochs must be a non-negative integer, got %r' % (num_epochs,))
+    if not isinstance(lr, (int, float)) or isinstance(lr, bool) or not lr > 0 or not math.isfinite(lr):
+        raise ValueError('the learning rate must be a positive number, got %r' % (lr,))
+    ctxs = as_context_list(ctx)
+    ckpt = Path(checkpoint_dir) if checkpoint_dir is not None else None
+    history = History()
+    state = checkpoint.load_checkpoint(ckpt) if resume and ckpt and checkpoint.is_checkpoint(ckpt) else None
+    if state is not None:
+        net.load_parameters(str(state['params']), ctx=ctxs)
+        history = History.from_dict(state['history'])
+        seed = state['run'].get('seed', seed)
+    if seed is None:
+        seed = int(np.random.randint(0, 2 ** 31 - 1))
+    run_info = dict(run_info or {}, seed=seed)
+
+    _reseed(seed, 0, train_iter)
+    initialize_missing(net, init or mx.init.Xavier(), ctx=ctxs)
+    if hybridize and isinstance(net, mx.gluon.HybridBlock):
+        net.hybridize()
+    trainer = trainer or make_trainer(net, lr, kvstore)
+    if state is not None:
+        trainer.load_states(str(state['states']))
+    loss_fn = loss or gluon.loss.SoftmaxCrossEntropyLoss()
+    progress = (verbose and sys.stderr.isatty()) if progress is None else progress
+
+    examples, train_seconds = 0, 0.0
+    try:
+        for epoch in range(len(history) + 1, num_epochs + 1):
+            row = _train_epoch(net, trainer, loss_fn, train_iter, test_iter, ctxs, seed, epoch, lr,
+                               progress, check_every, ckpt)
+            if not _params_finite(net):
+                raise _nonfinite('the parameters', epoch, lr, ckpt)
+            history.append(**row)
+            examples += row['examples']
+            train_seconds += row['examples'] / row['examples_per_sec']
+            if ckpt is not None:
+                checkpoint.save_checkpoint(ckpt, epoch, net, trainer, history.to_dict(), run_info)
+            if verbose:
+                print('epoch %d, loss %.4f, train acc %.3f, test acc %.3f, time %.1f sec'
+                      % (epoch, row['loss'], row['train_acc'], row['test_acc'], row['seconds']), flush=True)
+            if on_epoch is not None:
+                on_epoch(history)
+    except KeyboardInterrupt:
+        done = _kept(ckpt)
+        raise TrainingInterrupted(done, ckpt if done else None) from None
+    if verbose and examples:
+        print('%.1f examples/sec on %s' % (examples / train_seconds, describe(ctxs)), flush=True)
+    return history
+
+
+def _kept(ckpt: Optional[Path]) -> int:
+    """The epoch of the checkpoint in ``ckpt`` (0: none). Checkpoints are
+    atomic: whatever latest.json names is one complete epoch."""
+    return checkpoint.load_checkpoint(ckpt)['epoch'] if ckpt is not None and checkpoint.is_checkpoint(ckpt) else 0
+
+
+def _nonfinite(what: str, epoch: int, lr: float, ckpt: Optional[Path]) -> NonFiniteLoss:
+    done = _kept(ckpt)
+    kept = (' The checkpoint of epoch %d is kept in %s.' % (done, ckpt)) if done else ''
+    return NonFiniteLoss('%s became NaN or infinite in epoch %d: the learning rate %g is probably too high; '
+                         'try a lower one, such as %g.%s' % (what, epoch, lr, lr / 2, kept))
+
+
+def _train_epoch(net, trainer, loss_fn, train_iter, test_iter, ctxs, seed, epoch, lr, progress,
+                 check_every, ckpt) -> Dict[str, float]:
+    _reseed(seed, epoch, train_iter)
+    start = time.time()
+    loss_sum = [mx.nd.zeros(1, ctx=c) for c in ctxs]
+    correct = [mx.nd.zeros(1, ctx=c) for c in ctxs]
+    n = 0
+    # As the lecture's trainer.step(batch_size): the nominal batch size, also
+    # for a smaller last batch.
+    batch_size = getattr(train_iter, 'batch_size', None)
+    with _progress(train_iter, epoch, progress) as batches:
+        for i, (X, y) in enumerate(batches, 1):
+            ls, cs = train_step(net, trainer, loss_fn, X, y, ctxs, batch_size)
+            for acc, v in zip(loss_sum + correct, ls + cs):
+                acc += v
+            n += X.shape[0]
+            if i % check_every == 0 and not math.isfinite(_total(loss_sum)):
+                raise _nonfinite('the training loss', epoch, lr, ckpt)
+    if n == 0:
+        raise ValueError('the training data iterator gave no examples')
+    loss = _total(loss_sum) / n  # waits for the epoch's last step
+    train_seconds = time.time() - start
+    if not math.isfinite(loss):
+        raise _nonfinite('the training loss', epoch, lr, ckpt)
+    train_acc = _total(correct) / n
+    test_acc = evaluate_accuracy(net, test_iter, ctxs)
+    return dict(epoch=epoch, loss=loss, train_acc=train_acc, test_acc=test_acc,
+                seconds=time.time() - start, examples_per_sec=n / train_seconds, examples=n)
