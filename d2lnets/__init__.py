@@ -24,11 +24,13 @@ _apply_defaults()
 _exports = {
     'get_model': 'models', 'list_models': 'models',
     'layer_shapes': 'summary', 'format_layer_shapes': 'summary', 'print_layer_shapes': 'summary',
+    'complexity': 'summary',
     'count_parameters': 'params', 'initialize_missing': 'params',
     'load_gluoncv_params': 'zoo',
 }
 _submodules = {'nn', 'models', 'summary', 'params', 'cli', 'runtime', 'zoo', 'imagenet',
                'data', 'train', 'evaluate', 'plot', 'run', 'checkpoint', 'context', 'weights',
+               'complexity_report', 'bench', 'launch', 'distributed',
                'export', 'loading', 'images', 'predict', 'onnx_model'}
 # The deploy path runs an exported ONNX file without MXNet (onnxruntime, numpy, Pillow).
 _without_mxnet = {'cli', 'runtime', 'data', 'images', 'predict', 'onnx_model'}

@@ -53,11 +53,14 @@ def is_checkpoint(folder: Path) -> bool:
 def save_checkpoint(folder: Path, epoch: int, net, trainer, history: Dict[str, list],
                     run: Optional[Dict[str, Any]] = None) -> Path:
     """Write epoch ``epoch``'s network and trainer state, then point
-    ``latest.json`` at them; return the folder."""
+    ``latest.json`` at them; return the folder. ``trainer`` None: no trainer
+    state (on MXNet's parameter server the servers hold it)."""
     folder = Path(folder)
-    params, states = 'epoch-%04d.params' % epoch, 'epoch-%04d.states' % epoch
+    params = 'epoch-%04d.params' % epoch
+    states = 'epoch-%04d.states' % epoch if trainer is not None else None
     atomic_write(folder / params, net.save_parameters)
-    atomic_write(folder / states, trainer.save_states)
+    if trainer is not None:
+        atomic_write(folder / states, trainer.save_states)
     write_json(folder / LATEST, {'epoch': epoch, 'params': params, 'states': states,
                                  'history': history, 'run': run or {}})
     for old in folder.glob('epoch-*'):
@@ -68,7 +71,8 @@ def save_checkpoint(folder: Path, epoch: int, net, trainer, history: Dict[str, l
 
 def load_checkpoint(folder: Path) -> Dict[str, Any]:
     """The content of ``latest.json``, with ``params`` and ``states`` as full
-    paths. ``ValueError`` when ``folder`` is not a checkpoint or is damaged."""
+    paths (``states`` None when no trainer state was saved). ``ValueError``
+    when ``folder`` is not a checkpoint or is damaged."""
     folder = Path(folder)
     if not is_checkpoint(folder):
         raise ValueError('%s is not a checkpoint folder (it has no %s); give the output folder of '
@@ -76,6 +80,8 @@ def load_checkpoint(folder: Path) -> Dict[str, Any]:
     try:
         state = json.loads((folder / LATEST).read_text())
         for key in ('params', 'states'):
+            if key == 'states' and state[key] is None:
+                continue
             state[key] = folder / state[key]
             if not state[key].is_file():
                 raise ValueError('%s is missing' % state[key])

@@ -5,7 +5,9 @@ Errors the user can fix (``ValueError``, ``OSError``) end in one line on stderr
 and exit status 1, never a traceback.
 """
 import argparse
+import os
 import sys
+import traceback
 from typing import List, Optional, Tuple
 
 from . import MISSING_MXNET, __version__
@@ -202,6 +204,10 @@ def _add_train(sub) -> None:
     p.add_argument('--seed', type=_non_negative_int, help='random seed (default: a random one, recorded)')
     p.add_argument('--limit', type=_positive(int), help='use only the first N training and N test examples')
     p.add_argument('--quiet', action='store_true', help='no progress bar and no per-epoch lines')
+    p.add_argument('--kvstore', default='device', choices=['device', 'local', 'dist_sync', 'dist_async'],
+                   help='how gradients are summed: device or local across the --ctx devices (default '
+                        'device); dist_sync or dist_async across the workers of a parameter-server job '
+                        'started by `d2lnets launch` (--batch-size is then each worker\'s)')
 
 
 def _run_train(args) -> int:
@@ -211,7 +217,8 @@ def _run_train(args) -> int:
     try:
         if args.resume:
             fixed = [opt for opt in ('lr', 'batch_size', 'resize', 'out', 'seed', 'limit')
-                     if getattr(args, opt) is not None] + (['dataset'] if args.dataset != 'fashion-mnist' else [])
+                     if getattr(args, opt) is not None] + (['dataset'] if args.dataset != 'fashion-mnist' else []) \
+                + (['kvstore'] if args.kvstore != 'device' else [])
             if fixed:
                 raise ValueError('--resume continues a run with its own settings; drop %s (only --epochs, '
                                  '--ctx, --data-dir and --quiet can be given)'
@@ -224,14 +231,14 @@ def _run_train(args) -> int:
             history, out = train_run(args.name, args.out, epochs=args.epochs, lr=args.lr,
                                      batch_size=args.batch_size, resize=args.resize, dataset=args.dataset,
                                      data_dir=args.data_dir, ctx=args.ctx, seed=args.seed, limit=args.limit,
-                                     verbose=verbose, command=['d2lnets'] + args.argv)
+                                     verbose=verbose, command=['d2lnets'] + args.argv, kvstore=args.kvstore)
     except TrainingInterrupted as stop:
         where = ('the checkpoint of epoch %d is kept; continue with: d2lnets train --resume %s'
                  % (stop.epochs_done, stop.checkpoint_dir.parent) if stop.checkpoint_dir
                  else 'no epoch was complete, nothing was kept')
         print('d2lnets train: interrupted; %s' % where, file=sys.stderr)
         return 130
-    if verbose:
+    if verbose and out is not None:
         print('test acc %.3f after %d epochs; curves: %s' % (history.test_acc[-1], len(history), out / 'curves.png'))
     return 0
 
@@ -272,6 +279,77 @@ def _run_evaluate(args) -> int:
     return 0
 
 
+def _add_complexity(sub) -> None:
+    p = sub.add_parser('complexity', help='parameters and multiply-accumulates per layer',
+                       description='Per-layer weights, biases, parameters and MACs (FLOPs = 2 x MACs) of a '
+                                   'network, the slide "Complexity" (--compare) or a figure (--plot).')
+    p.add_argument('name', nargs='?', help='model name (see `d2lnets list`)')
+    p.add_argument('--input-shape', type=parse_shape, default=None, metavar='N,C,H,W',
+                   help='input shape; default 1,1,28,28 for lenet and 1,1,224,224 for the rest')
+    p.add_argument('--format', choices=('table', 'csv', 'json', 'markdown'), default='table')
+    p.add_argument('--compare', nargs='+', metavar='NAME',
+                   help="the slide's table for these networks, e.g. --compare lenet alexnet "
+                        '(LeNet on 1x28x28, the others on 3x224x224)')
+    p.add_argument('--classes', type=int, default=10, help='number of classes (default 10)')
+    p.add_argument('--plot', metavar='FILE.png',
+                   help='save a log-scale bar chart of parameters and FLOPs per layer group of '
+                        'lenet, alexnet, vgg11 and nin')
+
+
+def _run_complexity(args) -> int:
+    from . import complexity_report as report
+    if not (args.name or args.compare or args.plot):
+        raise ValueError('name a network (e.g. `d2lnets complexity alexnet`), or use --compare or --plot')
+    if args.name and args.compare:
+        raise ValueError('give either a network name or --compare NAME..., not both')
+    if args.name:
+        from .models import default_input_shape, get_model
+        from .summary import complexity
+        shape = args.input_shape or default_input_shape(args.name)
+        print(report.format_complexity(complexity(get_model(args.name, classes=args.classes), shape),
+                                       args.format))
+    if args.compare:
+        print(report.format_compare(args.compare, args.format, classes=args.classes))
+    if args.plot:
+        print('wrote', report.plot_complexity(args.plot, classes=args.classes))
+    return 0
+
+
+def _add_bench(sub) -> None:
+    p = sub.add_parser('bench', help='images per second of training or inference',
+                       description='Time training steps (forward, backward, SGD update) or inference on '
+                                   "synthetic data of the lecture's input shape: median images/sec after "
+                                   'warm-up, achieved GFLOP/s and its share of the fp32 matrix-multiply '
+                                   'peak measured in the same run, and peak resident memory.')
+    p.add_argument('names', nargs='*', metavar='NAME', default=['lenet'],
+                   help='model names (default: lenet)')
+    p.add_argument('--mode', choices=('train', 'infer'), default='train')
+    p.add_argument('--batch-size', type=int, default=None,
+                   help="default: the lecture's (256 for lenet, 128 for the others)")
+    p.add_argument('--imperative', action='store_true', help='do not hybridize')
+    p.add_argument('--runs', type=int, default=5, help='timed runs; the median is reported (default 5)')
+    p.add_argument('--seconds', type=float, default=1.0, help='length of one timed run (default 1)')
+    p.add_argument('--json', action='store_true', help='print JSON instead of a table')
+
+
+def _run_bench(args) -> int:
+    import json
+    from .bench import bench, format_results, matmul_peak
+    from .models import get_builder
+    for name in args.names:
+        get_builder(name)
+    peak = matmul_peak()
+    results = [bench(name, args.mode, args.batch_size, hybridize=not args.imperative, runs=args.runs,
+                     seconds_per_run=args.seconds, peak=peak) for name in args.names]
+    if args.json:
+        print(json.dumps([r.to_dict() for r in results], indent=2))
+    else:
+        print(format_results(results))
+        print('fp32 matrix-multiply peak measured in this run: %.1f GFLOP/s' % peak)
+    return 0
+
+
+
 def _add_launch(sub) -> None:
     p = sub.add_parser('launch', help="run a command as workers of MXNet's parameter server on this host",
                        description="Start a scheduler, SERVERS servers and WORKERS copies of COMMAND with "
@@ -293,7 +371,7 @@ def _run_launch(args) -> int:
                   timeout=args.timeout)
 
 
-_commands = ['list', 'summary', 'train', 'evaluate', 'predict', 'launch', 'export']
+_commands = ['list', 'summary', 'complexity', 'bench', 'train', 'evaluate', 'predict', 'launch', 'export']
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -307,11 +385,31 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+def _run_as_worker(args) -> int:
+    # A parameter-server worker that fails must leave at once: a normal exit
+    # waits in MXNet's kvstore for the other workers, forever.
+    try:
+        return globals()['_run_' + args.command](args)
+    except BaseException as err:  # anything: the process must not hang
+        if isinstance(err, (ValueError, OSError)):
+            print('d2lnets %s: error: %s' % (args.command, err), file=sys.stderr)
+        else:
+            traceback.print_exc()
+        sys.stdout.flush()
+        sys.stderr.flush()
+        os._exit(130 if isinstance(err, KeyboardInterrupt) else 1)
+
+
 def main(argv: Optional[List[str]] = None) -> int:
     """Run the command line ``argv`` (default ``sys.argv[1:]``); return the exit status."""
     args = build_parser().parse_args(argv)
     args.argv = list(sys.argv[1:] if argv is None else argv)  # recorded by `train` in command.txt
     try:
+        if getattr(args, 'onnx', None) is None:   # predict --onnx runs on onnxruntime alone: no MXNet
+            from .runtime import start_engine_quietly
+            start_engine_quietly()   # else MXNet logs its engine type, at the latest when the process exits
+        if os.environ.get('DMLC_ROLE') == 'worker':
+            return _run_as_worker(args)
         return globals()['_run_' + args.command](args)
     except (ValueError, OSError) as err:
         print('d2lnets %s: error: %s' % (args.command, err), file=sys.stderr)

@@ -363,6 +363,24 @@ class ArrayIter:
         self.labels = labels.astype(np.float32)
         self.batch_size, self.shuffle, self.resize, self.seed = int(batch_size), shuffle, resize, seed
         self.epoch = 0
+        self.shard_index, self.num_shards = 0, 1
+
+    def shard(self, index: int, count: int) -> 'ArrayIter':
+        """Give only shard ``index`` of ``count`` from now on (a worker's part
+        of data-parallel training): each pass cuts the same order into global
+        batches of ``batch_size x count`` examples and yields part ``index`` of
+        each, so the workers together see what one process with the global
+        batch would. An incomplete last global batch is dropped, so that
+        every worker takes the same number of steps. All workers must shuffle
+        alike: give them the same ``seed`` (or, as :func:`d2lnets.train.train`
+        does, seed NumPy alike before each pass)."""
+        if not (isinstance(count, int) and count >= 1 and isinstance(index, int) and 0 <= index < count):
+            raise ValueError('shard %r of %r: need 0 <= index < count' % (index, count))
+        if count > 1 and len(self.images) < self.batch_size * count:
+            raise ValueError('%d examples are fewer than one global batch of %d x %d'
+                             % (len(self.images), self.batch_size, count))
+        self.shard_index, self.num_shards = index, count
+        return self
 
     @property
     def num_examples(self) -> int:
@@ -375,7 +393,19 @@ class ArrayIter:
         return (c, self.resize, self.resize) if self.resize else (c, h, w)
 
     def __len__(self) -> int:
+        if self.num_shards > 1:
+            return len(self.images) // (self.batch_size * self.num_shards)
         return (len(self.images) + self.batch_size - 1) // self.batch_size
+
+    def _batches(self, order: np.ndarray) -> Iterator[np.ndarray]:
+        if self.num_shards == 1:
+            for start in range(0, len(order), self.batch_size):
+                yield order[start:start + self.batch_size]
+            return
+        step = self.batch_size * self.num_shards
+        offset = self.shard_index * self.batch_size
+        for start in range(0, len(order) - step + 1, step):
+            yield order[start + offset:start + offset + self.batch_size]
 
     def set_epoch(self, epoch: int) -> None:
         """Make the next pass use epoch ``epoch``'s order."""
@@ -392,9 +422,7 @@ class ArrayIter:
 
     def __iter__(self) -> Iterator:
         import mxnet as mx
-        order = self.order()
-        for start in range(0, len(order), self.batch_size):
-            idx = order[start:start + self.batch_size]
+        for idx in self._batches(self.order()):
             # Indexing with an array makes a fresh contiguous copy (0.2 ms for 256
             # examples), which the NDArray takes over without a copy: mx.nd.array
             # would copy again and wait for MXNet's engine, several ms per batch.

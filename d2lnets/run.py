@@ -24,6 +24,7 @@ import numpy as np
 
 from . import __version__, checkpoint, data
 from .context import as_context_list
+from .distributed import agree_seed, create_kvstore, is_distributed, rank
 from .models import get_model
 from .summary import infer_block_shapes
 from .train import History, train
@@ -70,7 +71,9 @@ def make_meta(name: str, dataset: str, resize: Optional[int], recipe: Dict[str, 
         'resize': resize,
         'normalization': dict(data.NORMALIZATION),
         'recipe': {'epochs': recipe['epochs'], 'batch_size': recipe['batch_size'], 'lr': recipe['lr'],
-                   'optimizer': 'sgd', 'loss': 'softmax_cross_entropy', 'init': 'xavier', 'limit': limit},
+                   'optimizer': 'sgd', 'loss': 'softmax_cross_entropy', 'init': 'xavier', 'limit': limit,
+                   # batch_size is each worker's when num_workers > 1
+                   'kvstore': recipe.get('kvstore', 'device'), 'num_workers': recipe.get('num_workers', 1)},
         'seed': seed,
         'epochs_done': 0,
         'test_acc': None,
@@ -145,13 +148,14 @@ def _append_command(out: Path, command: Optional[Sequence[str]]) -> None:
     checkpoint.write_text(out / 'command.txt', old + line + '\n')
 
 
-def _fit(net, meta, out, train_iter, test_iter, ctx, verbose, progress, resume) -> History:
-    writer = _RunWriter(out, meta)
+def _fit(net, meta, out, train_iter, test_iter, ctx, verbose, progress, resume, kvstore='device') -> History:
+    writer = _RunWriter(out, meta) if out is not None else None     # None: a worker other than 0
     recipe = meta['recipe']
     history = train(net, train_iter, test_iter, recipe['epochs'], recipe['lr'], ctx=ctx, verbose=verbose,
-                    seed=meta['seed'], checkpoint_dir=out / 'checkpoint', resume=resume, progress=progress,
-                    run_info=meta, on_epoch=writer.epoch_done)
-    if len(history):
+                    seed=meta['seed'], checkpoint_dir=out / 'checkpoint' if writer else None, resume=resume,
+                    progress=progress, run_info=meta, on_epoch=writer.epoch_done if writer else None,
+                    kvstore=kvstore)
+    if len(history) and writer:
         writer.finish(net)
     return history
 
@@ -160,10 +164,15 @@ def train_run(name: str, out: Optional[Path] = None, epochs: Optional[int] = Non
               batch_size: Optional[int] = None, resize: Optional[int] = None, dataset: str = 'fashion-mnist',
               data_dir: Optional[str] = None, ctx=None, seed: Optional[int] = None, limit: Optional[int] = None,
               verbose: bool = True, progress: Optional[bool] = None,
-              command: Optional[Sequence[str]] = None) -> Tuple[History, Path]:
+              command: Optional[Sequence[str]] = None, kvstore: str = 'device') -> Tuple[History, Optional[Path]]:
     """Train ``name`` with the lecture's recipe (any argument given overrides
     it) and write the run directory ``out`` (default ``runs/<name>-<time>``).
-    Returns the history and the directory."""
+    Returns the history and the directory.
+
+    With ``kvstore='dist_sync'`` (or ``'dist_async'``) this process is one
+    worker of a parameter-server job (see ``d2lnets launch``): the batch size
+    is each worker's, and only worker 0 writes the run directory (the others
+    return ``None`` for it)."""
     recipe = recipe_for(name)
     _check_positive('the number of epochs', epochs)
     _check_positive('the batch size', batch_size)
@@ -173,11 +182,20 @@ def train_run(name: str, out: Optional[Path] = None, epochs: Optional[int] = Non
                    if v is not None})
     data.get_dataset(dataset)
     ctxs = as_context_list(ctx)
-    out = Path(out) if out is not None else _default_out(name)
-    if (out / META).exists() or checkpoint.is_checkpoint(out / 'checkpoint'):
+    seed = int(np.random.randint(0, 2 ** 31 - 1)) if seed is None else seed
+    kv = create_kvstore(kvstore)
+    # All workers must read the data in the order worker 0 does.
+    seed = agree_seed(kv, seed)
+    if is_distributed(kv):
+        recipe.update(kvstore=kv.type, num_workers=kv.num_workers)
+        if kv.rank != 0 and verbose:
+            print('worker rank %d of %d (%s): worker 0 writes the run directory'
+                  % (kv.rank, kv.num_workers, kv.type), flush=True)
+    # On the parameter server, worker 0 writes the run directory and the others nothing.
+    out = None if rank(kv) != 0 else Path(out) if out is not None else _default_out(name)
+    if out is not None and ((out / META).exists() or checkpoint.is_checkpoint(out / 'checkpoint')):
         raise ValueError('%s already holds a run; continue it with --resume %s, or choose another --out'
                          % (out, out))
-    seed = int(np.random.randint(0, 2 ** 31 - 1)) if seed is None else seed
     meta = make_meta(name, dataset, recipe['resize'], recipe, seed, limit=limit)
     net = get_model(name)
     try:
@@ -188,10 +206,11 @@ def train_run(name: str, out: Optional[Path] = None, epochs: Optional[int] = Non
                          % (name, side, side, err, recipe_for(name)['resize'])) from None
     train_iter, test_iter = data.load_data(recipe['batch_size'], recipe['resize'], data_dir, dataset,
                                            limit=limit, seed=seed)
-    out.mkdir(parents=True, exist_ok=True)
-    _append_command(out, command)
-    checkpoint.write_json(out / META, meta)
-    return _fit(net, meta, out, train_iter, test_iter, ctxs, verbose, progress, resume=False), out
+    if out is not None:
+        out.mkdir(parents=True, exist_ok=True)
+        _append_command(out, command)
+        checkpoint.write_json(out / META, meta)
+    return _fit(net, meta, out, train_iter, test_iter, ctxs, verbose, progress, resume=False, kvstore=kv), out
 
 
 def resume_run(run_dir: Path, name: Optional[str] = None, epochs: Optional[int] = None,

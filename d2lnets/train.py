@@ -25,6 +25,7 @@ import numpy as np
 from mxnet import autograd, gluon
 
 from . import checkpoint
+from .distributed import agree_seed, create_kvstore, num_workers, rank
 from .context import as_context_list, describe
 from .evaluate import evaluate_accuracy, split_batch
 from .params import initialize_missing
@@ -173,6 +174,11 @@ def train(net: mx.gluon.Block, train_iter: Iterable, test_iter: Iterable, num_ep
         A trainer of your own (a distributed kvstore, another optimizer);
         with Gluon's default kvstore it needs initialized parameters.
     kvstore : str or KVStore
+        ``'device'`` (default) or ``'local'`` sum the gradients of several
+        contexts; ``'dist_sync'`` or ``'dist_async'`` join MXNet's parameter
+        server (start the job with ``d2lnets launch``): each worker trains on its
+        shard of ``train_iter``, steps with the global batch, and only worker 0
+        writes checkpoints and calls ``on_epoch``.
         Passed to the trainer that is built when ``trainer`` is not given.
     loss : gluon.loss.Loss, optional
         Default softmax cross-entropy.
@@ -199,15 +205,28 @@ def train(net: mx.gluon.Block, train_iter: Iterable, test_iter: Iterable, num_ep
     if not isinstance(lr, (int, float)) or isinstance(lr, bool) or not lr > 0 or not math.isfinite(lr):
         raise ValueError('the learning rate must be a positive number, got %r' % (lr,))
     ctxs = as_context_list(ctx)
-    ckpt = Path(checkpoint_dir) if checkpoint_dir is not None else None
+    kvstore = create_kvstore(kvstore)
+    workers = num_workers(kvstore)
+    # On the parameter server, only worker 0 writes checkpoints and reports epochs.
+    ckpt = Path(checkpoint_dir) if checkpoint_dir is not None and rank(kvstore) == 0 else None
     history = History()
     state = checkpoint.load_checkpoint(ckpt) if resume and ckpt and checkpoint.is_checkpoint(ckpt) else None
+    if resume and workers > 1:
+        raise ValueError('resuming a run on the parameter server is not supported: resume it in one process')
     if state is not None:
         net.load_parameters(str(state['params']), ctx=ctxs)
         history = History.from_dict(state['history'])
         seed = state['run'].get('seed', seed)
     if seed is None:
         seed = int(np.random.randint(0, 2 ** 31 - 1))
+    # Every worker must initialize and shuffle as worker 0 does.
+    seed = agree_seed(kvstore, seed)
+    if workers > 1:
+        if not hasattr(train_iter, 'shard'):
+            raise ValueError('training on %d workers needs a data iterator with a shard() method, such as '
+                             'd2lnets.data.load_data gives' % workers)
+        train_iter.shard(rank(kvstore), workers)
+        on_epoch = on_epoch if rank(kvstore) == 0 else None
     run_info = dict(run_info or {}, seed=seed)
 
     _reseed(seed, 0, train_iter)
@@ -215,7 +234,7 @@ def train(net: mx.gluon.Block, train_iter: Iterable, test_iter: Iterable, num_ep
     if hybridize and isinstance(net, mx.gluon.HybridBlock):
         net.hybridize()
     trainer = trainer or make_trainer(net, lr, kvstore)
-    if state is not None:
+    if state is not None and state['states'] is not None:
         trainer.load_states(str(state['states']))
     loss_fn = loss or gluon.loss.SoftmaxCrossEntropyLoss()
     progress = (verbose and sys.stderr.isatty()) if progress is None else progress
@@ -224,14 +243,16 @@ def train(net: mx.gluon.Block, train_iter: Iterable, test_iter: Iterable, num_ep
     try:
         for epoch in range(len(history) + 1, num_epochs + 1):
             row = _train_epoch(net, trainer, loss_fn, train_iter, test_iter, ctxs, seed, epoch, lr,
-                               progress, check_every, ckpt)
+                               progress, check_every, ckpt, workers)
             if not _params_finite(net):
                 raise _nonfinite('the parameters', epoch, lr, ckpt)
             history.append(**row)
             examples += row['examples']
             train_seconds += row['examples'] / row['examples_per_sec']
             if ckpt is not None:
-                checkpoint.save_checkpoint(ckpt, epoch, net, trainer, history.to_dict(), run_info)
+                # On the parameter server the servers hold the trainer's state (plain SGD has none).
+                checkpoint.save_checkpoint(ckpt, epoch, net, trainer if workers == 1 else None,
+                                           history.to_dict(), run_info)
             if verbose:
                 print('epoch %d, loss %.4f, train acc %.3f, test acc %.3f, time %.1f sec'
                       % (epoch, row['loss'], row['train_acc'], row['test_acc'], row['seconds']), flush=True)
@@ -259,15 +280,17 @@ def _nonfinite(what: str, epoch: int, lr: float, ckpt: Optional[Path]) -> NonFin
 
 
 def _train_epoch(net, trainer, loss_fn, train_iter, test_iter, ctxs, seed, epoch, lr, progress,
-                 check_every, ckpt) -> Dict[str, float]:
+                 check_every, ckpt, workers=1) -> Dict[str, float]:
     _reseed(seed, epoch, train_iter)
     start = time.time()
     loss_sum = [mx.nd.zeros(1, ctx=c) for c in ctxs]
     correct = [mx.nd.zeros(1, ctx=c) for c in ctxs]
     n = 0
     # As the lecture's trainer.step(batch_size): the nominal batch size, also
-    # for a smaller last batch.
+    # for a smaller last batch. The servers sum the workers' gradients, so each
+    # worker divides by the global batch.
     batch_size = getattr(train_iter, 'batch_size', None)
+    batch_size = batch_size * workers if batch_size else None
     with _progress(train_iter, epoch, progress) as batches:
         for i, (X, y) in enumerate(batches, 1):
             ls, cs = train_step(net, trainer, loss_fn, X, y, ctxs, batch_size)

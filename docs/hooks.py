@@ -1,6 +1,7 @@
 """MkDocs hook: draw what the docs show from the code itself, before each build.
 
-Writes into docs/generated/ (not committed): each network's shape printout
+Writes into docs/generated/ (not committed): the slide's complexity table
+(`d2lnets complexity --compare lenet alexnet`), each network's shape printout
 (`d2lnets summary`), its architecture diagram (mx.viz.plot_network through
 Graphviz's `dot`), and the `--help` of every CLI sub-command. A file is
 rewritten only when its content changes, so `mkdocs serve` does not loop.
@@ -45,9 +46,11 @@ def on_pre_build(config, **kwargs):
     warnings.filterwarnings('ignore', category=DeprecationWarning)
     import d2lnets  # first: sets MXNet's thread defaults
     import mxnet as mx
+    from d2lnets.complexity_report import format_compare
     from d2lnets.summary import format_layer_shapes, layer_shapes
 
     GENERATED.mkdir(exist_ok=True)
+    _write('complexity-compare.txt', format_compare(['lenet', 'alexnet'], 'markdown') + '\n')
     os.environ.setdefault('COLUMNS', '100')     # argparse wraps help at the terminal width
     for page, (model, shape, batch) in NETWORKS.items():
         net = d2lnets.get_model(model)

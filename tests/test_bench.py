@@ -1,0 +1,62 @@
+"""The benchmark's structure on tiny runs (speed is measured in benchmarks/, not here)."""
+import json
+import os
+import subprocess
+import sys
+
+import pytest
+
+from d2lnets.bench import bench, format_results, matmul_peak, peak_rss_mb
+
+
+def test_matmul_peak_is_a_rate():
+    assert matmul_peak(n=128, seconds=0.05) > 0.1
+
+
+@pytest.mark.parametrize('mode, hybridize', [('train', True), ('infer', False)])
+def test_tiny_bench(mode, hybridize):
+    r = bench('lenet', mode, batch_size=8, hybridize=hybridize, runs=3, seconds_per_run=0.02, warmup=1,
+              peak=100.0)
+    assert (r.name, r.mode, r.batch_size, r.hybridized) == ('lenet', mode, 8, hybridize)
+    assert r.input_shape == [8, 1, 28, 28] and len(r.runs) == 3 and r.steps_per_run >= 1
+    assert min(r.runs) <= r.images_per_sec <= max(r.runs)
+    # FLOPs from the complexity counts: 2 x 416,520 MACs per image forward, 3x that to train.
+    assert r.gflops_per_image == pytest.approx((3 if mode == 'train' else 1) * 2 * 416520 / 1e9)
+    assert r.gflops_per_sec == pytest.approx(r.images_per_sec * r.gflops_per_image)
+    assert r.percent_of_peak == pytest.approx(r.gflops_per_sec)    # of a 100 GFLOP/s peak
+    assert 0 < r.peak_rss_mb <= peak_rss_mb() + 1
+    assert r.settings['MXNET_ENGINE_TYPE'] == 'NaiveEngine'
+    table = format_results([r])
+    assert table.splitlines()[0].split()[:4] == ['network', 'mode', 'batch', 'images/s']
+
+
+def test_bench_rejects_bad_arguments():
+    with pytest.raises(ValueError, match='mode must be one of train, infer'):
+        bench('lenet', 'fit')
+    with pytest.raises(ValueError, match='batch size must be a positive integer'):
+        bench('lenet', batch_size=0)
+    with pytest.raises(ValueError, match="unknown model 'resnet'"):
+        bench('resnet')
+
+
+def test_cli_bench_json(run_cli):
+    proc = run_cli('bench', 'lenet', '--mode', 'infer', '--batch-size', '4', '--runs', '1', '--seconds', '0.02',
+                   '--json')
+    assert proc.returncode == 0 and proc.stderr == '', proc.stderr
+    (result,) = json.loads(proc.stdout)
+    assert result['name'] == 'lenet' and result['batch_size'] == 4 and result['peak_gflops_per_sec'] > 0
+    proc = run_cli('bench', 'resnet')
+    assert proc.returncode == 1 and len(proc.stderr.strip().splitlines()) == 1
+
+
+def test_default_engine_and_spin_count_are_set_and_quiet():
+    env = {k: v for k, v in os.environ.items() if k not in ('MXNET_ENGINE_TYPE', 'GOMP_SPINCOUNT')}
+    code = ("import os, d2lnets; from d2lnets import nn; import mxnet as mx; mx.nd.ones(1).asnumpy(); "
+            "print(os.environ['MXNET_ENGINE_TYPE'], os.environ['GOMP_SPINCOUNT'])")
+    proc = subprocess.run([sys.executable, '-c', code], capture_output=True, text=True, env=env)
+    assert proc.stdout.split() == ['NaiveEngine', '1000'] and proc.stderr == ''
+    # The user's choice is kept (and MXNet then says which engine it uses, as it always does).
+    env['MXNET_ENGINE_TYPE'] = 'ThreadedEnginePerDevice'
+    env['GOMP_SPINCOUNT'] = '300000'
+    proc = subprocess.run([sys.executable, '-c', code], capture_output=True, text=True, env=env)
+    assert proc.stdout.split() == ['ThreadedEnginePerDevice', '300000']

@@ -1,0 +1,95 @@
+"""Data-parallel training on MXNet's parameter server, for real, over the loopback."""
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import mxnet as mx
+import numpy as np
+import pytest
+
+import d2lnets
+from d2lnets.data import load_fashion_mnist
+from d2lnets.train import train
+
+HERE = Path(__file__).resolve().parent
+BATCH, LIMIT, SEED = 64, 512, 11     # 2 workers x 64 = global batch 128: 4 steps
+
+
+def launch(*command, timeout=240):
+    # One OpenMP thread per process: five MXNet processes share two cores.
+    env = dict(os.environ, OMP_NUM_THREADS='1')
+    return subprocess.run([sys.executable, '-m', 'd2lnets', 'launch', '-n', '2', '-s', '1',
+                           '--timeout', str(timeout - 30), '--', *command],
+                          capture_output=True, text=True, timeout=timeout, env=env)
+
+
+def params(path):
+    return {k: v.asnumpy() for k, v in mx.nd.load(str(path)).items()}
+
+
+def test_two_workers_equal_one_process_on_the_global_batch(tmp_path):
+    proc = launch(sys.executable, str(HERE / 'dist_train_worker.py'), str(tmp_path), str(BATCH), str(LIMIT),
+                  str(SEED))
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    assert sorted(line.split('] ', 1)[1].split(':')[0] for line in proc.stdout.splitlines()
+                  if 'steps' in line) == ['rank 0', 'rank 1']
+    assert all(' 4 steps' in line for line in proc.stdout.splitlines() if 'steps' in line)
+    w0, w1 = params(tmp_path / 'rank0.params'), params(tmp_path / 'rank1.params')
+    # Both workers pulled the same parameters from the servers.
+    for k in w0:
+        np.testing.assert_array_equal(w0[k], w1[k])
+
+    # One process, one context, the global batch of 128, the same data order and seed.
+    net = d2lnets.get_model('lenet')
+    train_iter, test_iter = load_fashion_mnist(2 * BATCH, limit=LIMIT, seed=SEED)
+    train(net, train_iter, test_iter, 1, 0.9, ctx=mx.cpu(), seed=SEED, verbose=False)
+    net.save_parameters(str(tmp_path / 'single.params'))
+    single = params(tmp_path / 'single.params')
+    assert sorted(single) == sorted(w0)
+    moved = 0.0
+    for k in single:
+        np.testing.assert_allclose(w0[k], single[k], rtol=1e-4, atol=1e-4)
+        moved = max(moved, float(np.abs(w0[k]).max()))
+    assert moved > 0
+
+
+def test_cli_training_on_the_parameter_server_writes_one_run(tmp_path):
+    out = tmp_path / 'run'
+    proc = launch(sys.executable, '-m', 'd2lnets', 'train', 'lenet', '--kvstore', 'dist_sync', '--epochs', '1',
+                  '--batch-size', str(BATCH), '--limit', str(LIMIT), '--seed', str(SEED), '--out', str(out),
+                  '--quiet')
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    assert sorted(p.name for p in tmp_path.iterdir()) == ['run']       # worker 1 wrote nothing
+    meta = json.loads((out / 'meta.json').read_text())
+    assert meta['recipe']['kvstore'] == 'dist_sync' and meta['recipe']['num_workers'] == 2
+    assert meta['recipe']['batch_size'] == BATCH and meta['epochs_done'] == 1
+    assert (out / 'model.params').is_file() and (out / 'curves.png').is_file()
+    state = json.loads((out / 'checkpoint' / 'latest.json').read_text())
+    assert state['epoch'] == 1 and state['states'] is None     # the servers hold the trainer state
+
+
+def test_dist_kvstore_without_a_job_is_one_line(run_cli, tmp_path):
+    assert 'DMLC_ROLE' not in os.environ
+    proc = run_cli('train', 'lenet', '--kvstore', 'dist_sync', '--limit', '256', '--out', str(tmp_path / 'r'))
+    assert proc.returncode == 1
+    assert proc.stderr.strip().splitlines() == [
+        'd2lnets train: error: --kvstore dist_sync needs a parameter-server job: start it with `d2lnets launch '
+        '-n WORKERS -- d2lnets train ... --kvstore dist_sync` (or set MXNet\'s DMLC_* variables)']
+    assert not (tmp_path / 'r').exists()
+
+
+def test_shards_cover_the_global_batches():
+    from d2lnets.data import ArrayIter
+    images = np.arange(10, dtype=np.float32).reshape(10, 1, 1, 1)
+    labels = np.arange(10)
+    whole = [y.asnumpy().tolist() for _, y in ArrayIter(images, labels, 4, shuffle=True, seed=3)]
+    parts = [[y.asnumpy().tolist() for _, y in ArrayIter(images, labels, 2, shuffle=True, seed=3).shard(r, 2)]
+             for r in range(2)]
+    # Global batches of 4 (the last, incomplete one dropped): worker r holds part r of each.
+    assert [a + b for a, b in zip(*parts)] == whole[:2]
+    with pytest.raises(ValueError, match='need 0 <= index < count'):
+        ArrayIter(images, labels, 2).shard(2, 2)
+    with pytest.raises(ValueError, match='fewer than one global batch'):
+        ArrayIter(images, labels, 8).shard(0, 2)
