@@ -11,7 +11,7 @@ SYSTEM_DEPS := graphviz:/usr/bin/dot
 # (--data-dir, $$D2LNETS_DATA, $$MXNET_HOME/datasets, Debian's folder).
 DATA_DEPS := dataset-fashion-mnist:/usr/share/datasets/fashion-mnist
 
-.PHONY: all setup system demo test docs clean
+.PHONY: all setup system demo test docs notebooks clean
 
 all: demo
 
@@ -45,6 +45,10 @@ test: setup
 # The documentation site, in strict mode: a warning (broken link, missing page) is an error.
 docs: setup
 	NO_MKDOCS_2_WARNING=1 $(VENV)/bin/mkdocs build --strict
+
+# Run every notebook top to bottom for real (the committed outputs), in place.
+notebooks: setup
+	cd notebooks && for nb in *.ipynb; do ../$(VENV)/bin/jupyter execute --inplace --timeout=-1 "$$nb" || exit 1; done
 
 clean:
 	rm -rf $(VENV) .pytest_cache build *.egg-info site docs/generated

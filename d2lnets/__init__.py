@@ -1,7 +1,9 @@
 """d2lnets: the lecture "LeNet, AlexNet, VGG, NiN" in MXNet Gluon.
 
 Importing is cheap: the public names below load their modules (and MXNet)
-when first used.
+when first used. Without MXNet installed, importing works and only the ONNX
+deploy path (``d2lnets predict NAME --onnx FILE IMAGE...``) runs; any other
+name raises an ImportError that says how to install MXNet.
 """
 import importlib
 import importlib.util
@@ -9,12 +11,12 @@ import importlib.util
 from ._version import __version__
 from .runtime import apply_defaults as _apply_defaults
 
-if importlib.util.find_spec('mxnet') is None:
-    raise ImportError(
-        'd2lnets needs Apache MXNet 1.9.1, which is not installed. Install the CPU build with '
-        '"pip install mxnet==1.9.1" (or "pip install -r requirements.txt"), or the GPU build '
-        '(CUDA 11.2) with "pip install -r requirements-gpu.txt". MXNet publishes wheels for '
-        'Linux x86-64 only: on Windows use WSL2, on an Apple-silicon Mac a Linux container.')
+MISSING_MXNET = (
+    'd2lnets needs Apache MXNet 1.9.1, which is not installed. Install the CPU build with '
+    '"pip install mxnet==1.9.1" (or "pip install -r requirements.txt"), or the GPU build '
+    '(CUDA 11.2) with "pip install -r requirements-gpu.txt". MXNet publishes wheels for '
+    'Linux x86-64 only: on Windows use WSL2, on an Apple-silicon Mac a Linux container. '
+    'Without MXNet, only `d2lnets predict NAME --onnx FILE IMAGE...` works (with onnxruntime).')
 
 _apply_defaults()
 
@@ -28,12 +30,18 @@ _exports = {
 }
 _submodules = {'nn', 'models', 'summary', 'params', 'cli', 'runtime', 'zoo', 'imagenet',
                'data', 'train', 'evaluate', 'plot', 'run', 'checkpoint', 'context', 'weights',
-               'complexity_report', 'bench', 'launch', 'distributed'}
+               'complexity_report', 'bench', 'launch', 'distributed',
+               'export', 'loading', 'images', 'predict', 'onnx_model'}
+# The deploy path runs an exported ONNX file without MXNet (onnxruntime, numpy, Pillow).
+_without_mxnet = {'cli', 'runtime', 'data', 'images', 'predict', 'onnx_model'}
 
 __all__ = ['__version__'] + sorted(_exports) + sorted(_submodules)
 
 
 def __getattr__(name):
+    module = _exports.get(name, name)
+    if module in _submodules and module not in _without_mxnet and importlib.util.find_spec('mxnet') is None:
+        raise ImportError(MISSING_MXNET, name='mxnet')
     if name in _exports:
         return getattr(importlib.import_module('.' + _exports[name], __name__), name)
     if name in _submodules:

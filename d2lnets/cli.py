@@ -10,7 +10,7 @@ import sys
 import traceback
 from typing import List, Optional, Tuple
 
-from . import __version__
+from . import MISSING_MXNET, __version__
 
 
 def parse_shape(text: str) -> Tuple[int, ...]:
@@ -54,6 +54,112 @@ def _run_list(args) -> int:
     from .models import list_models
     print('\n'.join(list_models()))
     return 0
+
+
+def _add_weights(p, with_onnx: bool = False) -> None:
+    """Where the weights come from: --params FILE, --pretrained (or, with
+    ``with_onnx``, --onnx FILE); one of them at most."""
+    group = p.add_mutually_exclusive_group()
+    group.add_argument('--params', metavar='FILE',
+                       help='a parameter file, such as model.params from `d2lnets train` (the meta.json '
+                            'beside it says the classes and input shape)')
+    group.add_argument('--pretrained', action='store_true', help='the published weights')
+    if with_onnx:
+        group.add_argument('--onnx', metavar='FILE',
+                           help='an ONNX file from `d2lnets export --format onnx`, run by onnxruntime '
+                                '(MXNet is not needed)')
+
+
+def _add_export(sub) -> None:
+    p = sub.add_parser('export', help="export a network to MXNet's symbol format or to ONNX",
+                       description="Export a network with its weights: MXNet's deploy format "
+                                   '(PREFIX-symbol.json, PREFIX-0000.params) or ONNX (PREFIX.onnx, '
+                                   'with a dynamic batch axis). Without --params or --pretrained the '
+                                   'network is freshly initialized.')
+    p.add_argument('name', help='model name (see `d2lnets list`)')
+    _add_weights(p)
+    p.add_argument('--input-shape', type=parse_shape, default=None, metavar='N,C,H,W',
+                   help="input shape to trace with; default what the weights were trained for "
+                        "(meta.json beside --params), else the model's default")
+    p.add_argument('--format', required=True, metavar='FORMAT', help='symbol or onnx')
+    p.add_argument('--out', required=True, metavar='PREFIX',
+                   help='output path without extension; its directory must exist')
+    p.add_argument('--verify', action='store_true',
+                   help='run the exported model and the network on the same random batches; '
+                        'fail (and write nothing) if they differ by more than 1e-4')
+
+
+def _run_export(args) -> int:
+    from .export import TOLERANCE, check_format, export
+    from .loading import load_network
+    check_format(args.format)
+    net, meta = load_network(args.name, args.params, args.pretrained, args.input_shape)
+    shape = args.input_shape or tuple(meta['input_shape'])
+    result = export(net, args.out, shape, args.format, metadata=meta,
+                    tolerance=TOLERANCE if args.verify else None)
+    for batch, diff in sorted(result.differences.items()):
+        print('verified: largest absolute difference %.3g at batch size %d' % (diff, batch))
+    print('\n'.join(result.files))
+    return 0
+
+
+def _add_predict(sub) -> None:
+    p = sub.add_parser('predict', help='classify image files',
+                       description='Print the most probable classes of each image. The Fashion-MNIST '
+                                   'networks (--params, --onnx, or --pretrained for the shipped weights) '
+                                   'print the top 3: each image is prepared as Fashion-MNIST was made '
+                                   '(grayscale, light background inverted, trimmed and fitted to 28x28, then '
+                                   'resized as in training). With --pretrained, the ImageNet networks '
+                                   "(alexnet_gluoncv, vgg11 ... vgg19_bn) use GluonCV's ImageNet weights "
+                                   '(found in --root, $MXNET_HOME/models or ~/.mxnet/models, else downloaded) '
+                                   'and print the top 5 ImageNet classes.')
+    p.add_argument('name', help='model name (see `d2lnets list`)')
+    _add_weights(p, with_onnx=True)
+    p.add_argument('images', nargs='+', metavar='IMAGE', help='image files (PNG, JPEG, ...)')
+    p.add_argument('--top', type=int, default=None, metavar='K',
+                   help='how many classes to print (default 3, ImageNet 5)')
+    p.add_argument('--root', default=None, metavar='DIR',
+                   help="directory searched first for GluonCV's weights, and where they are downloaded")
+
+
+def _run_predict(args) -> int:
+    if args.top is not None and args.top < 1:
+        raise ValueError('--top must be at least 1, got %d' % args.top)
+    if args.onnx:
+        # The deploy path: onnxruntime, numpy and Pillow only; MXNet is not imported.
+        from .predict import predict_onnx
+        return _print_predictions(args.images, predict_onnx(args.onnx, args.images, args.top, name=args.name))
+    if not (args.params or args.pretrained):
+        raise ValueError('say which weights to use: --pretrained, --params FILE or --onnx FILE')
+    from . import zoo
+    if args.pretrained and args.name in zoo.zoo_names():
+        return _predict_imagenet(args)
+    return _predict_fashion_mnist(args)
+
+
+def _print_predictions(paths, predictions) -> int:
+    from .predict import format_predictions
+    for path, preds in zip(paths, predictions):
+        print('\n'.join(format_predictions(path, preds)))
+    return 0
+
+
+def _predict_imagenet(args) -> int:
+    from .imagenet import predict, read_image
+    from .models import get_model
+    images = [read_image(path) for path in args.images]   # bad paths fail before the weights load
+    net = get_model(args.name, pretrained=True, root=args.root)
+    return _print_predictions(args.images, predict(net, images, k=args.top or 5))
+
+
+def _predict_fashion_mnist(args) -> int:
+    from .images import read_image
+    from .loading import load_network
+    from .predict import predict_network
+    for path in args.images:   # a bad image fails before the weights load
+        read_image(path)
+    net, meta = load_network(args.name, args.params, args.pretrained)
+    return _print_predictions(args.images, predict_network(net, meta, args.images, args.top))
 
 
 def _positive(kind):
@@ -265,39 +371,7 @@ def _run_launch(args) -> int:
                   timeout=args.timeout)
 
 
-def _add_predict(sub) -> None:
-    p = sub.add_parser('predict', help='classify images with pretrained weights',
-                       description='Print the top-5 classes of each image. With --pretrained, the '
-                                   "ImageNet networks (alexnet_gluoncv, vgg11 ... vgg19_bn) use GluonCV's "
-                                   'ImageNet weights (found in --root, $MXNET_HOME/models or '
-                                   '~/.mxnet/models, else downloaded) and print ImageNet classes.')
-    p.add_argument('name', help='model name (see `d2lnets list`)')
-    p.add_argument('images', nargs='+', metavar='IMAGE', help='image files (JPEG, PNG, ...)')
-    p.add_argument('--pretrained', action='store_true', help='use the published weights')
-    p.add_argument('--root', default=None, metavar='DIR',
-                   help="directory searched first for GluonCV's weights, and where they are downloaded")
-
-
-def _run_predict(args) -> int:
-    from . import zoo
-    if not args.pretrained:
-        raise ValueError('say which weights to use: --pretrained')
-    if args.name in zoo.zoo_names():
-        return _predict_imagenet(args)
-    raise ValueError(zoo.no_weights_message(args.name))
-
-
-def _predict_imagenet(args) -> int:
-    from .imagenet import format_predictions, predict, read_image
-    from .models import get_model
-    images = [read_image(path) for path in args.images]   # bad paths fail before the weights load
-    net = get_model(args.name, pretrained=True, root=args.root)
-    for path, image in zip(args.images, images):
-        print('\n'.join(format_predictions(path, predict(net, [image], k=5)[0])))
-    return 0
-
-
-_commands = ['list', 'summary', 'complexity', 'bench', 'train', 'evaluate', 'predict', 'launch']
+_commands = ['list', 'summary', 'complexity', 'bench', 'train', 'evaluate', 'predict', 'launch', 'export']
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -330,14 +404,20 @@ def main(argv: Optional[List[str]] = None) -> int:
     """Run the command line ``argv`` (default ``sys.argv[1:]``); return the exit status."""
     args = build_parser().parse_args(argv)
     args.argv = list(sys.argv[1:] if argv is None else argv)  # recorded by `train` in command.txt
-    from .runtime import start_engine_quietly
-    start_engine_quietly()   # else MXNet logs its engine type, at the latest when the process exits
-    if os.environ.get('DMLC_ROLE') == 'worker':
-        return _run_as_worker(args)
     try:
+        if getattr(args, 'onnx', None) is None:   # predict --onnx runs on onnxruntime alone: no MXNet
+            from .runtime import start_engine_quietly
+            start_engine_quietly()   # else MXNet logs its engine type, at the latest when the process exits
+        if os.environ.get('DMLC_ROLE') == 'worker':
+            return _run_as_worker(args)
         return globals()['_run_' + args.command](args)
     except (ValueError, OSError) as err:
         print('d2lnets %s: error: %s' % (args.command, err), file=sys.stderr)
+        return 1
+    except ImportError as err:
+        if err.name != 'mxnet':
+            raise
+        print('d2lnets %s: error: %s' % (args.command, MISSING_MXNET), file=sys.stderr)
         return 1
     except KeyboardInterrupt:
         print('d2lnets %s: interrupted' % args.command, file=sys.stderr)

@@ -6,16 +6,16 @@ shorter side to 256, crop the centre 224x224, scale to [0, 1] and normalize
 with ImageNet's per-channel mean and standard deviation.
 """
 from pathlib import Path
-from typing import List, Optional, Sequence, Tuple, Union
+from typing import List, Optional, Sequence, Union
 
 import mxnet as mx
 
-MEAN = (0.485, 0.456, 0.406)
-STD = (0.229, 0.224, 0.225)
-RESIZE = 256
-CROP = 224
+# Shared with the ONNX path (which must not import MXNet).
+from .images import IMAGENET_CROP as CROP, IMAGENET_NORMALIZATION, IMAGENET_RESIZE as RESIZE  # noqa: F401
+from .predict import Prediction, format_predictions, top_k as _top_k  # noqa: F401
 
-Prediction = Tuple[int, str, float]   # (class index, class name, probability)
+MEAN = tuple(IMAGENET_NORMALIZATION['mean'])
+STD = tuple(IMAGENET_NORMALIZATION['std'])
 
 
 def class_names() -> List[str]:
@@ -55,10 +55,7 @@ def top_k(logits: mx.nd.NDArray, k: int = 5) -> List[List[Prediction]]:
     with names and softmax probabilities, most probable first."""
     if logits.ndim != 2 or logits.shape[1] != 1000:
         raise ValueError('expected ImageNet logits of shape (batch, 1000), got %s' % (logits.shape,))
-    names = class_names()
-    probs = mx.nd.softmax(logits).asnumpy()
-    order = (-probs).argsort(axis=1, kind='stable')[:, :k]
-    return [[(int(i), names[i], float(row[i])) for i in idx] for row, idx in zip(probs, order)]
+    return _top_k(logits.asnumpy(), class_names(), k)
 
 
 def predict(net: mx.gluon.Block, images: Sequence[Union[str, Path, mx.nd.NDArray]], k: int = 5,
@@ -81,9 +78,3 @@ def predict(net: mx.gluon.Block, images: Sequence[Union[str, Path, mx.nd.NDArray
             image = read_image(image)
         results += top_k(net(preprocess(image, ctx)), k)
     return results
-
-
-def format_predictions(path: Union[str, Path], predictions: Sequence[Prediction]) -> List[str]:
-    """Lines for printing one image's predictions: the path, then
-    ``  probability  index  name`` per class."""
-    return ['%s:' % path] + ['  %6.2f%%  %4d  %s' % (100 * p, i, name) for i, name, p in predictions]

@@ -36,10 +36,18 @@ def test_bad_shape_argument_is_a_usage_error(run_cli):
 
 
 def test_import_without_mxnet_says_what_to_install():
-    code = "import sys; sys.modules['mxnet'] = None; import d2lnets"
+    # Importing works (the ONNX deploy path needs no MXNet); the first name that needs MXNet says so.
+    code = "import sys; sys.modules['mxnet'] = None; import d2lnets; d2lnets.get_model('lenet')"
     proc = subprocess.run([sys.executable, '-c', code], capture_output=True, text=True)
     assert proc.returncode != 0
     assert 'pip install mxnet==1.9.1' in proc.stderr and 'requirements-gpu.txt' in proc.stderr
+
+
+def test_cli_without_mxnet_is_one_line():
+    code = "import sys; sys.modules['mxnet'] = None; from d2lnets.cli import main; sys.exit(main(sys.argv[1:]))"
+    proc = subprocess.run([sys.executable, '-c', code, 'summary', 'lenet'], capture_output=True, text=True)
+    assert proc.returncode == 1 and len(proc.stderr.strip().splitlines()) == 1
+    assert 'pip install mxnet==1.9.1' in proc.stderr and 'predict NAME --onnx' in proc.stderr
 
 
 def test_import_is_cheap_and_sets_threads():

@@ -1,0 +1,64 @@
+"""Run an exported ONNX file with onnxruntime; MXNet is not needed (nor imported).
+
+This is the deploy path: a machine with ``onnxruntime``, ``numpy`` and
+``Pillow`` runs ``d2lnets predict NAME --onnx FILE IMAGE...``.
+"""
+import json
+import os
+from typing import Dict, Optional, Tuple
+
+import numpy as np
+
+# Same values as in d2lnets.export, which imports MXNet and so is not imported here.
+METADATA_KEY = 'd2lnets'
+
+
+class OnnxModel:
+    """An ONNX file in an onnxruntime session, with the metadata d2lnets stored in it.
+
+    Parameters
+    ----------
+    path : str
+        An ``.onnx`` file, typically written by ``d2lnets export --format onnx``.
+    """
+
+    def __init__(self, path: str):
+        try:
+            import onnxruntime
+        except ImportError:
+            raise ImportError('running an ONNX file needs onnxruntime: pip install onnxruntime') from None
+        if not os.path.isfile(path):
+            raise FileNotFoundError('no such ONNX file: %s' % path)
+        options = onnxruntime.SessionOptions()
+        options.log_severity_level = 3  # errors only; a deploy run prints nothing else
+        try:
+            self.session = onnxruntime.InferenceSession(path, options, providers=['CPUExecutionProvider'])
+        except Exception as err:  # onnxruntime raises its own exception types
+            raise ValueError('%s is not a model onnxruntime can run: %s'
+                             % (path, str(err).strip().splitlines()[0])) from None
+        self.path = path
+        inputs = self.session.get_inputs()
+        if len(inputs) != 1:
+            raise ValueError('%s has %d inputs; expected one image batch' % (path, len(inputs)))
+        self.input_name = inputs[0].name
+        raw = self.session.get_modelmeta().custom_metadata_map.get(METADATA_KEY)
+        self.metadata: Dict = json.loads(raw) if raw else {}
+        self._input_dims = inputs[0].shape
+
+    @property
+    def input_shape(self) -> Tuple[int, int, int]:
+        """(channels, height, width) of one input image."""
+        dims = self._input_dims[1:]
+        if len(dims) != 3 or not all(isinstance(d, int) for d in dims):
+            raise ValueError('%s takes input of shape %s; expected (batch, channels, height, width)'
+                             % (self.path, self._input_dims))
+        return tuple(dims)
+
+    @property
+    def model_name(self) -> Optional[str]:
+        """The d2lnets model name stored at export, if any."""
+        return self.metadata.get('model')
+
+    def run(self, batch: np.ndarray) -> np.ndarray:
+        """Outputs (logits) for a float32 ``batch`` of shape (batch, channels, height, width)."""
+        return self.session.run(None, {self.input_name: np.ascontiguousarray(batch, np.float32)})[0]

@@ -1,0 +1,104 @@
+"""Classify image files: top-k class names and probabilities.
+
+Two ways to run the network: the MXNet network itself
+(:func:`predict_network`), or an exported ONNX file in onnxruntime
+(:func:`predict_onnx`), which needs neither MXNet nor a parameter file.
+Images are prepared by :mod:`d2lnets.images` for both: as Fashion-MNIST was
+made for the Fashion-MNIST networks, as GluonCV evaluates for ImageNet weights.
+
+This module imports MXNet only inside :func:`predict_network`.
+"""
+from typing import Any, Dict, List, Optional, Sequence, Tuple
+
+import numpy as np
+
+from .data import FASHION_MNIST_CLASSES, MNIST_CLASSES   # data imports MXNet only to iterate
+from .images import imagenet_input, load_images, read_image
+
+# Data sets whose images :mod:`d2lnets.images` prepares (grayscale, 28 x 28 form).
+GRAYSCALE_DATASETS = ('fashion-mnist', 'mnist')
+
+Prediction = Tuple[int, str, float]   # (class index, class name, probability)
+
+
+def softmax(logits: np.ndarray) -> np.ndarray:
+    """Row-wise softmax of (batch, classes) logits, computed stably."""
+    z = logits - logits.max(axis=1, keepdims=True)
+    e = np.exp(z)
+    return e / e.sum(axis=1, keepdims=True)
+
+
+def class_names(meta: Dict[str, Any], num_outputs: int) -> List[str]:
+    """The names of the ``num_outputs`` classes the metadata describes;
+    Fashion-MNIST's when it says nothing and there are 10."""
+    names = meta.get('classes')
+    if isinstance(names, (list, tuple)) and len(names) == num_outputs:
+        return [str(n) for n in names]
+    if meta.get('dataset', 'fashion-mnist') == 'fashion-mnist' and num_outputs == len(FASHION_MNIST_CLASSES):
+        return list(FASHION_MNIST_CLASSES)
+    if meta.get('dataset') == 'mnist' and num_outputs == len(MNIST_CLASSES):
+        return list(MNIST_CLASSES)
+    return ['class %d' % i for i in range(num_outputs)]
+
+
+def top_k(logits: np.ndarray, names: Sequence[str], k: int = 3) -> List[List[Prediction]]:
+    """The ``k`` most probable classes of each row of (batch, classes)
+    ``logits``: ``(index, name, probability)``, most probable first."""
+    logits = np.asarray(logits, dtype=np.float64)
+    if logits.ndim != 2 or logits.shape[1] != len(names):
+        raise ValueError('expected logits of shape (batch, %d), got %s' % (len(names), logits.shape))
+    probs = softmax(logits)
+    order = np.argsort(-probs, axis=1, kind='stable')[:, :k]
+    return [[(int(i), names[i], float(row[i])) for i in idx] for row, idx in zip(probs, order)]
+
+
+def format_predictions(path: str, predictions: Sequence[Prediction]) -> List[str]:
+    """Lines for printing one image's predictions: the path, then
+    ``  probability  index  name`` per class."""
+    return ['%s:' % path] + ['  %6.2f%%  %4d  %s' % (100 * p, i, name) for i, name, p in predictions]
+
+
+def default_top(meta: Dict[str, Any]) -> int:
+    """How many classes to print by default: 5 of ImageNet's 1000, else 3."""
+    return 5 if meta.get('dataset') == 'imagenet' else 3
+
+
+def prepare(paths: Sequence[str], meta: Dict[str, Any], input_shape: Tuple[int, int, int],
+            source: str) -> np.ndarray:
+    """Image files -> the input batch of a network trained as ``meta`` says:
+    Fashion-MNIST's form for the grayscale data sets, GluonCV's evaluation
+    transform for ImageNet."""
+    dataset = meta.get('dataset')
+    if dataset == 'imagenet':
+        return np.stack([imagenet_input(read_image(p, 'RGB'), meta.get('normalization')) for p in paths])
+    if dataset is not None and dataset not in GRAYSCALE_DATASETS:
+        raise ValueError('%s was trained on %s; d2lnets prepares images for %s and imagenet only'
+                         % (source, dataset, ', '.join(GRAYSCALE_DATASETS)))
+    return load_images(paths, input_shape, meta.get('normalization'))
+
+
+def predict_onnx(onnx_file: str, paths: Sequence[str], k: Optional[int] = None,
+                 name: Optional[str] = None) -> List[List[Prediction]]:
+    """Top-``k`` predictions for image files from an exported ONNX file, with
+    onnxruntime only (default ``k``: 3, for ImageNet 5). ``name``, if given,
+    must be the model the file holds."""
+    from .onnx_model import OnnxModel
+    model = OnnxModel(onnx_file)
+    if name is not None and model.model_name not in (None, name):
+        raise ValueError('%s holds %r, not %r' % (onnx_file, model.model_name, name))
+    logits = model.run(prepare(paths, model.metadata, model.input_shape, onnx_file))
+    return top_k(logits, class_names(model.metadata, logits.shape[1]), k or default_top(model.metadata))
+
+
+def predict_network(net, meta: Dict[str, Any], paths: Sequence[str], k: Optional[int] = None,
+                    ctx=None) -> List[List[Prediction]]:
+    """Top-``k`` predictions of the MXNet network ``net`` for image files.
+
+    ``meta`` describes what ``net`` was trained on, as
+    :func:`d2lnets.loading.load_network` returns it (``input_shape``,
+    ``classes``, ``normalization``, ``dataset``).
+    """
+    import mxnet as mx
+    batch = prepare(paths, meta, tuple(meta['input_shape'][-3:]), repr(meta.get('model', 'the network')))
+    logits = net(mx.nd.array(batch, ctx=ctx or mx.cpu())).asnumpy()
+    return top_k(logits, class_names(meta, logits.shape[1]), k or default_top(meta))

@@ -1,0 +1,255 @@
+"""Export: MXNet's symbol format and ONNX give the Gluon network's outputs.
+
+Each network is exported once (traced at batch size 2) and run at batch sizes
+1 and 3, by ``SymbolBlock.imports`` and by onnxruntime, read here directly
+rather than through d2lnets' own runner.
+"""
+import json
+import os
+from typing import NamedTuple
+
+import mxnet as mx
+import numpy as np
+import onnx
+import onnxruntime
+import pytest
+
+import d2lnets
+from d2lnets import cli, data
+from d2lnets.export import METADATA_KEY, TOLERANCE, export, verify
+
+# name: (builder arguments, input (channels, height, width)); VGG with its
+# channels divided by 8, as the lecture's small VGG divides them by 4.
+MODELS = {
+    'lenet': ({}, (1, 28, 28)),
+    'alexnet': ({}, (1, 224, 224)),
+    'vgg11': ({'ratio': 8}, (1, 224, 224)),
+    'nin': ({}, (1, 224, 224)),
+    'vgg11_bn': ({'ratio': 8}, (1, 224, 224)),
+}
+TRACE_BATCH = 2
+BATCH_SIZES = (1, 3)
+
+
+class Case(NamedTuple):
+    name: str
+    net: mx.gluon.HybridBlock
+    shape: tuple
+    symbol_files: list
+    onnx_file: str
+
+
+def build(name, kwargs, shape):
+    """An initialized network whose outputs are of order one (so that 1e-4 is
+    a real tolerance), with non-trivial batch-norm statistics."""
+    mx.random.seed(0)
+    net = d2lnets.get_model(name, **kwargs)
+    net.initialize(mx.init.Xavier(magnitude=6))
+    net(mx.nd.zeros((1,) + shape))
+    rng = np.random.RandomState(0)
+    for pname, p in net.collect_params('.*gamma|.*beta|.*running_mean|.*running_var').items():
+        low = 0.5 if pname.endswith(('gamma', 'running_var')) else -0.5
+        p.set_data(mx.nd.array(rng.uniform(low, low + 1, size=p.shape)))
+    return net
+
+
+def batch(shape, n, seed):
+    return np.random.RandomState(seed).uniform(size=(n,) + shape).astype(np.float32)
+
+
+@pytest.fixture(scope='module', params=list(MODELS))
+def case(request, tmp_path_factory):
+    name = request.param
+    kwargs, shape = MODELS[name]
+    net = build(name, kwargs, shape)
+    prefix = str(tmp_path_factory.mktemp(name) / name)
+    symbol = export(net, prefix, (TRACE_BATCH,) + shape, 'symbol')
+    onnx_file = export(net, prefix, (TRACE_BATCH,) + shape, 'onnx', metadata={'model': name}).files[0]
+    return Case(name, net, shape, symbol.files, onnx_file)
+
+
+def gluon_output(case, x):
+    out = case.net(mx.nd.array(x)).asnumpy()
+    # 1e-4 is then at most 0.2% of the largest output (seeded: the same numbers every run).
+    assert np.abs(out).max() > 0.05, 'outputs this small would make the tolerance meaningless'
+    return out
+
+
+@pytest.mark.filterwarnings('ignore:Cannot decide type')   # SymbolBlock.imports: the input is float32
+@pytest.mark.parametrize('n', BATCH_SIZES)
+def test_symbol_block_equals_gluon(case, n):
+    assert case.symbol_files == [case.symbol_files[0].replace('-symbol.json', '') + s
+                                 for s in ('-symbol.json', '-0000.params')]
+    block = mx.gluon.SymbolBlock.imports(case.symbol_files[0], ['data'], case.symbol_files[1])
+    x = batch(case.shape, n, seed=n)
+    got = block(mx.nd.array(x)).asnumpy()
+    assert got.shape == (n, 10)
+    assert np.abs(got - gluon_output(case, x)).max() <= TOLERANCE
+
+
+@pytest.mark.parametrize('n', BATCH_SIZES)
+def test_onnxruntime_equals_gluon(case, n):
+    session = onnxruntime.InferenceSession(case.onnx_file, providers=['CPUExecutionProvider'])
+    x = batch(case.shape, n, seed=n)
+    got = session.run(None, {'data': x})[0]
+    assert got.shape == (n, 10)
+    assert np.abs(got - gluon_output(case, x)).max() <= TOLERANCE
+
+
+def test_onnx_file_is_clean(case):
+    model = onnx.load(case.onnx_file)
+    onnx.checker.check_model(model)
+    graph = model.graph
+    # One input (the weights are initializers only), with a named dynamic batch axis.
+    assert [i.name for i in graph.input] == ['data']
+    for value in (graph.input[0], graph.output[0]):
+        dims = value.type.tensor_type.shape.dim
+        assert dims[0].dim_param == 'batch' and not dims[0].dim_value
+    assert [d.dim_value for d in graph.input[0].type.tensor_type.shape.dim[1:]] == list(case.shape)
+    assert [d.dim_value for d in graph.output[0].type.tensor_type.shape.dim[1:]] == [10]
+    # Every parameter, batch-norm statistics included, is in the file.
+    assert {i.name for i in graph.initializer} >= set(case.net.collect_params())
+    assert json.loads({p.key: p.value for p in model.metadata_props}[METADATA_KEY]) == {'model': case.name}
+
+
+@pytest.mark.parametrize('case', ['lenet', 'vgg11_bn'], indirect=True)   # the same code for every network
+def test_verify_is_the_largest_difference(case):
+    x = batch(case.shape, 3, seed=0)
+    expected = gluon_output(case, x)
+    session = onnxruntime.InferenceSession(case.onnx_file, providers=['CPUExecutionProvider'])
+    assert verify(case.net, [case.onnx_file], (3,) + case.shape, seed=0) == \
+        float(np.abs(session.run(None, {'data': x})[0] - expected).max())
+    assert verify(case.net, case.symbol_files, (3,) + case.shape, seed=0) <= TOLERANCE
+
+
+# --- the command line --------------------------------------------------------------------------
+
+FASHION_MNIST_CLASSES = data.FASHION_MNIST_CLASSES
+
+
+def save_lenet(folder, channels=1, side=28, meta=None):
+    """A LeNet's model.params (and meta.json, as `d2lnets train` writes it) in ``folder``."""
+    net = d2lnets.get_model('lenet')
+    net.initialize(mx.init.Xavier())
+    net(mx.nd.zeros((1, channels, side, side)))
+    folder.mkdir(parents=True, exist_ok=True)
+    net.save_parameters(str(folder / 'model.params'))
+    if meta is not None:
+        (folder / 'meta.json').write_text(json.dumps(meta))
+    return folder / 'model.params'
+
+
+def lenet_meta(side=28):
+    return {'format': 'd2lnets-run/1', 'model': 'lenet', 'model_kwargs': {}, 'classes': FASHION_MNIST_CLASSES,
+            'input_shape': [1, 1, side, side], 'dataset': 'fashion-mnist', 'resize': side if side != 28 else None,
+            'normalization': {'scale': 1 / 255, 'mean': 0.0, 'std': 1.0}}
+
+
+def run(capsys, *argv):
+    code = cli.main([str(a) for a in argv])
+    out, err = capsys.readouterr()
+    return code, out, err
+
+
+def onnx_input_dims(path):
+    dims = onnx.load(path).graph.input[0].type.tensor_type.shape.dim
+    return [d.dim_param or d.dim_value for d in dims]
+
+
+@pytest.mark.parametrize('fmt', ['onnx', 'symbol'])
+def test_cli_export_verify(tmp_path, capsys, fmt):
+    params = save_lenet(tmp_path / 'run', meta=lenet_meta())
+    code, out, err = run(capsys, 'export', 'lenet', '--params', params, '--format', fmt,
+                         '--out', tmp_path / 'lenet', '--verify')
+    assert (code, err) == (0, '')
+    lines = out.splitlines()
+    assert [line.split()[-1] for line in lines[:2]] == ['1', '2']   # the batch sizes verified
+    assert all(float(line.split()[4]) <= TOLERANCE for line in lines[:2])
+    files = {'onnx': ['lenet.onnx'], 'symbol': ['lenet-symbol.json', 'lenet-0000.params']}[fmt]
+    assert lines[2:] == [str(tmp_path / f) for f in files]
+    assert sorted(os.listdir(tmp_path)) == sorted(files + ['run'])
+    if fmt == 'onnx':
+        meta = json.loads({p.key: p.value for p in onnx.load(str(tmp_path / 'lenet.onnx')).metadata_props}
+                          [METADATA_KEY])
+        assert meta['classes'] == FASHION_MNIST_CLASSES and meta['input_shape'] == [1, 1, 28, 28]
+
+
+def test_cli_input_shape_is_what_the_weights_were_trained_for(tmp_path, capsys):
+    # meta.json says 32 x 32 (a run with --resize 32).
+    params = save_lenet(tmp_path / 'run32', side=32, meta=lenet_meta(32))
+    assert run(capsys, 'export', 'lenet', '--params', params, '--format', 'onnx', '--out', tmp_path / 'a')[0] == 0
+    assert onnx_input_dims(str(tmp_path / 'a.onnx')) == ['batch', 1, 32, 32]
+    # No meta.json: the channels come from the weights, the size is LeNet's.
+    params = save_lenet(tmp_path / 'rgb', channels=3)
+    assert run(capsys, 'export', 'lenet', '--params', params, '--format', 'onnx', '--out', tmp_path / 'b')[0] == 0
+    assert onnx_input_dims(str(tmp_path / 'b.onnx')) == ['batch', 3, 28, 28]
+    # No weights: the model's default; --input-shape wins.
+    assert run(capsys, 'export', 'lenet', '--format', 'onnx', '--out', tmp_path / 'c')[0] == 0
+    assert onnx_input_dims(str(tmp_path / 'c.onnx')) == ['batch', 1, 28, 28]
+    assert run(capsys, 'export', 'lenet', '--input-shape', '4,3,36,36', '--format', 'onnx', '--out', tmp_path / 'd')[0] == 0
+    assert onnx_input_dims(str(tmp_path / 'd.onnx')) == ['batch', 3, 36, 36]
+
+
+@pytest.fixture(scope='module')
+def nin_params(tmp_path_factory):
+    net = d2lnets.get_model('nin')
+    net.initialize()
+    net(mx.nd.zeros((1, 1, 96, 96)))
+    path = tmp_path_factory.mktemp('nin') / 'nin.params'
+    net.save_parameters(str(path))
+    return path
+
+
+@pytest.mark.parametrize('args, message', [
+    (['lenet', '--format', 'tflite'], "unsupported export format 'tflite'; use one of: symbol, onnx"),
+    (['lenet', '--params', 'NIN', '--format', 'onnx'], "does not hold weights of 'lenet': missing 0.bias"),
+    (['lenet', '--params', 'nothere.params', '--format', 'onnx'], 'no such file: nothere.params'),
+    (['lenet', '--params', 'NOT_PARAMS', '--format', 'symbol'], 'is not a readable MXNet .params file'),
+    (['alexnet', '--input-shape', '1,1,28,28', '--format', 'onnx'], 'cannot take input of shape'),
+    (['lenet', '--format', 'onnx', '--out', 'missing/dir/x'], 'the output directory'),
+])
+def test_cli_bad_input_is_one_line_and_writes_nothing(tmp_path, capsys, nin_params, args, message):
+    not_params = tmp_path / 'notes.txt'
+    not_params.write_text('not parameters')
+    args = [{'NIN': nin_params, 'NOT_PARAMS': not_params}.get(a, a) for a in args]
+    if '--out' not in args:
+        args += ['--out', tmp_path / 'out']
+    before = sorted(os.listdir(tmp_path))
+    code, out, err = run(capsys, 'export', *args, '--verify')
+    assert code == 1 and out == ''
+    assert len(err.strip().splitlines()) == 1 and message in err, err
+    assert sorted(os.listdir(tmp_path)) == before
+
+
+def test_failed_verification_writes_nothing_and_keeps_old_files(tmp_path):
+    net = d2lnets.get_model('lenet')
+    net.initialize()
+    (tmp_path / 'lenet.onnx').write_text('the previous export')
+    with pytest.raises(ValueError, match='differs from the network by up to .*; nothing was written'):
+        export(net, str(tmp_path / 'lenet'), (1, 1, 28, 28), 'onnx', tolerance=-1.0)
+    assert os.listdir(tmp_path) == ['lenet.onnx']
+    assert (tmp_path / 'lenet.onnx').read_text() == 'the previous export'
+
+
+def test_an_uninitialized_network_is_refused(tmp_path):
+    with pytest.raises(ValueError, match='not initialized: load its weights'):
+        export(d2lnets.get_model('lenet'), str(tmp_path / 'lenet'), (1, 1, 28, 28), 'symbol')
+    assert os.listdir(tmp_path) == []
+
+
+def test_cli_export_pretrained_carries_the_manifest(tmp_path, capsys):
+    from d2lnets.weights import manifest
+    code, out, err = run(capsys, 'export', 'lenet', '--pretrained', '--format', 'onnx', '--out', tmp_path / 'lenet',
+                         '--verify')
+    assert (code, err) == (0, '')
+    meta = json.loads({p.key: p.value for p in onnx.load(str(tmp_path / 'lenet.onnx')).metadata_props}
+                      [METADATA_KEY])
+    assert meta['sha1'] == manifest('lenet')['sha1'] and meta['classes'] == FASHION_MNIST_CLASSES
+    assert onnx_input_dims(str(tmp_path / 'lenet.onnx')) == ['batch', 1, 28, 28]
+
+
+def test_cli_pretrained_without_weights_is_one_line(tmp_path, capsys):
+    code, out, err = run(capsys, 'export', 'nin', '--pretrained', '--format', 'onnx', '--out', tmp_path / 'nin')
+    assert code == 1 and len(err.strip().splitlines()) == 1
+    assert "no pretrained weights are available for 'nin'" in err
+    assert list(tmp_path.iterdir()) == []
