@@ -232,7 +232,8 @@ def train(net: mx.gluon.Block, train_iter: Iterable, test_iter: Iterable, num_ep
     _reseed(seed, 0, train_iter)
     initialize_missing(net, init or mx.init.Xavier(), ctx=ctxs)
     if hybridize and isinstance(net, mx.gluon.HybridBlock):
-        net.hybridize()
+        # static_alloc: MXNet plans the memory once (about 10% of a LeNet step, docs/performance.md)
+        net.hybridize(static_alloc=True, static_shape=True)
     trainer = trainer or make_trainer(net, lr, kvstore)
     if state is not None and state['states'] is not None:
         trainer.load_states(str(state['states']))
