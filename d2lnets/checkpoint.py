@@ -18,6 +18,12 @@ __all__ = ['atomic_write', 'write_text', 'write_json', 'save_checkpoint', 'load_
 LATEST = 'latest.json'
 
 
+def _umask() -> int:
+    mask = os.umask(0)
+    os.umask(mask)
+    return mask
+
+
 def atomic_write(path: Path, write: Callable[[str], Any]) -> Path:
     """Call ``write(tmp_name)`` to write a temporary file beside ``path``, then
     rename it to ``path``. On any error (or Ctrl-C) the temporary file is
@@ -28,6 +34,8 @@ def atomic_write(path: Path, write: Callable[[str], Any]) -> Path:
     os.close(fd)
     try:
         write(tmp)
+        # mkstemp makes the file private (0600); give it the mode open() would.
+        os.chmod(tmp, 0o666 & ~_umask())
         os.replace(tmp, path)
     finally:
         if os.path.exists(tmp):

@@ -1,7 +1,9 @@
 """The training loop: the lecture's printout, exact resumption, data
 parallelism, NaN handling, checkpoints. Small subsets of the real Fashion-MNIST."""
 import hashlib
+import os
 import re
+import stat
 
 import mxnet as mx
 import numpy as np
@@ -165,3 +167,12 @@ def test_atomic_write_keeps_the_old_file_on_error(tmp_path):
     with pytest.raises(KeyboardInterrupt):
         checkpoint.atomic_write(target, fail)
     assert target.read_text() == 'old' and [p.name for p in tmp_path.iterdir()] == ['f.txt']
+
+
+def test_atomic_write_gives_the_mode_open_would(tmp_path):
+    mask = os.umask(0o022)
+    try:
+        path = checkpoint.write_text(tmp_path / 'meta.json', '{}')
+    finally:
+        os.umask(mask)
+    assert stat.S_IMODE(path.stat().st_mode) == 0o644    # not mkstemp's private 0600
