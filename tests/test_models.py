@@ -96,16 +96,16 @@ def test_vgg_counts_equal_gluoncv(name):
     counts = []
     for net in (ours, theirs):
         # Shapes only: 140M parameters need not be allocated to be counted.
-        arg, _, aux = net(mx.sym.var('data')).infer_shape(data=(1, 3, 224, 224))
-        names = net(mx.sym.var('data')).list_arguments() + net(mx.sym.var('data')).list_auxiliary_states()
+        sym = net(mx.sym.var('data'))
+        arg, _, aux = sym.infer_shape(data=(1, 3, 224, 224))
+        names = sym.list_arguments() + sym.list_auxiliary_states()
         counts.append(sum(int(np.prod(s)) for n, s in zip(names, arg + aux) if n != 'data'))
     assert counts[0] == counts[1]
     expected = {'vgg11': 132863336, 'vgg13': 133047848, 'vgg16': 138357544, 'vgg19': 143667240}
     base = name.replace('_bn', '')
-    convs = sum(n for n, _ in d2lnets.models.conv_archs[int(base[3:])] for _ in [0])
     channels = sum(n * c for n, c in d2lnets.models.conv_archs[int(base[3:])])
     # BatchNorm adds gamma, beta, running mean and running variance per channel.
-    assert counts[0] == expected[base] + (4 * channels if name.endswith('_bn') else 0), convs
+    assert counts[0] == expected[base] + (4 * channels if name.endswith('_bn') else 0)
 
 
 def test_alexnet_gluoncv_is_gluoncvs_alexnet():
