@@ -24,7 +24,7 @@ import mxnet as mx
 import numpy as np
 from mxnet import autograd, gluon
 
-from . import checkpoint
+from . import checkpoint, fused
 from .distributed import agree_seed, create_kvstore, num_workers, rank
 from .context import as_context_list, describe
 from .evaluate import evaluate_accuracy, split_batch
@@ -183,7 +183,9 @@ def train(net: mx.gluon.Block, train_iter: Iterable, test_iter: Iterable, num_ep
     loss : gluon.loss.Loss, optional
         Default softmax cross-entropy.
     hybridize : bool
-        Compile the network into one graph first (default).
+        Compile the network into one graph first (default). On CPUs, chains of
+        convolution, sigmoid and 2x2 average pooling (LeNet's) then train
+        through d2lnets' fused operator; see :mod:`d2lnets.fused`.
     progress : bool, optional
         A progress bar over batches; default: when verbose and stderr is a terminal.
     check_every : int
@@ -231,9 +233,13 @@ def train(net: mx.gluon.Block, train_iter: Iterable, test_iter: Iterable, num_ep
 
     _reseed(seed, 0, train_iter)
     initialize_missing(net, init or mx.init.Xavier(), ctx=ctxs)
+    step_net = net
     if hybridize and isinstance(net, mx.gluon.HybridBlock):
         # static_alloc: MXNet plans the memory once (about 10% of a LeNet step, docs/performance.md)
         net.hybridize(static_alloc=True, static_shape=True)
+        # On CPUs, LeNet's conv-sigmoid-pool blocks run as one fused operator
+        # (2-3x faster steps); net itself keeps Gluon's layers.
+        step_net = fused.for_training(net, ctxs)
     trainer = trainer or make_trainer(net, lr, kvstore)
     if state is not None and state['states'] is not None:
         trainer.load_states(str(state['states']))
@@ -243,7 +249,7 @@ def train(net: mx.gluon.Block, train_iter: Iterable, test_iter: Iterable, num_ep
     examples, train_seconds = 0, 0.0
     try:
         for epoch in range(len(history) + 1, num_epochs + 1):
-            row = _train_epoch(net, trainer, loss_fn, train_iter, test_iter, ctxs, seed, epoch, lr,
+            row = _train_epoch(step_net, trainer, loss_fn, train_iter, test_iter, ctxs, seed, epoch, lr,
                                progress, check_every, ckpt, workers)
             if not _params_finite(net):
                 raise _nonfinite('the parameters', epoch, lr, ckpt)

@@ -1,0 +1,462 @@
+/*
+ * Convolution -> sigmoid -> 2x2 average pooling (stride 2), fused, on the CPU:
+ * forward and backward, as one MXNet operator (`d2l_conv_sigmoid_avgpool`),
+ * loaded with mx.library.load(). d2lnets builds it on first use
+ * (d2lnets/fused.py) and uses it only to train; exports and printouts keep
+ * Gluon's own layers.
+ *
+ * Why: LeNet's convolutions have 1 and 6 input channels and 6 and 16 output
+ * channels, too few for oneDNN 2.x's blocked kernels, so MXNet 1.9.1 runs them
+ * and their gradients through a generic GEMM path, and the sigmoid and the
+ * pooling each make one more pass over memory. Here the output channels are
+ * the vector lanes (16 floats: one AVX-512 register, two AVX2 ones), every
+ * multiply-add is a full-width FMA with a broadcast input pixel, and the
+ * sigmoid and the pooling run while the convolution's outputs are in cache.
+ *
+ * Shapes: x (N, Ci, H, W), w (Co, Ci, K, K), b (Co) -> y (N, Co, Ho/2, Wo/2)
+ * with Ho = H + 2P - K + 1 (stride 1); the pooling drops an odd last row or
+ * column, as MXNet's Pooling (pooling_convention='valid') does.
+ * Attributes: kernel (K), pad (P), num_filter (Co), need_data_grad (0: the
+ * gradient of x is not computed, e.g. x is the network's input).
+ * Every thread works on whole images; partial weight gradients are summed in
+ * thread order, so results do not depend on timing.
+ */
+#include <omp.h>
+
+#include <algorithm>
+#include <cstdint>
+#include <cstring>
+#include <string>
+#include <unordered_map>
+#include <vector>
+
+#include "mxnet/lib_api.h"
+
+using namespace mxnet::ext;
+
+namespace {
+
+constexpr int VL = 16;  // lanes: output channels per vector
+typedef float v16 __attribute__((vector_size(VL * sizeof(float))));
+typedef int32_t vi16 __attribute__((vector_size(VL * sizeof(int32_t))));
+typedef std::unordered_map<std::string, std::string> Attrs;
+
+#ifdef __AVX512F__
+constexpr int PB_MAX = 14;  // output pixels per register block (32 vector registers)
+#else
+constexpr int PB_MAX = 6;   // a v16 takes two of the 16 AVX2 registers
+#endif
+
+inline v16 splat(float a) { return v16{} + a; }
+
+inline v16 load_u(const float* p) {  // unaligned
+  v16 v;
+  std::memcpy(&v, p, sizeof(v));
+  return v;
+}
+
+inline void store_u(float* p, v16 v) { std::memcpy(p, &v, sizeof(v)); }
+
+inline float hsum(v16 v) {
+  float s = 0.f;
+  for (int l = 0; l < VL; ++l) s += v[l];
+  return s;
+}
+
+// exp(x) to about 1 ulp (Cephes' expf polynomial), clamped so that 2^k stays a
+// normal float; only used inside the sigmoid, where the clamp is invisible.
+inline v16 vexp(v16 x) {
+  x = x < splat(-87.f) ? splat(-87.f) : x;
+  x = x > splat(88.f) ? splat(88.f) : x;
+  v16 t = x * 1.44269504088896341f;
+  v16 k = (t + 12582912.f) - 12582912.f;  // round to nearest (|t| < 2^22)
+  v16 r = x - k * 0.693359375f;
+  r = r - k * -2.12194440e-4f;
+  v16 p = splat(1.9875691500e-4f);
+  p = p * r + 1.3981999507e-3f;
+  p = p * r + 8.3334519073e-3f;
+  p = p * r + 4.1665795894e-2f;
+  p = p * r + 1.6666665459e-1f;
+  p = p * r + 5.0000001201e-1f;
+  p = p * (r * r) + r + 1.f;
+  vi16 e = (__builtin_convertvector(k, vi16) + 127) << 23;
+  return p * reinterpret_cast<v16&>(e);
+}
+
+inline v16 vsigmoid(v16 z) { return 1.f / (1.f + vexp(-z)); }
+
+struct Geometry {
+  int N, Ci, H, W, Co, K, P;
+  int Ho, Wo, Hq, Wq;  // convolution output; pooled output
+  int Hp, Wp;          // padded input
+  int CB;              // blocks of VL output channels
+  int Hg, Wg;          // output gradient with a zero border of K-1
+  Geometry(const std::vector<int64_t>& x, const std::vector<int64_t>& w, int pad)
+      : N(x[0]), Ci(x[1]), H(x[2]), W(x[3]), Co(w[0]), K(w[2]), P(pad) {
+    Ho = H + 2 * P - K + 1;
+    Wo = W + 2 * P - K + 1;
+    Hq = Ho / 2;
+    Wq = Wo / 2;
+    Hp = H + 2 * P;
+    Wp = W + 2 * P;
+    CB = (Co + VL - 1) / VL;
+    Hg = Ho + 2 * (K - 1);
+    Wg = Wo + 2 * (K - 1);
+  }
+  int lanes(int cb) const { return std::min(VL, Co - cb * VL); }
+  // per-image stride of the saved sigmoid, (Ho, Wo, Co) floats, plus room for
+  // the last pixel's full-width store
+  int64_t s_stride() const { return int64_t(Ho) * Wo * Co + VL; }
+};
+
+// x[n] -> zero-padded (Ci, Hp, Wp)
+void pad_image(const Geometry& g, const float* x, float* xp) {
+  std::fill(xp, xp + int64_t(g.Ci) * g.Hp * g.Wp, 0.f);
+  for (int ci = 0; ci < g.Ci; ++ci)
+    for (int h = 0; h < g.H; ++h)
+      std::memcpy(xp + (int64_t(ci) * g.Hp + h + g.P) * g.Wp + g.P, x + (int64_t(ci) * g.H + h) * g.W,
+                  sizeof(float) * g.W);
+}
+
+// w (Co, Ci, K, K) -> (CB, Ci, K, K) vectors of output channels, zero lanes past Co
+std::vector<v16> pack_weights(const Geometry& g, const float* w) {
+  std::vector<v16> wp(int64_t(g.CB) * g.Ci * g.K * g.K, v16{});
+  for (int co = 0; co < g.Co; ++co)
+    for (int i = 0; i < g.Ci * g.K * g.K; ++i)
+      wp[int64_t(co / VL) * g.Ci * g.K * g.K + i][co % VL] = w[int64_t(co) * g.Ci * g.K * g.K + i];
+  return wp;
+}
+
+// acc[p] = sum over (ci, kh, kw) of w[:, ci, kh, kw] * xp[ci, h + kh, w0 + p + kw]
+template <int K, int PB>
+inline void conv_block(const v16* __restrict wp, const float* __restrict xp, const Geometry& g, int h, int w0,
+                       v16* __restrict out) {
+  v16 a[PB];
+  for (int p = 0; p < PB; ++p) a[p] = v16{};
+  for (int ci = 0; ci < g.Ci; ++ci)
+    for (int kh = 0; kh < K; ++kh) {
+      const float* row = xp + (int64_t(ci) * g.Hp + h + kh) * g.Wp + w0;
+      const v16* wr = wp + (ci * K + kh) * K;
+      for (int kw = 0; kw < K; ++kw) {
+        const v16 wv = wr[kw];
+        for (int p = 0; p < PB; ++p) a[p] += wv * row[p + kw];
+      }
+    }
+  for (int p = 0; p < PB; ++p) out[p] = a[p];
+}
+
+// acc[p] = sum over (cb, kh, kw) of w[cb, ci, kh, kw] * gz[cb, y + P - kh, x0 + p + P - kw]
+// (gz with its zero border, so no bounds checks)
+template <int K, int PB>
+inline void dx_block(const v16* __restrict wp, const v16* __restrict gz, const Geometry& g, int ci, int y, int x0,
+                     float* __restrict dx) {
+  v16 a[PB];
+  for (int p = 0; p < PB; ++p) a[p] = v16{};
+  for (int cb = 0; cb < g.CB; ++cb) {
+    const v16* G = gz + int64_t(cb) * g.Hg * g.Wg;
+    for (int kh = 0; kh < K; ++kh) {
+      const v16* grow = G + int64_t(y + g.P - kh + K - 1) * g.Wg + x0 + g.P + K - 1;
+      const v16* wr = wp + ((int64_t(cb) * g.Ci + ci) * K + kh) * K;
+      for (int kw = 0; kw < K; ++kw) {
+        const v16 wv = wr[kw];
+        for (int p = 0; p < PB; ++p) a[p] += wv * grow[p - kw];
+      }
+    }
+  }
+  for (int p = 0; p < PB; ++p) dx[p] = hsum(a[p]);
+}
+
+// Calls f.template operator()<PB>() for a block of n pixels, n in 1..PB_MAX.
+template <int K, template <int, int> class F, typename... Args>
+void dispatch(int n, Args&&... args) {
+  switch (n) {
+#define D2L_CASE(PB) \
+  case PB:           \
+    F<K, PB>::run(args...); \
+    break;
+    D2L_CASE(1) D2L_CASE(2) D2L_CASE(3) D2L_CASE(4) D2L_CASE(5) D2L_CASE(6)
+#ifdef __AVX512F__
+    D2L_CASE(7) D2L_CASE(8) D2L_CASE(9) D2L_CASE(10) D2L_CASE(11) D2L_CASE(12) D2L_CASE(13) D2L_CASE(14)
+#endif
+#undef D2L_CASE
+    default:
+      break;
+  }
+}
+
+template <int K, int PB>
+struct ConvBlock {
+  static void run(const v16* wp, const float* xp, const Geometry& g, int h, int w0, v16* out) {
+    conv_block<K, PB>(wp, xp, g, h, w0, out);
+  }
+};
+
+template <int K, int PB>
+struct DxBlock {
+  static void run(const v16* wp, const v16* gz, const Geometry& g, int ci, int y, int x0, float* dx) {
+    dx_block<K, PB>(wp, gz, g, ci, y, x0, dx);
+  }
+};
+
+// Splits a row of n pixels into near-equal blocks of at most PB_MAX.
+template <typename F>
+void for_blocks(int n, F f) {
+  const int nb = (n + PB_MAX - 1) / PB_MAX;
+  const int size = (n + nb - 1) / nb;
+  for (int start = 0; start < n; start += size) f(start, std::min(size, n - start));
+}
+
+template <int K>
+void forward(const Geometry& g, const float* x, const float* w, const float* b, float* y, float* saved) {
+  const std::vector<v16> wp = pack_weights(g, w);
+  std::vector<v16> bias(g.CB, v16{});
+  for (int co = 0; co < g.Co; ++co) bias[co / VL][co % VL] = b[co];
+#pragma omp parallel
+  {
+    std::vector<float> xp(int64_t(g.Ci) * g.Hp * g.Wp);
+    std::vector<v16> S(int64_t(g.Ho) * g.Wo);  // sigmoid of one image and channel block
+#pragma omp for schedule(static)
+    for (int n = 0; n < g.N; ++n) {
+      pad_image(g, x + int64_t(n) * g.Ci * g.H * g.W, xp.data());
+      float* s_img = saved + n * g.s_stride();
+      // last block first: its full-width stores spill into the next pixel's
+      // first lanes, which the earlier blocks' stores then overwrite
+      for (int cb = g.CB - 1; cb >= 0; --cb) {
+        const int nl = g.lanes(cb);
+        const v16* wcb = wp.data() + int64_t(cb) * g.Ci * K * K;
+        for (int h = 0; h < g.Ho; ++h)
+          for_blocks(g.Wo, [&](int w0, int nw) {
+            v16* out = S.data() + int64_t(h) * g.Wo + w0;
+            dispatch<K, ConvBlock>(nw, wcb, xp.data(), g, h, w0, out);
+            for (int p = 0; p < nw; ++p) out[p] = vsigmoid(out[p] + bias[cb]);
+          });
+        // saved: (Ho, Wo, Co) per image; full-width stores in increasing order,
+        // each overwriting the previous one's spare lanes
+        for (int i = 0; i < g.Ho * g.Wo; ++i) store_u(s_img + int64_t(i) * g.Co + cb * VL, S[i]);
+        for (int i = 0; i < g.Hq; ++i)
+          for (int j = 0; j < g.Wq; ++j) {
+            const v16* s0 = S.data() + int64_t(2 * i) * g.Wo + 2 * j;
+            const v16 v = (s0[0] + s0[1] + s0[g.Wo] + s0[g.Wo + 1]) * 0.25f;
+            float* yo = y + ((int64_t(n) * g.Co + cb * VL) * g.Hq + i) * g.Wq + j;
+            for (int l = 0; l < nl; ++l) yo[int64_t(l) * g.Hq * g.Wq] = v[l];
+          }
+      }
+    }
+  }
+}
+
+template <int K>
+void backward(const Geometry& g, const float* gy, const float* x, const float* w, const float* saved, float* dx,
+              float* dw, float* db) {
+  const std::vector<v16> wp = pack_weights(g, w);
+  const int nthreads = omp_get_max_threads();
+  const int64_t wsize = int64_t(g.CB) * g.Ci * K * K;
+  std::vector<v16> dw_part(wsize * nthreads, v16{}), db_part(int64_t(g.CB) * nthreads, v16{});
+  std::vector<int> used(nthreads, 0);
+#pragma omp parallel num_threads(nthreads)
+  {
+    const int t = omp_get_thread_num();
+    v16* dwt = dw_part.data() + wsize * t;
+    v16* dbt = db_part.data() + g.CB * t;
+    std::vector<float> xp(int64_t(g.Ci) * g.Hp * g.Wp);
+    std::vector<v16> gz(int64_t(g.CB) * g.Hg * g.Wg, v16{});  // borders stay zero
+    used[t] = 1;
+#pragma omp for schedule(static)
+    for (int n = 0; n < g.N; ++n) {
+      pad_image(g, x + int64_t(n) * g.Ci * g.H * g.W, xp.data());
+      const float* s_img = saved + n * g.s_stride();
+      for (int cb = 0; cb < g.CB; ++cb) {
+        const int nl = g.lanes(cb);
+        v16* G = gz.data() + int64_t(cb) * g.Hg * g.Wg;
+        // dL/dz = dL/dy / 4 * s (1 - s) on the pooled window, 0 where pooling dropped
+        v16 dbsum{};
+        for (int h = 0; h < g.Ho; ++h)
+          for (int w_ = 0; w_ < g.Wo; ++w_) {
+            v16 gv{};
+            if (h < 2 * g.Hq && w_ < 2 * g.Wq) {
+              const float* gyo = gy + ((int64_t(n) * g.Co + cb * VL) * g.Hq + h / 2) * g.Wq + w_ / 2;
+              for (int l = 0; l < nl; ++l) gv[l] = gyo[int64_t(l) * g.Hq * g.Wq];
+              const v16 s = load_u(s_img + (int64_t(h) * g.Wo + w_) * g.Co + cb * VL);
+              gv = gv * 0.25f * s * (1.f - s);
+            }
+            G[int64_t(h + K - 1) * g.Wg + w_ + K - 1] = gv;
+            dbsum += gv;
+          }
+        dbt[cb] += dbsum;
+        // dL/dw[:, ci, kh, kw] = sum over (h, w) of dL/dz[:, h, w] * xp[ci, h + kh, w + kw]
+        for (int ci = 0; ci < g.Ci; ++ci)
+          for (int kh = 0; kh < K; ++kh) {
+            v16 a[K];
+            for (int kw = 0; kw < K; ++kw) a[kw] = v16{};
+            for (int h = 0; h < g.Ho; ++h) {
+              const v16* grow = G + int64_t(h + K - 1) * g.Wg + K - 1;
+              const float* row = xp.data() + (int64_t(ci) * g.Hp + h + kh) * g.Wp;
+              for (int w_ = 0; w_ < g.Wo; ++w_) {
+                const v16 gv = grow[w_];
+                for (int kw = 0; kw < K; ++kw) a[kw] += gv * row[w_ + kw];
+              }
+            }
+            v16* d = dwt + ((int64_t(cb) * g.Ci + ci) * K + kh) * K;
+            for (int kw = 0; kw < K; ++kw) d[kw] += a[kw];
+          }
+      }
+      if (dx) {
+        float* dxn = dx + int64_t(n) * g.Ci * g.H * g.W;
+        for (int ci = 0; ci < g.Ci; ++ci)
+          for (int yy = 0; yy < g.H; ++yy)
+            for_blocks(g.W, [&](int x0, int nx) {
+              dispatch<K, DxBlock>(nx, wp.data(), gz.data(), g, ci, yy, x0,
+                                   dxn + (int64_t(ci) * g.H + yy) * g.W + x0);
+            });
+      }
+    }
+  }
+  // Sum the threads' parts in thread order: the same result every run.
+  std::vector<v16> dwv(wsize, v16{}), dbv(g.CB, v16{});
+  for (int t = 0; t < nthreads; ++t) {
+    if (!used[t]) continue;
+    for (int64_t i = 0; i < wsize; ++i) dwv[i] += dw_part[wsize * t + i];
+    for (int cb = 0; cb < g.CB; ++cb) dbv[cb] += db_part[g.CB * t + cb];
+  }
+  for (int co = 0; co < g.Co; ++co) {
+    db[co] = dbv[co / VL][co % VL];
+    for (int i = 0; i < g.Ci * K * K; ++i)
+      dw[int64_t(co) * g.Ci * K * K + i] = dwv[int64_t(co / VL) * g.Ci * K * K + i][co % VL];
+  }
+}
+
+bool parse_int(const Attrs& attrs, const char* key, int* out) {
+  auto it = attrs.find(key);
+  if (it == attrs.end()) return false;
+  try {
+    *out = std::stoi(it->second);
+  } catch (...) {
+    return false;
+  }
+  return true;
+}
+
+bool supported_kernel(int k) { return k == 3 || k == 5; }
+
+MXReturnValue parse_attrs(const Attrs& attrs, int* num_in, int* num_out) {
+  int k, pad, co;
+  if (!parse_int(attrs, "kernel", &k) || !supported_kernel(k) || !parse_int(attrs, "pad", &pad) || pad < 0 ||
+      !parse_int(attrs, "num_filter", &co) || co < 1) {
+    MX_ERROR_MSG << "d2l_conv_sigmoid_avgpool needs kernel (3 or 5), pad >= 0 and num_filter >= 1";
+    return MX_FAIL;
+  }
+  *num_in = 3;
+  *num_out = 1;
+  return MX_SUCCESS;
+}
+
+MXReturnValue infer_type(const Attrs&, std::vector<int>* in, std::vector<int>* out) {
+  for (int t : *in)
+    if (t != kFloat32 && t != -1) {
+      MX_ERROR_MSG << "d2l_conv_sigmoid_avgpool computes in float32 only";
+      return MX_FAIL;
+    }
+  for (auto& t : *in) t = kFloat32;
+  (*out)[0] = kFloat32;
+  return MX_SUCCESS;
+}
+
+MXReturnValue infer_shape(const Attrs& attrs, std::vector<std::vector<unsigned>>* in,
+                          std::vector<std::vector<unsigned>>* out) {
+  int k = 0, pad = 0, co = 0;
+  parse_int(attrs, "kernel", &k);
+  parse_int(attrs, "pad", &pad);
+  parse_int(attrs, "num_filter", &co);
+  const auto& x = (*in)[0];
+  if (x.size() != 4) {
+    MX_ERROR_MSG << "d2l_conv_sigmoid_avgpool expects input (N, C, H, W)";
+    return MX_FAIL;
+  }
+  const int ho = int(x[2]) + 2 * pad - k + 1, wo = int(x[3]) + 2 * pad - k + 1;
+  if (ho < 2 || wo < 2) {
+    MX_ERROR_MSG << "d2l_conv_sigmoid_avgpool: input too small for the kernel and the pooling";
+    return MX_FAIL;
+  }
+  const std::vector<unsigned> wshape{unsigned(co), x[1], unsigned(k), unsigned(k)};
+  const auto& given = (*in)[1];  // may hold unknown dimensions (0, or -1 as unsigned)
+  bool fits = given.empty() || given.size() == 4;
+  for (size_t i = 0; fits && i < given.size(); ++i)
+    fits = given[i] == wshape[i] || given[i] == 0 || given[i] == unsigned(-1);
+  if (!fits) {
+    MX_ERROR_MSG << "d2l_conv_sigmoid_avgpool: weight shape does not match (num_filter, C, kernel, kernel)";
+    return MX_FAIL;
+  }
+  (*in)[1] = wshape;
+  (*in)[2] = {unsigned(co)};
+  (*out)[0] = {x[0], unsigned(co), unsigned(ho / 2), unsigned(wo / 2)};
+  return MX_SUCCESS;
+}
+
+class ConvSigmoidAvgPool : public CustomStatefulOp {
+ public:
+  explicit ConvSigmoidAvgPool(const Attrs& attrs) {
+    parse_int(attrs, "kernel", &k_);
+    parse_int(attrs, "pad", &pad_);
+    int need = 1;
+    parse_int(attrs, "need_data_grad", &need);
+    need_dx_ = need != 0;
+  }
+
+  MXReturnValue Forward(std::vector<MXTensor>* inputs, std::vector<MXTensor>* outputs,
+                        const OpResource&) override {
+    MXTensor &x = (*inputs)[0], &w = (*inputs)[1], &b = (*inputs)[2];
+    const Geometry g(x.shape, w.shape, pad_);
+    saved_.resize(g.N * g.s_stride());
+    shape_ = x.shape;
+    float* y = (*outputs)[0].data<float>();
+    if (k_ == 5)
+      forward<5>(g, x.data<float>(), w.data<float>(), b.data<float>(), y, saved_.data());
+    else
+      forward<3>(g, x.data<float>(), w.data<float>(), b.data<float>(), y, saved_.data());
+    return MX_SUCCESS;
+  }
+
+  // inputs: dL/dy, x, w, b, y; outputs: dL/dx, dL/dw, dL/db
+  MXReturnValue Backward(std::vector<MXTensor>* inputs, std::vector<MXTensor>* outputs,
+                         const OpResource&) override {
+    MXTensor &gy = (*inputs)[0], &x = (*inputs)[1], &w = (*inputs)[2];
+    if (x.shape != shape_) {
+      MX_ERROR_MSG << "d2l_conv_sigmoid_avgpool: backward without a matching forward";
+      return MX_FAIL;
+    }
+    const Geometry g(x.shape, w.shape, pad_);
+    float* dx = need_dx_ ? (*outputs)[0].data<float>() : nullptr;
+    if (k_ == 5)
+      backward<5>(g, gy.data<float>(), x.data<float>(), w.data<float>(), saved_.data(), dx,
+                  (*outputs)[1].data<float>(), (*outputs)[2].data<float>());
+    else
+      backward<3>(g, gy.data<float>(), x.data<float>(), w.data<float>(), saved_.data(), dx,
+                  (*outputs)[1].data<float>(), (*outputs)[2].data<float>());
+    return MX_SUCCESS;
+  }
+
+ private:
+  int k_ = 0, pad_ = 0;
+  bool need_dx_ = true;
+  std::vector<int64_t> shape_;
+  std::vector<float> saved_;  // the forward's sigmoid, (N, Ho, Wo, Co) + spare lanes
+};
+
+MXReturnValue create_state(const Attrs& attrs, const MXContext&, const std::vector<std::vector<unsigned>>&,
+                           const std::vector<int>, CustomStatefulOp** op) {
+  *op = CustomStatefulOp::create<ConvSigmoidAvgPool>(attrs);
+  return MX_SUCCESS;
+}
+
+}  // namespace
+
+REGISTER_OP(d2l_conv_sigmoid_avgpool)
+    .setParseAttrs(parse_attrs)
+    .setInferType(infer_type)
+    .setInferShape(infer_shape)
+    .setCreateOpState(create_state, "cpu");
+
+MXReturnValue initialize(int version) {
+  // the lib_api.h ABI of MXNet 1.9 (version 10900 and later 1.x)
+  return version >= 10900 ? MX_SUCCESS : MX_FAIL;
+}
