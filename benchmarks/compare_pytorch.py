@@ -5,7 +5,10 @@ round by round so that a busy machine slows all of them alike:
 
 - ``mxnet-before``: the foundation's settings (threaded engine, OpenMP's
   default wait policy, plain ``hybridize()``);
-- ``mxnet``: d2lnets' defaults (see docs/performance.md);
+- ``mxnet``: d2lnets' defaults (see docs/performance.md), LeNet's training
+  through d2lnets' fused operator (d2lnets/fused.py);
+- ``mxnet-unfused``: the same through MXNet's own layers (LeNet training only,
+  the one case the fused operator changes);
 - ``pytorch``: the same networks in PyTorch, eager (benchmarks/pytorch_nets.py),
   as installed;
 - ``pytorch-tuned``: the same with d2lnets' OpenMP setting
@@ -47,7 +50,7 @@ OPENMP = {'GOMP_SPINCOUNT': '1000'}
 NOT_INHERITED = ('MXNET_ENGINE_TYPE', 'OMP_NUM_THREADS', 'OMP_WAIT_POLICY') + tuple(OPENMP)
 
 
-def run_mxnet(name, mode, batch, before=False, runs=3, seconds=1.0, warmup=3, peak=True):
+def run_mxnet(name, mode, batch, before=False, runs=3, seconds=1.0, warmup=3, peak=True, fuse=True):
     env = {k: v for k, v in os.environ.items() if k not in NOT_INHERITED}
     if before:
         env['MXNET_ENGINE_TYPE'] = 'ThreadedEnginePerDevice'
@@ -56,8 +59,9 @@ def run_mxnet(name, mode, batch, before=False, runs=3, seconds=1.0, warmup=3, pe
     code = ('import json, os, d2lnets; %s'
             'import d2lnets.bench as b; ' % ("os.environ.pop('GOMP_SPINCOUNT'); " if before else '') +
             'p = b.matmul_peak() if %r else None; '
-            'r = b.bench(%r, %r, %d, runs=%d, seconds_per_run=%r, warmup=%d, static=%r, peak=p); '
-            'print(json.dumps(r.to_dict()))' % (peak, name, mode, batch, runs, seconds, warmup, not before))
+            'r = b.bench(%r, %r, %d, runs=%d, seconds_per_run=%r, warmup=%d, static=%r, peak=p, fuse=%r); '
+            'print(json.dumps(r.to_dict()))' % (peak, name, mode, batch, runs, seconds, warmup, not before,
+                                                fuse and not before))
     return _last_json(subprocess.run([sys.executable, '-c', code], env=env, capture_output=True, text=True))
 
 
@@ -96,6 +100,8 @@ def main():
             # LeNet: runs of 1 s after 3 warm-up steps; the big networks: one step per run after one.
             seconds, warmup = (1.0, 3) if name == 'lenet' else (0.1, 1)
             order = ['mxnet-before', 'mxnet', 'pytorch', 'pytorch-tuned']
+            if (name, mode) == ('lenet', 'train'):
+                order.insert(1, 'mxnet-unfused')
             row = results.setdefault(case, {cfg: [] for cfg in order})
             # Alternate the order each round.
             for cfg in (order if rnd % 2 == 0 else order[::-1]):
@@ -103,7 +109,7 @@ def main():
                     r = run_pytorch(name, mode, int(batch), args.runs, seconds, warmup, cfg == 'pytorch-tuned')
                 else:
                     r = run_mxnet(name, mode, int(batch), before=cfg == 'mxnet-before', runs=args.runs,
-                                  seconds=seconds, warmup=warmup)
+                                  seconds=seconds, warmup=warmup, fuse=cfg != 'mxnet-unfused')
                 row[cfg].append(r)
                 print('round %d %-22s %-13s %9.1f img/s' % (rnd, case, cfg, r['images_per_sec']), flush=True)
     memory = {}
@@ -130,15 +136,18 @@ def report(info, results, memory):
              'default spinning, plain `hybridize()`; `d2lnets`: the defaults (docs/performance.md). GFLOP/s from the complexity '
              'counts (training = 3 x forward); peak = fp32 matrix multiply measured in the same process; '
              '`PyTorch tuned`: PyTorch with d2lnets\' OpenMP setting (GOMP_SPINCOUNT=1000).', '',
-             '| network | mode | batch | before | d2lnets | PyTorch | PyTorch tuned | d2lnets / PyTorch '
+             '`unfused`: d2lnets\' defaults, training through MXNet\'s own layers instead of d2lnets\' fused '
+             'operator (LeNet training, the only case it changes).', '',
+             '| network | mode | batch | before | unfused | d2lnets | PyTorch | PyTorch tuned | d2lnets / PyTorch '
              '| d2lnets / PyTorch tuned | d2lnets / before | GFLOP/s | % of peak | peak RSS MiB |',
-             '|---|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|']
+             '|---|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|']
     for case, row in results.items():
         name, mode, batch = case.split(':')
         before, after = med(row['mxnet-before']), med(row['mxnet'])
         torch, tuned = med(row['pytorch']), med(row['pytorch-tuned'])
-        lines.append('| %s | %s | %s | %.1f | %.1f | %.1f | %.1f | %.2fx | %.2fx | %.2fx | %.1f | %.0f%% | %.0f |' % (
-            name, mode, batch, before, after, torch, tuned, after / torch, after / tuned, after / before,
+        unfused = '%.1f' % med(row['mxnet-unfused']) if row.get('mxnet-unfused') else '--'
+        lines.append('| %s | %s | %s | %.1f | %s | %.1f | %.1f | %.1f | %.2fx | %.2fx | %.2fx | %.1f | %.0f%% | %.0f |' % (
+            name, mode, batch, before, unfused, after, torch, tuned, after / torch, after / tuned, after / before,
             med(row['mxnet'], 'gflops_per_sec'), med(row['mxnet'], 'percent_of_peak'),
             max(r['peak_rss_mb'] for r in row['mxnet'])))
     if memory:

@@ -9,6 +9,8 @@ The timed loop is the one a training loop must keep to stay this fast: no
 synchronisation per batch (no ``asscalar()``, ``asnumpy()`` or metric
 update that reads values back), one ``trainer.step`` per batch, and the
 network hybridized with static memory (``static_alloc``, ``static_shape``).
+Training steps go through :func:`d2lnets.fused.for_training`, as
+:func:`d2lnets.train` does (LeNet's blocks fused on CPUs).
 """
 import os
 import resource
@@ -20,6 +22,7 @@ from typing import Dict, List, Optional
 import mxnet as mx
 from mxnet import autograd, gluon
 
+from . import fused
 from .models import default_input_shape, get_model
 from .summary import complexity
 
@@ -47,6 +50,7 @@ class BenchResult:
     percent_of_peak: Optional[float]
     peak_rss_mb: float
     settings: Dict[str, str] = field(default_factory=dict)
+    fused: bool = False           # trained through d2lnets' fused operator (d2lnets.fused)
 
     def to_dict(self) -> Dict:
         return asdict(self)
@@ -100,7 +104,7 @@ def _settings() -> Dict[str, str]:
 def bench(name: str, mode: str = 'train', batch_size: Optional[int] = None, hybridize: bool = True,
           runs: int = 5, seconds_per_run: float = 1.0, warmup: int = 3,
           peak: Optional[float] = None, ctx: Optional[mx.Context] = None,
-          static: bool = True) -> BenchResult:
+          static: bool = True, fuse: bool = True) -> BenchResult:
     """Median images/sec of ``name`` in ``mode`` on synthetic data.
 
     Parameters
@@ -123,6 +127,9 @@ def bench(name: str, mode: str = 'train', batch_size: Optional[int] = None, hybr
     static : bool
         Hybridize with ``static_alloc`` and ``static_shape`` (the default,
         and faster); ``False`` times a plain ``hybridize()``.
+    fuse : bool
+        Train a hybridized network through :mod:`d2lnets.fused` where it
+        applies, as :func:`d2lnets.train` does (the default).
     """
     if mode not in MODES:
         raise ValueError('mode must be one of %s, got %r' % (', '.join(MODES), mode))
@@ -140,6 +147,7 @@ def bench(name: str, mode: str = 'train', batch_size: Optional[int] = None, hybr
     net.initialize(mx.init.Xavier(), ctx=ctx)
     if hybridize:
         net.hybridize(static_alloc=static, static_shape=static)
+    step_net = fused.for_training(net, [ctx]) if hybridize and fuse and mode == 'train' else net
     X = mx.nd.random.uniform(shape=shape, ctx=ctx)
     y = mx.nd.array([i % 10 for i in range(batch_size)], ctx=ctx)
     loss = gluon.loss.SoftmaxCrossEntropyLoss()
@@ -150,7 +158,7 @@ def bench(name: str, mode: str = 'train', batch_size: Optional[int] = None, hybr
         for _ in range(n):
             if mode == 'train':
                 with autograd.record():
-                    l = loss(net(X), y)
+                    l = loss(step_net(X), y)
                 l.backward()
                 trainer.step(batch_size)
             else:
@@ -172,13 +180,14 @@ def bench(name: str, mode: str = 'train', batch_size: Optional[int] = None, hybr
                        hybridized=hybridize, images_per_sec=rate, runs=rates, steps_per_run=n,
                        gflops_per_image=flops / 1e9, gflops_per_sec=gflops, peak_gflops_per_sec=peak,
                        percent_of_peak=100 * gflops / peak if peak else None,
-                       peak_rss_mb=peak_rss_mb(), settings=_settings())
+                       peak_rss_mb=peak_rss_mb(), settings=_settings(), fused=getattr(step_net, 'fused', False))
 
 
 def format_results(results: List[BenchResult]) -> str:
     """An aligned text table of ``results``."""
     header = ['network', 'mode', 'batch', 'images/s', 'GFLOP/s', '% of peak', 'peak RSS MiB']
-    rows = [[r.name, r.mode + ('' if r.hybridized else ' (imperative)'), str(r.batch_size),
+    rows = [[r.name, r.mode + ('' if r.hybridized else ' (imperative)') + (' (fused)' if r.fused else ''),
+             str(r.batch_size),
              '%.1f' % r.images_per_sec, '%.1f' % r.gflops_per_sec,
              '' if r.percent_of_peak is None else '%.0f%%' % r.percent_of_peak,
              '%.0f' % r.peak_rss_mb] for r in results]

@@ -327,6 +327,8 @@ def _add_bench(sub) -> None:
     p.add_argument('--batch-size', type=int, default=None,
                    help="default: the lecture's (256 for lenet, 128 for the others)")
     p.add_argument('--imperative', action='store_true', help='do not hybridize')
+    p.add_argument('--no-fused', action='store_true',
+                   help="train through MXNet's own layers, not d2lnets' fused CPU operator (d2lnets.fused)")
     p.add_argument('--runs', type=int, default=5, help='timed runs; the median is reported (default 5)')
     p.add_argument('--seconds', type=float, default=1.0, help='length of one timed run (default 1)')
     p.add_argument('--json', action='store_true', help='print JSON instead of a table')
@@ -340,7 +342,7 @@ def _run_bench(args) -> int:
         get_builder(name)
     peak = matmul_peak()
     results = [bench(name, args.mode, args.batch_size, hybridize=not args.imperative, runs=args.runs,
-                     seconds_per_run=args.seconds, peak=peak) for name in args.names]
+                     seconds_per_run=args.seconds, peak=peak, fuse=not args.no_fused) for name in args.names]
     if args.json:
         print(json.dumps([r.to_dict() for r in results], indent=2))
     else:

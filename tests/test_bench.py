@@ -26,8 +26,17 @@ def test_tiny_bench(mode, hybridize):
     assert r.percent_of_peak == pytest.approx(r.gflops_per_sec)    # of a 100 GFLOP/s peak
     assert 0 < r.peak_rss_mb <= peak_rss_mb() + 1
     assert r.settings['MXNET_ENGINE_TYPE'] == 'NaiveEngine'
+    # Training goes through the fused operator, as d2lnets.train does; inference does not.
+    assert r.fused == (mode == 'train')
     table = format_results([r])
     assert table.splitlines()[0].split()[:4] == ['network', 'mode', 'batch', 'images/s']
+    if r.fused:
+        assert table.splitlines()[1].split()[:3] == ['lenet', 'train', '(fused)']
+
+
+def test_bench_can_train_through_mxnets_own_layers():
+    r = bench('lenet', 'train', batch_size=8, runs=1, seconds_per_run=0.02, warmup=1, fuse=False)
+    assert not r.fused and r.images_per_sec > 0
 
 
 def test_bench_rejects_bad_arguments():
