@@ -36,9 +36,16 @@ using namespace mxnet::ext;
 
 namespace {
 
-constexpr int VL = 16;  // lanes: output channels per vector
-typedef float v16 __attribute__((vector_size(VL * sizeof(float))));
-typedef int32_t vi16 __attribute__((vector_size(VL * sizeof(int32_t))));
+// Output channels are the lanes of a vector: 8 (for up to 8 channels) or 16.
+typedef float v8 __attribute__((vector_size(8 * sizeof(float))));
+typedef float v16 __attribute__((vector_size(16 * sizeof(float))));
+typedef int32_t vi8 __attribute__((vector_size(8 * sizeof(int32_t))));
+typedef int32_t vi16 __attribute__((vector_size(16 * sizeof(int32_t))));
+template <typename V> struct IntVec;
+template <> struct IntVec<v8> { typedef vi8 type; };
+template <> struct IntVec<v16> { typedef vi16 type; };
+template <typename V> constexpr int lanes_of() { return sizeof(V) / sizeof(float); }
+constexpr int MAX_LANES = 16;
 typedef std::unordered_map<std::string, std::string> Attrs;
 
 #ifdef __AVX512F__
@@ -47,52 +54,62 @@ constexpr int PB_MAX = 14;  // output pixels per register block (32 vector regis
 constexpr int PB_MAX = 6;   // a v16 takes two of the 16 AVX2 registers
 #endif
 
-inline v16 splat(float a) { return v16{} + a; }
+template <typename V> inline V splat(float a) { return V{} + a; }
 
-inline v16 load_u(const float* p) {  // unaligned
-  v16 v;
+template <typename V> inline V load_u(const float* p) {  // unaligned
+  V v;
   std::memcpy(&v, p, sizeof(v));
   return v;
 }
 
-inline void store_u(float* p, v16 v) { std::memcpy(p, &v, sizeof(v)); }
+template <typename V> inline void store_u(float* p, V v) { std::memcpy(p, &v, sizeof(v)); }
 
+// Sum of the lanes, as a tree of halves (a sequential sum would be a chain of
+// 16 dependent additions).
+typedef float v4 __attribute__((vector_size(4 * sizeof(float))));
+inline float hsum(v4 v) {
+  const v4 h = v + __builtin_shufflevector(v, v, 2, 3, 0, 1);
+  return h[0] + h[1];
+}
+inline float hsum(v8 v) {
+  return hsum(__builtin_shufflevector(v, v, 0, 1, 2, 3) + __builtin_shufflevector(v, v, 4, 5, 6, 7));
+}
 inline float hsum(v16 v) {
-  float s = 0.f;
-  for (int l = 0; l < VL; ++l) s += v[l];
-  return s;
+  return hsum(__builtin_shufflevector(v, v, 0, 1, 2, 3, 4, 5, 6, 7) +
+              __builtin_shufflevector(v, v, 8, 9, 10, 11, 12, 13, 14, 15));
 }
 
 // exp(x) to about 1 ulp (Cephes' expf polynomial), clamped so that 2^k stays a
 // normal float; only used inside the sigmoid, where the clamp is invisible.
-inline v16 vexp(v16 x) {
-  x = x < splat(-87.f) ? splat(-87.f) : x;
-  x = x > splat(88.f) ? splat(88.f) : x;
-  v16 t = x * 1.44269504088896341f;
-  v16 k = (t + 12582912.f) - 12582912.f;  // round to nearest (|t| < 2^22)
-  v16 r = x - k * 0.693359375f;
+template <typename V> inline V vexp(V x) {
+  typedef typename IntVec<V>::type VI;
+  x = x < splat<V>(-87.f) ? splat<V>(-87.f) : x;
+  x = x > splat<V>(88.f) ? splat<V>(88.f) : x;
+  V t = x * 1.44269504088896341f;
+  V k = (t + 12582912.f) - 12582912.f;  // round to nearest (|t| < 2^22)
+  V r = x - k * 0.693359375f;
   r = r - k * -2.12194440e-4f;
-  v16 p = splat(1.9875691500e-4f);
+  V p = splat<V>(1.9875691500e-4f);
   p = p * r + 1.3981999507e-3f;
   p = p * r + 8.3334519073e-3f;
   p = p * r + 4.1665795894e-2f;
   p = p * r + 1.6666665459e-1f;
   p = p * r + 5.0000001201e-1f;
   p = p * (r * r) + r + 1.f;
-  vi16 e = (__builtin_convertvector(k, vi16) + 127) << 23;
-  return p * reinterpret_cast<v16&>(e);
+  VI e = (__builtin_convertvector(k, VI) + 127) << 23;
+  return p * (V)e;  // the bits of 2^k
 }
 
-inline v16 vsigmoid(v16 z) { return 1.f / (1.f + vexp(-z)); }
+template <typename V> inline V vsigmoid(V z) { return 1.f / (1.f + vexp(-z)); }
 
 struct Geometry {
-  int N, Ci, H, W, Co, K, P;
+  int N, Ci, H, W, Co, K, P, VL;
   int Ho, Wo, Hq, Wq;  // convolution output; pooled output
   int Hp, Wp;          // padded input
   int CB;              // blocks of VL output channels
   int Hg, Wg;          // output gradient with a zero border of K-1
-  Geometry(const std::vector<int64_t>& x, const std::vector<int64_t>& w, int pad)
-      : N(x[0]), Ci(x[1]), H(x[2]), W(x[3]), Co(w[0]), K(w[2]), P(pad) {
+  Geometry(const std::vector<int64_t>& x, const std::vector<int64_t>& w, int pad, int lanes)
+      : N(x[0]), Ci(x[1]), H(x[2]), W(x[3]), Co(w[0]), K(w[2]), P(pad), VL(lanes) {
     Ho = H + 2 * P - K + 1;
     Wo = W + 2 * P - K + 1;
     Hq = Ho / 2;
@@ -106,7 +123,7 @@ struct Geometry {
   int lanes(int cb) const { return std::min(VL, Co - cb * VL); }
   // per-image stride of the saved sigmoid, (Ho, Wo, Co) floats, plus room for
   // the last pixel's full-width store
-  int64_t s_stride() const { return int64_t(Ho) * Wo * Co + VL; }
+  int64_t s_stride() const { return int64_t(Ho) * Wo * Co + MAX_LANES; }
 };
 
 // x[n] -> zero-padded (Ci, Hp, Wp)
@@ -119,60 +136,66 @@ void pad_image(const Geometry& g, const float* x, float* xp) {
 }
 
 // w (Co, Ci, K, K) -> (CB, Ci, K, K) vectors of output channels, zero lanes past Co
-std::vector<v16> pack_weights(const Geometry& g, const float* w) {
-  std::vector<v16> wp(int64_t(g.CB) * g.Ci * g.K * g.K, v16{});
+template <typename V>
+std::vector<V> pack_weights(const Geometry& g, const float* w) {
+  const int VL = lanes_of<V>();
+  std::vector<V> wp(int64_t(g.CB) * g.Ci * g.K * g.K, V{});
   for (int co = 0; co < g.Co; ++co)
     for (int i = 0; i < g.Ci * g.K * g.K; ++i)
       wp[int64_t(co / VL) * g.Ci * g.K * g.K + i][co % VL] = w[int64_t(co) * g.Ci * g.K * g.K + i];
   return wp;
 }
 
-// acc[p] = sum over (ci, kh, kw) of w[:, ci, kh, kw] * xp[ci, h + kh, w0 + p + kw]
-template <int K, int PB>
-inline void conv_block(const v16* __restrict wp, const float* __restrict xp, const Geometry& g, int h, int w0,
-                       v16* __restrict out) {
-  v16 a[PB];
-  for (int p = 0; p < PB; ++p) a[p] = v16{};
-  for (int ci = 0; ci < g.Ci; ++ci)
-    for (int kh = 0; kh < K; ++kh) {
-      const float* row = xp + (int64_t(ci) * g.Hp + h + kh) * g.Wp + w0;
-      const v16* wr = wp + (ci * K + kh) * K;
-      for (int kw = 0; kw < K; ++kw) {
-        const v16 wv = wr[kw];
-        for (int p = 0; p < PB; ++p) a[p] += wv * row[p + kw];
+// out[p] = sum over (ci, kh, kw) of w[:, ci, kh, kw] * xp[ci, h + kh, w0 + p + kw]
+template <typename V, int K, int PB>
+struct ConvBlock {
+  static void run(const V* __restrict wp, const float* __restrict xp, const Geometry& g, int h, int w0,
+                  V* __restrict out) {
+    V a[PB];
+    for (int p = 0; p < PB; ++p) a[p] = V{};
+    for (int ci = 0; ci < g.Ci; ++ci)
+      for (int kh = 0; kh < K; ++kh) {
+        const float* row = xp + (int64_t(ci) * g.Hp + h + kh) * g.Wp + w0;
+        const V* wr = wp + (ci * K + kh) * K;
+        for (int kw = 0; kw < K; ++kw) {
+          const V wv = wr[kw];
+          for (int p = 0; p < PB; ++p) a[p] += wv * row[p + kw];
+        }
       }
-    }
-  for (int p = 0; p < PB; ++p) out[p] = a[p];
-}
-
-// acc[p] = sum over (cb, kh, kw) of w[cb, ci, kh, kw] * gz[cb, y + P - kh, x0 + p + P - kw]
-// (gz with its zero border, so no bounds checks)
-template <int K, int PB>
-inline void dx_block(const v16* __restrict wp, const v16* __restrict gz, const Geometry& g, int ci, int y, int x0,
-                     float* __restrict dx) {
-  v16 a[PB];
-  for (int p = 0; p < PB; ++p) a[p] = v16{};
-  for (int cb = 0; cb < g.CB; ++cb) {
-    const v16* G = gz + int64_t(cb) * g.Hg * g.Wg;
-    for (int kh = 0; kh < K; ++kh) {
-      const v16* grow = G + int64_t(y + g.P - kh + K - 1) * g.Wg + x0 + g.P + K - 1;
-      const v16* wr = wp + ((int64_t(cb) * g.Ci + ci) * K + kh) * K;
-      for (int kw = 0; kw < K; ++kw) {
-        const v16 wv = wr[kw];
-        for (int p = 0; p < PB; ++p) a[p] += wv * grow[p - kw];
-      }
-    }
+    for (int p = 0; p < PB; ++p) out[p] = a[p];
   }
-  for (int p = 0; p < PB; ++p) dx[p] = hsum(a[p]);
-}
+};
 
-// Calls f.template operator()<PB>() for a block of n pixels, n in 1..PB_MAX.
-template <int K, template <int, int> class F, typename... Args>
+// dx[p] = sum over (cb, kh, kw) of w[cb, ci, kh, kw] . gz[cb, y + P - kh, x0 + p + P - kw]
+// (gz with its zero border, so no bounds checks)
+template <typename V, int K, int PB>
+struct DxBlock {
+  static void run(const V* __restrict wp, const V* __restrict gz, const Geometry& g, int ci, int y, int x0,
+                  float* __restrict dx) {
+    V a[PB];
+    for (int p = 0; p < PB; ++p) a[p] = V{};
+    for (int cb = 0; cb < g.CB; ++cb) {
+      const V* G = gz + int64_t(cb) * g.Hg * g.Wg;
+      for (int kh = 0; kh < K; ++kh) {
+        const V* grow = G + int64_t(y + g.P - kh + K - 1) * g.Wg + x0 + g.P + K - 1;
+        const V* wr = wp + ((int64_t(cb) * g.Ci + ci) * K + kh) * K;
+        for (int kw = 0; kw < K; ++kw) {
+          const V wv = wr[kw];
+          for (int p = 0; p < PB; ++p) a[p] += wv * grow[p - kw];
+        }
+      }
+    }
+    for (int p = 0; p < PB; ++p) dx[p] = hsum(a[p]);
+  }
+};
+
+// F<V, K, n>::run(args...) for a block of n pixels, n in 1..PB_MAX.
+template <typename V, int K, template <typename, int, int> class F, typename... Args>
 void dispatch(int n, Args&&... args) {
   switch (n) {
-#define D2L_CASE(PB) \
-  case PB:           \
-    F<K, PB>::run(args...); \
+#define D2L_CASE(PB)               \
+  case PB:                         \
+    F<V, K, PB>::run(args...);     \
     break;
     D2L_CASE(1) D2L_CASE(2) D2L_CASE(3) D2L_CASE(4) D2L_CASE(5) D2L_CASE(6)
 #ifdef __AVX512F__
@@ -184,20 +207,6 @@ void dispatch(int n, Args&&... args) {
   }
 }
 
-template <int K, int PB>
-struct ConvBlock {
-  static void run(const v16* wp, const float* xp, const Geometry& g, int h, int w0, v16* out) {
-    conv_block<K, PB>(wp, xp, g, h, w0, out);
-  }
-};
-
-template <int K, int PB>
-struct DxBlock {
-  static void run(const v16* wp, const v16* gz, const Geometry& g, int ci, int y, int x0, float* dx) {
-    dx_block<K, PB>(wp, gz, g, ci, y, x0, dx);
-  }
-};
-
 // Splits a row of n pixels into near-equal blocks of at most PB_MAX.
 template <typename F>
 void for_blocks(int n, F f) {
@@ -206,15 +215,16 @@ void for_blocks(int n, F f) {
   for (int start = 0; start < n; start += size) f(start, std::min(size, n - start));
 }
 
-template <int K>
+template <typename V, int K>
 void forward(const Geometry& g, const float* x, const float* w, const float* b, float* y, float* saved) {
-  const std::vector<v16> wp = pack_weights(g, w);
-  std::vector<v16> bias(g.CB, v16{});
+  const int VL = lanes_of<V>();
+  const std::vector<V> wp = pack_weights<V>(g, w);
+  std::vector<V> bias(g.CB, V{});
   for (int co = 0; co < g.Co; ++co) bias[co / VL][co % VL] = b[co];
 #pragma omp parallel
   {
     std::vector<float> xp(int64_t(g.Ci) * g.Hp * g.Wp);
-    std::vector<v16> S(int64_t(g.Ho) * g.Wo);  // sigmoid of one image and channel block
+    std::vector<V> S(int64_t(g.Ho) * g.Wo);  // sigmoid of one image and channel block
 #pragma omp for schedule(static)
     for (int n = 0; n < g.N; ++n) {
       pad_image(g, x + int64_t(n) * g.Ci * g.H * g.W, xp.data());
@@ -223,11 +233,11 @@ void forward(const Geometry& g, const float* x, const float* w, const float* b, 
       // first lanes, which the earlier blocks' stores then overwrite
       for (int cb = g.CB - 1; cb >= 0; --cb) {
         const int nl = g.lanes(cb);
-        const v16* wcb = wp.data() + int64_t(cb) * g.Ci * K * K;
+        const V* wcb = wp.data() + int64_t(cb) * g.Ci * K * K;
         for (int h = 0; h < g.Ho; ++h)
           for_blocks(g.Wo, [&](int w0, int nw) {
-            v16* out = S.data() + int64_t(h) * g.Wo + w0;
-            dispatch<K, ConvBlock>(nw, wcb, xp.data(), g, h, w0, out);
+            V* out = S.data() + int64_t(h) * g.Wo + w0;
+            dispatch<V, K, ConvBlock>(nw, wcb, xp.data(), g, h, w0, out);
             for (int p = 0; p < nw; ++p) out[p] = vsigmoid(out[p] + bias[cb]);
           });
         // saved: (Ho, Wo, Co) per image; full-width stores in increasing order,
@@ -235,8 +245,8 @@ void forward(const Geometry& g, const float* x, const float* w, const float* b, 
         for (int i = 0; i < g.Ho * g.Wo; ++i) store_u(s_img + int64_t(i) * g.Co + cb * VL, S[i]);
         for (int i = 0; i < g.Hq; ++i)
           for (int j = 0; j < g.Wq; ++j) {
-            const v16* s0 = S.data() + int64_t(2 * i) * g.Wo + 2 * j;
-            const v16 v = (s0[0] + s0[1] + s0[g.Wo] + s0[g.Wo + 1]) * 0.25f;
+            const V* s0 = S.data() + int64_t(2 * i) * g.Wo + 2 * j;
+            const V v = (s0[0] + s0[1] + s0[g.Wo] + s0[g.Wo + 1]) * 0.25f;
             float* yo = y + ((int64_t(n) * g.Co + cb * VL) * g.Hq + i) * g.Wq + j;
             for (int l = 0; l < nl; ++l) yo[int64_t(l) * g.Hq * g.Wq] = v[l];
           }
@@ -245,21 +255,22 @@ void forward(const Geometry& g, const float* x, const float* w, const float* b, 
   }
 }
 
-template <int K>
+template <typename V, int K>
 void backward(const Geometry& g, const float* gy, const float* x, const float* w, const float* saved, float* dx,
               float* dw, float* db) {
-  const std::vector<v16> wp = pack_weights(g, w);
+  const int VL = lanes_of<V>();
+  const std::vector<V> wp = pack_weights<V>(g, w);
   const int nthreads = omp_get_max_threads();
   const int64_t wsize = int64_t(g.CB) * g.Ci * K * K;
-  std::vector<v16> dw_part(wsize * nthreads, v16{}), db_part(int64_t(g.CB) * nthreads, v16{});
+  std::vector<V> dw_part(wsize * nthreads, V{}), db_part(int64_t(g.CB) * nthreads, V{});
   std::vector<int> used(nthreads, 0);
 #pragma omp parallel num_threads(nthreads)
   {
     const int t = omp_get_thread_num();
-    v16* dwt = dw_part.data() + wsize * t;
-    v16* dbt = db_part.data() + g.CB * t;
+    V* dwt = dw_part.data() + wsize * t;
+    V* dbt = db_part.data() + g.CB * t;
     std::vector<float> xp(int64_t(g.Ci) * g.Hp * g.Wp);
-    std::vector<v16> gz(int64_t(g.CB) * g.Hg * g.Wg, v16{});  // borders stay zero
+    std::vector<V> gz(int64_t(g.CB) * g.Hg * g.Wg, V{});  // borders, and rows pooling dropped, stay zero
     used[t] = 1;
 #pragma omp for schedule(static)
     for (int n = 0; n < g.N; ++n) {
@@ -267,36 +278,39 @@ void backward(const Geometry& g, const float* gy, const float* x, const float* w
       const float* s_img = saved + n * g.s_stride();
       for (int cb = 0; cb < g.CB; ++cb) {
         const int nl = g.lanes(cb);
-        v16* G = gz.data() + int64_t(cb) * g.Hg * g.Wg;
-        // dL/dz = dL/dy / 4 * s (1 - s) on the pooled window, 0 where pooling dropped
-        v16 dbsum{};
-        for (int h = 0; h < g.Ho; ++h)
-          for (int w_ = 0; w_ < g.Wo; ++w_) {
-            v16 gv{};
-            if (h < 2 * g.Hq && w_ < 2 * g.Wq) {
-              const float* gyo = gy + ((int64_t(n) * g.Co + cb * VL) * g.Hq + h / 2) * g.Wq + w_ / 2;
-              for (int l = 0; l < nl; ++l) gv[l] = gyo[int64_t(l) * g.Hq * g.Wq];
-              const v16 s = load_u(s_img + (int64_t(h) * g.Wo + w_) * g.Co + cb * VL);
-              gv = gv * 0.25f * s * (1.f - s);
-            }
-            G[int64_t(h + K - 1) * g.Wg + w_ + K - 1] = gv;
-            dbsum += gv;
+        V* G = gz.data() + int64_t(cb) * g.Hg * g.Wg;
+        // dL/dz = dL/dy / 4 * s (1 - s) on each pooling window
+        V dbsum{};
+        for (int i = 0; i < g.Hq; ++i)
+          for (int j = 0; j < g.Wq; ++j) {
+            V gv{};
+            const float* gyo = gy + ((int64_t(n) * g.Co + cb * VL) * g.Hq + i) * g.Wq + j;
+            for (int l = 0; l < nl; ++l) gv[l] = gyo[int64_t(l) * g.Hq * g.Wq];
+            gv *= 0.25f;
+            for (int dh = 0; dh < 2; ++dh)
+              for (int dw_ = 0; dw_ < 2; ++dw_) {
+                const int h = 2 * i + dh, w_ = 2 * j + dw_;
+                const V s = load_u<V>(s_img + (int64_t(h) * g.Wo + w_) * g.Co + cb * VL);
+                const V gzv = gv * s * (1.f - s);
+                G[int64_t(h + K - 1) * g.Wg + w_ + K - 1] = gzv;
+                dbsum += gzv;
+              }
           }
         dbt[cb] += dbsum;
         // dL/dw[:, ci, kh, kw] = sum over (h, w) of dL/dz[:, h, w] * xp[ci, h + kh, w + kw]
         for (int ci = 0; ci < g.Ci; ++ci)
           for (int kh = 0; kh < K; ++kh) {
-            v16 a[K];
-            for (int kw = 0; kw < K; ++kw) a[kw] = v16{};
-            for (int h = 0; h < g.Ho; ++h) {
-              const v16* grow = G + int64_t(h + K - 1) * g.Wg + K - 1;
+            V a[K];
+            for (int kw = 0; kw < K; ++kw) a[kw] = V{};
+            for (int h = 0; h < 2 * g.Hq; ++h) {
+              const V* grow = G + int64_t(h + K - 1) * g.Wg + K - 1;
               const float* row = xp.data() + (int64_t(ci) * g.Hp + h + kh) * g.Wp;
-              for (int w_ = 0; w_ < g.Wo; ++w_) {
-                const v16 gv = grow[w_];
+              for (int w_ = 0; w_ < 2 * g.Wq; ++w_) {
+                const V gv = grow[w_];
                 for (int kw = 0; kw < K; ++kw) a[kw] += gv * row[w_ + kw];
               }
             }
-            v16* d = dwt + ((int64_t(cb) * g.Ci + ci) * K + kh) * K;
+            V* d = dwt + ((int64_t(cb) * g.Ci + ci) * K + kh) * K;
             for (int kw = 0; kw < K; ++kw) d[kw] += a[kw];
           }
       }
@@ -305,14 +319,14 @@ void backward(const Geometry& g, const float* gy, const float* x, const float* w
         for (int ci = 0; ci < g.Ci; ++ci)
           for (int yy = 0; yy < g.H; ++yy)
             for_blocks(g.W, [&](int x0, int nx) {
-              dispatch<K, DxBlock>(nx, wp.data(), gz.data(), g, ci, yy, x0,
-                                   dxn + (int64_t(ci) * g.H + yy) * g.W + x0);
+              dispatch<V, K, DxBlock>(nx, wp.data(), gz.data(), g, ci, yy, x0,
+                                      dxn + (int64_t(ci) * g.H + yy) * g.W + x0);
             });
       }
     }
   }
   // Sum the threads' parts in thread order: the same result every run.
-  std::vector<v16> dwv(wsize, v16{}), dbv(g.CB, v16{});
+  std::vector<V> dwv(wsize, V{}), dbv(g.CB, V{});
   for (int t = 0; t < nthreads; ++t) {
     if (!used[t]) continue;
     for (int64_t i = 0; i < wsize; ++i) dwv[i] += dw_part[wsize * t + i];
@@ -405,14 +419,16 @@ class ConvSigmoidAvgPool : public CustomStatefulOp {
   MXReturnValue Forward(std::vector<MXTensor>* inputs, std::vector<MXTensor>* outputs,
                         const OpResource&) override {
     MXTensor &x = (*inputs)[0], &w = (*inputs)[1], &b = (*inputs)[2];
-    const Geometry g(x.shape, w.shape, pad_);
-    saved_.resize(g.N * g.s_stride());
     shape_ = x.shape;
+    const float *xd = x.data<float>(), *wd = w.data<float>(), *bd = b.data<float>();
     float* y = (*outputs)[0].data<float>();
-    if (k_ == 5)
-      forward<5>(g, x.data<float>(), w.data<float>(), b.data<float>(), y, saved_.data());
+    const int lanes = w.shape[0] <= 8 ? 8 : 16;  // up to 8 channels: half-width vectors
+    const Geometry g(x.shape, w.shape, pad_, lanes);
+    saved_.resize(g.N * g.s_stride());
+    if (lanes == 8)
+      k_ == 5 ? forward<v8, 5>(g, xd, wd, bd, y, saved_.data()) : forward<v8, 3>(g, xd, wd, bd, y, saved_.data());
     else
-      forward<3>(g, x.data<float>(), w.data<float>(), b.data<float>(), y, saved_.data());
+      k_ == 5 ? forward<v16, 5>(g, xd, wd, bd, y, saved_.data()) : forward<v16, 3>(g, xd, wd, bd, y, saved_.data());
     return MX_SUCCESS;
   }
 
@@ -424,14 +440,15 @@ class ConvSigmoidAvgPool : public CustomStatefulOp {
       MX_ERROR_MSG << "d2l_conv_sigmoid_avgpool: backward without a matching forward";
       return MX_FAIL;
     }
-    const Geometry g(x.shape, w.shape, pad_);
+    const float *gd = gy.data<float>(), *xd = x.data<float>(), *wd = w.data<float>(), *s = saved_.data();
     float* dx = need_dx_ ? (*outputs)[0].data<float>() : nullptr;
-    if (k_ == 5)
-      backward<5>(g, gy.data<float>(), x.data<float>(), w.data<float>(), saved_.data(), dx,
-                  (*outputs)[1].data<float>(), (*outputs)[2].data<float>());
+    float *dw = (*outputs)[1].data<float>(), *db = (*outputs)[2].data<float>();
+    const int lanes = w.shape[0] <= 8 ? 8 : 16;
+    const Geometry g(x.shape, w.shape, pad_, lanes);
+    if (lanes == 8)
+      k_ == 5 ? backward<v8, 5>(g, gd, xd, wd, s, dx, dw, db) : backward<v8, 3>(g, gd, xd, wd, s, dx, dw, db);
     else
-      backward<3>(g, gy.data<float>(), x.data<float>(), w.data<float>(), saved_.data(), dx,
-                  (*outputs)[1].data<float>(), (*outputs)[2].data<float>());
+      k_ == 5 ? backward<v16, 5>(g, gd, xd, wd, s, dx, dw, db) : backward<v16, 3>(g, gd, xd, wd, s, dx, dw, db);
     return MX_SUCCESS;
   }
 
