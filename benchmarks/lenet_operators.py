@@ -1,4 +1,6 @@
-"""LeNet's costly operators and the reformulations tried for them (MXNet 1.9.1, CPU).
+"""LeNet's costly operators and the reformulations tried for them (MXNet 1.9.1, CPU),
+and LeNet's two blocks (convolution, sigmoid, 2x2 average pooling) as MXNet's
+layers and as d2lnets' fused operator (d2lnets/fused.py).
 
 For each candidate: forward and forward+backward CPU time per batch of 256
 (process time on one OpenMP thread, the median of 7 runs, so that other work
@@ -95,16 +97,38 @@ def avg_pool_depthwise_conv(x):     # a fixed 2x2 kernel of 0.25 per channel, st
                           num_group=6, no_bias=True)
 
 
+def block1(x, w, b):      # LeNet's first block as its layers: (256, 1, 28, 28) -> (256, 6, 14, 14)
+    return avg_pool(sigmoid(conv0(x, w, b)))
+
+
+def block1_fused(x, w, b):
+    return nd.d2l_conv_sigmoid_avgpool(x, w, b, kernel=5, pad=2, num_filter=6, need_data_grad=0)
+
+
+def block2(x, w, b):      # the second: (256, 6, 14, 14) -> (256, 16, 5, 5)
+    return nd.Pooling(sigmoid(nd.Convolution(x, w, b, kernel=(5, 5), num_filter=16)), kernel=(2, 2),
+                      stride=(2, 2), pool_type='avg')
+
+
+def block2_fused(x, w, b):
+    return nd.d2l_conv_sigmoid_avgpool(x, w, b, kernel=5, pad=0, num_filter=16, need_data_grad=1)
+
+
 GROUPS = [
     ('conv0', [(N, 1, 28, 28), (6, 1, 5, 5), (6,)], False,
      [conv0, conv0_im2col_slices, conv0_row_stack, conv0_batch_as_groups, conv0_im2col_dot,
       conv0_out_channels_8]),
     ('sigmoid', [(N, 6, 28, 28)], True, [sigmoid, sigmoid_tanh, sigmoid_exp]),
     ('avg pool', [(N, 6, 28, 28)], True, [avg_pool, avg_pool_reshape_mean, avg_pool_depthwise_conv]),
+    ('block 1', [(N, 1, 28, 28), (6, 1, 5, 5), (6,)], False, [block1, block1_fused]),
+    ('block 2', [(N, 6, 14, 14), (16, 6, 5, 5), (16,)], True, [block2, block2_fused]),
 ]
 
 
 def main():
+    from d2lnets import fused
+    if not fused.load():
+        raise SystemExit('the fused operator did not build (see the warning above)')
     print('MXNet %s, OMP_NUM_THREADS=%s, %s; CPU ms per batch of %d'
           % (mx.__version__, os.environ['OMP_NUM_THREADS'], os.environ.get('MXNET_ENGINE_TYPE'), N))
     for title, shapes, input_grad, fns in GROUPS:

@@ -30,7 +30,7 @@ _exports = {
 }
 _submodules = {'nn', 'models', 'summary', 'params', 'cli', 'runtime', 'zoo', 'imagenet',
                'data', 'train', 'evaluate', 'plot', 'run', 'checkpoint', 'context', 'weights',
-               'complexity_report', 'bench', 'launch', 'distributed',
+               'complexity_report', 'bench', 'fused', 'launch', 'distributed',
                'export', 'loading', 'images', 'predict', 'onnx_model'}
 # The deploy path runs an exported ONNX file without MXNet (onnxruntime, numpy, Pillow).
 _without_mxnet = {'cli', 'runtime', 'data', 'images', 'predict', 'onnx_model'}

@@ -38,8 +38,7 @@ OP_NAME = 'd2l_conv_sigmoid_avgpool'
 SOURCE = Path(__file__).resolve().parent / 'csrc' / 'conv_sigmoid_avgpool.cc'
 KERNELS = (3, 5)  # the kernel sizes the operator is compiled for
 
-_loaded: Optional[bool] = None
-_load_error: Optional[str] = None
+_loaded: Optional[bool] = None  # per process: None until load() is first called
 
 
 class BuildError(RuntimeError):
@@ -111,8 +110,12 @@ def build(force: bool = False) -> Path:
     out = library_path()
     if out.is_file() and not force:
         return out
-    out.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=out.name + '.', suffix='.tmp', dir=str(out.parent))
+    try:
+        out.parent.mkdir(parents=True, exist_ok=True)
+        fd, tmp = tempfile.mkstemp(prefix=out.name + '.', suffix='.tmp', dir=str(out.parent))
+    except OSError as err:
+        raise BuildError('cannot write the fused kernels to %s (%s); set D2LNETS_CACHE to a writable folder'
+                         % (out.parent, err.strerror or err)) from None
     os.close(fd)
     cmd = [cxx, '-std=c++17', '-O3', '-march=native', '-fopenmp', '-fPIC', '-shared',
            '-I', str(include), str(SOURCE), str(lib_api), '-o', tmp]
@@ -136,15 +139,15 @@ def load() -> bool:
 
     Returns False, after one warning that says why, when it cannot be used.
     """
-    global _loaded, _load_error
+    global _loaded
     if _loaded is None:
         try:
             mx.library.load(str(build()), verbose=False)
             _loaded = True
         except (BuildError, OSError, mx.base.MXNetError) as err:
-            _loaded, _load_error = False, str(err).strip()
+            _loaded = False
             warnings.warn('d2lnets trains LeNet-style blocks without its fused CPU kernels, 2-3x slower: %s'
-                          % _load_error, stacklevel=2)
+                          % str(err).strip(), stacklevel=2)
     return _loaded
 
 
@@ -278,3 +281,14 @@ class TrainingNet:
 def for_training(net: mx.gluon.Block, ctxs: List[mx.Context]) -> TrainingNet:
     """``net`` for a training loop on ``ctxs``: see the module's docstring."""
     return TrainingNet(net, ctxs)
+
+
+if __name__ == '__main__':  # python -m d2lnets.fused: build now (make setup does), say where or why not
+    import sys
+    from .runtime import start_engine_quietly
+    start_engine_quietly()  # else MXNet logs its engine type when the process exits
+    try:
+        print('d2lnets fused CPU kernels: %s' % build())
+    except BuildError as err:
+        print('note: %s; LeNet will train without them, 2-3x slower (docs/performance.md)' % err, file=sys.stderr)
+        sys.exit(1)

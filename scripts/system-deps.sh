@@ -19,6 +19,8 @@ if [ "$(id -u)" -eq 0 ] && command -v apt-get >/dev/null 2>&1; then
 else
     echo "note: the Debian packages ${missing[*]} are missing; install them with" >&2
     echo "      sudo apt-get install ${missing[*]}" >&2
-    echo "      (or put the four Fashion-MNIST *-ubyte.gz files in \$D2LNETS_DATA/fashion-mnist" >&2
-    echo "      or ~/.mxnet/datasets/fashion-mnist, where d2lnets and MXNet look for them)" >&2
+    case " ${missing[*]} " in *" dataset-fashion-mnist "*)
+        echo "      (or put the four Fashion-MNIST *-ubyte.gz files in \$D2LNETS_DATA/fashion-mnist" >&2
+        echo "      or ~/.mxnet/datasets/fashion-mnist, where d2lnets and MXNet look for them)" >&2 ;;
+    esac
 fi

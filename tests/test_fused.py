@@ -207,6 +207,14 @@ def test_build_is_cached_and_atomic(tmp_path, monkeypatch):
     assert fused.library_path() == path
 
 
+def test_an_unwritable_cache_says_how_to_fix_it(tmp_path, monkeypatch):
+    blocker = tmp_path / 'file'
+    blocker.write_text('not a folder')
+    monkeypatch.setenv('D2LNETS_CACHE', str(blocker / 'cache'))
+    with pytest.raises(fused.BuildError, match='set D2LNETS_CACHE to a writable folder'):
+        fused.build()
+
+
 def test_a_failed_build_says_why_and_leaves_nothing(tmp_path, monkeypatch):
     monkeypatch.setenv('D2LNETS_CACHE', str(tmp_path))
     bad = tmp_path / 'bad.cc'
