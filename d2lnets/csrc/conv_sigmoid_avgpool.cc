@@ -9,9 +9,10 @@
  * channels, too few for oneDNN 2.x's blocked kernels, so MXNet 1.9.1 runs them
  * and their gradients through a generic GEMM path, and the sigmoid and the
  * pooling each make one more pass over memory. Here the output channels are
- * the vector lanes (16 floats: one AVX-512 register, two AVX2 ones), every
- * multiply-add is a full-width FMA with a broadcast input pixel, and the
- * sigmoid and the pooling run while the convolution's outputs are in cache.
+ * the vector lanes (8 floats for up to 8 channels, else 16: one AVX-512
+ * register or two AVX2 ones), every multiply-add is a full-width FMA with a
+ * broadcast input pixel, and the sigmoid and the pooling run while the
+ * convolution's outputs are in cache.
  *
  * Shapes: x (N, Ci, H, W), w (Co, Ci, K, K), b (Co) -> y (N, Co, Ho/2, Wo/2)
  * with Ho = H + 2P - K + 1 (stride 1); the pooling drops an odd last row or
