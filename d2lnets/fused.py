@@ -26,13 +26,14 @@ import os
 import platform
 import shutil
 import subprocess
-import tempfile
 import warnings
 from pathlib import Path
 from typing import Any, Dict, List, Optional, Tuple
 
 import mxnet as mx
 import numpy as np
+
+from .checkpoint import atomic_write
 
 OP_NAME = 'd2l_conv_sigmoid_avgpool'
 SOURCE = Path(__file__).resolve().parent / 'csrc' / 'conv_sigmoid_avgpool.cc'
@@ -110,28 +111,26 @@ def build(force: bool = False) -> Path:
     out = library_path()
     if out.is_file() and not force:
         return out
-    try:
-        out.parent.mkdir(parents=True, exist_ok=True)
-        fd, tmp = tempfile.mkstemp(prefix=out.name + '.', suffix='.tmp', dir=str(out.parent))
-    except OSError as err:
-        raise BuildError('cannot write the fused kernels to %s (%s); set D2LNETS_CACHE to a writable folder'
-                         % (out.parent, err.strerror or err)) from None
-    os.close(fd)
     cmd = [cxx, '-std=c++17', '-O3', '-march=native', '-fopenmp', '-fPIC', '-shared',
-           '-I', str(include), str(SOURCE), str(lib_api), '-o', tmp]
-    try:
-        done = subprocess.run(cmd, capture_output=True, text=True, timeout=600)
+           '-I', str(include), str(SOURCE), str(lib_api), '-o']
+
+    def compile_to(tmp: str) -> None:
+        try:
+            done = subprocess.run(cmd + [tmp], capture_output=True, text=True, timeout=600)
+        except subprocess.TimeoutExpired:
+            raise BuildError('building the fused kernels took over 10 minutes: %s' % ' '.join(cmd)) from None
+        except OSError as err:
+            raise BuildError('could not run %s: %s' % (cxx, err.strerror or err)) from None
         if done.returncode != 0:
             tail = '\n'.join((done.stderr or done.stdout).strip().splitlines()[-15:])
             raise BuildError('building the fused kernels failed:\n%s\n%s' % (' '.join(cmd), tail))
-        os.chmod(tmp, 0o755)
-        os.replace(tmp, out)  # another process building the same file replaces it with the same bytes
-    except subprocess.TimeoutExpired:
-        raise BuildError('building the fused kernels took over 10 minutes: %s' % ' '.join(cmd)) from None
-    finally:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
-    return out
+
+    # Another process building the same file at once replaces it with the same bytes.
+    try:
+        return atomic_write(out, compile_to)
+    except OSError as err:
+        raise BuildError('cannot write the fused kernels to %s (%s); set D2LNETS_CACHE to a writable folder'
+                         % (out.parent, err.strerror or err)) from None
 
 
 def load() -> bool:
