@@ -28,6 +28,7 @@
 #include <cstdint>
 #include <cstring>
 #include <string>
+#include <type_traits>
 #include <unordered_map>
 #include <vector>
 
@@ -423,13 +424,12 @@ class ConvSigmoidAvgPool : public CustomStatefulOp {
     shape_ = x.shape;
     const float *xd = x.data<float>(), *wd = w.data<float>(), *bd = b.data<float>();
     float* y = (*outputs)[0].data<float>();
-    const int lanes = w.shape[0] <= 8 ? 8 : 16;  // up to 8 channels: half-width vectors
-    const Geometry g(x.shape, w.shape, pad_, lanes);
-    saved_.resize(g.N * g.s_stride());
-    if (lanes == 8)
-      k_ == 5 ? forward<v8, 5>(g, xd, wd, bd, y, saved_.data()) : forward<v8, 3>(g, xd, wd, bd, y, saved_.data());
-    else
-      k_ == 5 ? forward<v16, 5>(g, xd, wd, bd, y, saved_.data()) : forward<v16, 3>(g, xd, wd, bd, y, saved_.data());
+    with_kernel(w.shape[0], [&](auto v, auto k) {
+      typedef decltype(v) V;
+      const Geometry g(x.shape, w.shape, pad_, lanes_of<V>());
+      saved_.resize(g.N * g.s_stride());
+      forward<V, decltype(k)::value>(g, xd, wd, bd, y, saved_.data());
+    });
     return MX_SUCCESS;
   }
 
@@ -444,16 +444,25 @@ class ConvSigmoidAvgPool : public CustomStatefulOp {
     const float *gd = gy.data<float>(), *xd = x.data<float>(), *wd = w.data<float>(), *s = saved_.data();
     float* dx = need_dx_ ? (*outputs)[0].data<float>() : nullptr;
     float *dw = (*outputs)[1].data<float>(), *db = (*outputs)[2].data<float>();
-    const int lanes = w.shape[0] <= 8 ? 8 : 16;
-    const Geometry g(x.shape, w.shape, pad_, lanes);
-    if (lanes == 8)
-      k_ == 5 ? backward<v8, 5>(g, gd, xd, wd, s, dx, dw, db) : backward<v8, 3>(g, gd, xd, wd, s, dx, dw, db);
-    else
-      k_ == 5 ? backward<v16, 5>(g, gd, xd, wd, s, dx, dw, db) : backward<v16, 3>(g, gd, xd, wd, s, dx, dw, db);
+    with_kernel(w.shape[0], [&](auto v, auto k) {
+      typedef decltype(v) V;
+      const Geometry g(x.shape, w.shape, pad_, lanes_of<V>());
+      backward<V, decltype(k)::value>(g, gd, xd, wd, s, dx, dw, db);
+    });
     return MX_SUCCESS;
   }
 
  private:
+  // Calls f(V(), std::integral_constant<int, K>()) for this operator's kernel size
+  // and the vector type for co output channels: 8 lanes for up to 8 channels, else 16.
+  template <typename F>
+  void with_kernel(int64_t co, F f) const {
+    if (co <= 8)
+      k_ == 5 ? f(v8{}, std::integral_constant<int, 5>()) : f(v8{}, std::integral_constant<int, 3>());
+    else
+      k_ == 5 ? f(v16{}, std::integral_constant<int, 5>()) : f(v16{}, std::integral_constant<int, 3>());
+  }
+
   int k_ = 0, pad_ = 0;
   bool need_dx_ = true;
   std::vector<int64_t> shape_;
