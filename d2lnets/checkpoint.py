@@ -1,4 +1,4 @@
-"""Atomic files and per-epoch checkpoints.
+"""Per-epoch checkpoints, written through :func:`d2lnets.io.atomic_write`.
 
 A checkpoint folder holds ``epoch-NNNN.params`` (network), ``epoch-NNNN.states``
 (trainer) and ``latest.json``, which names them and holds the history and the
@@ -7,50 +7,14 @@ files are removed only after it, so at every instant (a crash, Ctrl-C, a full
 disk) the folder describes one complete epoch.
 """
 import json
-import os
-import tempfile
 from pathlib import Path
-from typing import Any, Callable, Dict, Optional
+from typing import Any, Dict, Optional
 
-__all__ = ['atomic_write', 'write_text', 'write_json', 'save_checkpoint', 'load_checkpoint',
-           'is_checkpoint', 'LATEST']
+from .io import atomic_write, write_json
+
+__all__ = ['save_checkpoint', 'load_checkpoint', 'is_checkpoint', 'LATEST']
 
 LATEST = 'latest.json'
-
-
-def _umask() -> int:
-    mask = os.umask(0)
-    os.umask(mask)
-    return mask
-
-
-def atomic_write(path: Path, write: Callable[[str], Any]) -> Path:
-    """Call ``write(tmp_name)`` to write a temporary file beside ``path``, then
-    rename it to ``path``. On any error (or Ctrl-C) the temporary file is
-    removed and ``path`` keeps its old content."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=str(path.parent), prefix='.' + path.name + '.', suffix='.tmp')
-    os.close(fd)
-    try:
-        write(tmp)
-        # mkstemp makes the file private (0600); give it the mode open() would.
-        os.chmod(tmp, 0o666 & ~_umask())
-        os.replace(tmp, path)
-    finally:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
-    return path
-
-
-def write_text(path: Path, text: str) -> Path:
-    """Write ``text`` to ``path`` atomically."""
-    return atomic_write(path, lambda tmp: Path(tmp).write_text(text))
-
-
-def write_json(path: Path, obj: Any) -> Path:
-    """Write ``obj`` as indented JSON to ``path`` atomically."""
-    return write_text(path, json.dumps(obj, indent=2) + '\n')
 
 
 def is_checkpoint(folder: Path) -> bool:

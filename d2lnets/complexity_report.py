@@ -10,9 +10,9 @@ import csv
 import io
 import json
 import os
-import tempfile
 from typing import Dict, List, Optional, Sequence, Tuple
 
+from .io import atomic_write
 from .summary import Complexity, complexity
 
 FORMATS = ('table', 'csv', 'json', 'markdown')
@@ -222,13 +222,11 @@ def plot_complexity(path: str, names: Sequence[str] = PLOT_NETWORKS, classes: in
     fig.suptitle('Complexity per layer group (LeNet on 1x28x28, the others on 3x224x224)')
     fig.tight_layout()
     directory = os.path.dirname(os.path.abspath(path))
-    fd, tmp = tempfile.mkstemp(prefix='.complexity-', suffix='.' + ext, dir=directory)
-    os.close(fd)
+    if not os.path.isdir(directory):
+        plt.close(fig)
+        raise FileNotFoundError('the folder %s does not exist; create it first' % directory)
     try:
-        fig.savefig(tmp, dpi=100)
-        os.replace(tmp, path)
+        atomic_write(path, lambda tmp: fig.savefig(tmp, format=ext, dpi=100))
     finally:
         plt.close(fig)
-        if os.path.exists(tmp):
-            os.remove(tmp)
     return path

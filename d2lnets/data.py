@@ -23,25 +23,22 @@ AlexNet, VGG and NiN) is one batched bilinear resize per batch, so the resized
 set is never held in memory.
 """
 import gzip
-import http.client
 import os
 import struct
 import sys
-import tempfile
-import urllib.error
-import urllib.request
 import zlib
 from pathlib import Path
 from typing import BinaryIO, Dict, Iterator, List, NamedTuple, Optional, Sequence, Tuple
 
 import numpy as np
 
+from .io import download, gluon_repo, mxnet_home
+
 __all__ = ['DatasetError', 'DATASETS', 'FASHION_MNIST_CLASSES', 'candidate_dirs', 'locate',
            'find_dataset', 'download_dataset', 'parse_idx', 'read_idx', 'load_arrays', 'ArrayIter',
            'load_data', 'load_fashion_mnist', 'load_mnist', 'NORMALIZATION']
 
 DEBIAN_DIR = '/usr/share/datasets'
-DEFAULT_REPO = 'https://apache-mxnet.s3-accelerate.dualstack.amazonaws.com/'
 
 FASHION_MNIST_CLASSES = ['t-shirt', 'trouser', 'pullover', 'dress', 'coat',
                          'sandal', 'shirt', 'sneaker', 'bag', 'ankle boot']
@@ -97,11 +94,6 @@ def _file_names(ds: Dataset) -> List[str]:
     return [ds.train.images, ds.train.labels, ds.test.images, ds.test.labels]
 
 
-def mxnet_home() -> Path:
-    """``$MXNET_HOME``, default ``~/.mxnet``, as MXNet reads it."""
-    return Path(os.environ.get('MXNET_HOME') or os.path.join(os.path.expanduser('~'), '.mxnet'))
-
-
 def candidate_dirs(dataset: str, root: Optional[str] = None) -> List[Path]:
     """The folders searched for ``dataset``, in order."""
     ds = get_dataset(dataset)
@@ -133,54 +125,9 @@ def locate(dataset: str, root: Optional[str] = None) -> Optional[Path]:
     return None
 
 
-def repo_url() -> str:
-    """MXNet's dataset host, or the mirror named by ``$MXNET_GLUON_REPO``."""
-    url = os.environ.get('MXNET_GLUON_REPO') or DEFAULT_REPO
-    return url if url.endswith('/') else url + '/'
-
-
 def file_url(dataset: str, filename: str) -> str:
-    """Where MXNet downloads ``filename`` of ``dataset`` from."""
-    return '%sgluon/dataset/%s/%s' % (repo_url(), dataset, filename)
-
-
-def _progress(total: Optional[int], desc: str, enabled: bool):
-    from tqdm import tqdm
-    return tqdm(total=total, desc=desc, unit='B', unit_scale=True, unit_divisor=1024,
-                disable=not enabled, leave=False)
-
-
-def download_file(url: str, dest: Path, progress: bool = True, timeout: float = 60) -> Path:
-    """Download ``url`` to ``dest`` through a temporary file in the same folder,
-    renamed only when complete (and as long as announced). Raises ``OSError``
-    saying what failed; nothing is left behind."""
-    dest.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=str(dest.parent), prefix='.' + dest.name + '.', suffix='.part')
-    try:
-        with os.fdopen(fd, 'wb') as out:
-            with urllib.request.urlopen(url, timeout=timeout) as resp:
-                length = resp.headers.get('Content-Length')
-                total = int(length) if length and length.isdigit() else None
-                done = 0
-                with _progress(total, dest.name, progress) as bar:
-                    while True:
-                        chunk = resp.read(1 << 16)
-                        if not chunk:
-                            break
-                        out.write(chunk)
-                        done += len(chunk)
-                        bar.update(len(chunk))
-                if total is not None and done != total:
-                    raise OSError('the connection closed after %d of %d bytes' % (done, total))
-        os.replace(tmp, dest)
-    except BaseException as err:
-        os.unlink(tmp)
-        if isinstance(err, (OSError, http.client.HTTPException)):
-            # URLError, timeouts and dropped connections (IncompleteRead is an HTTPException).
-            why = err if isinstance(err, urllib.error.HTTPError) else getattr(err, 'reason', None) or err
-            raise OSError('could not download %s: %s' % (url, why)) from None
-        raise
-    return dest
+    """Where MXNet downloads ``filename`` of ``dataset`` from (``$MXNET_GLUON_REPO`` names a mirror)."""
+    return '%sgluon/dataset/%s/%s' % (gluon_repo(), dataset, filename)
 
 
 def download_dataset(dataset: str, dest: Optional[Path] = None, progress: Optional[bool] = None) -> Path:
@@ -192,7 +139,7 @@ def download_dataset(dataset: str, dest: Optional[Path] = None, progress: Option
         progress = sys.stderr.isatty()
     for base in _file_names(ds):
         if _find_file(dest, base) is None:
-            download_file(file_url(dataset, base + '.gz'), dest / (base + '.gz'), progress=progress)
+            download(file_url(dataset, base + '.gz'), dest / (base + '.gz'), progress=progress, timeout=60)
     return dest
 
 

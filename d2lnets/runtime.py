@@ -30,6 +30,8 @@ import sys
 import warnings
 from typing import Dict
 
+from .io import usable_cores
+
 _warned = False
 
 
@@ -45,8 +47,7 @@ def _gpu_build_installed() -> bool:
 
 def default_settings() -> Dict[str, str]:
     """The environment d2lnets runs MXNet with, unless the user set otherwise."""
-    cores = len(os.sched_getaffinity(0)) if hasattr(os, 'sched_getaffinity') else (os.cpu_count() or 1)
-    settings = {'OMP_NUM_THREADS': str(cores), 'GOMP_SPINCOUNT': '1000'}
+    settings = {'OMP_NUM_THREADS': str(usable_cores()), 'GOMP_SPINCOUNT': '1000'}
     if not _gpu_build_installed():
         settings['MXNET_ENGINE_TYPE'] = 'NaiveEngine'
     return settings

@@ -12,17 +12,16 @@ checking every count and shape before anything is loaded.
 The sha1 table and URL scheme are GluonCV's own
 (``gluoncv.model_zoo.model_store``), read when needed, not copied.
 """
-import hashlib
 import os
 import re
 import shutil
-import tempfile
-import urllib.request
 import zipfile
 from pathlib import Path
 from typing import Dict, List, Optional, Sequence, Tuple, Union
 
 import mxnet as mx
+
+from .io import atomic_write, download, gluon_repo, mxnet_home, sha1sum
 
 PathLike = Union[str, os.PathLike]
 
@@ -86,19 +85,8 @@ def cache_dirs(root: Optional[PathLike] = None) -> List[Path]:
     """Where weights are looked for, in order: ``root``, ``$MXNET_HOME/models``,
     ``~/.mxnet/models`` (GluonCV's cache). The first is where downloads go."""
     dirs = [Path(root).expanduser()] if root is not None else []
-    if os.environ.get('MXNET_HOME'):
-        dirs.append(Path(os.environ['MXNET_HOME']).expanduser() / 'models')
-    dirs.append(Path('~/.mxnet/models').expanduser())
+    dirs += [mxnet_home() / 'models', Path('~/.mxnet/models').expanduser()]
     return list(dict.fromkeys(dirs))
-
-
-def sha1sum(path: PathLike) -> str:
-    """The sha1 of a file, hex."""
-    digest = hashlib.sha1()
-    with open(path, 'rb') as f:
-        for chunk in iter(lambda: f.read(1 << 20), b''):
-            digest.update(chunk)
-    return digest.hexdigest()
 
 
 def _check_sha1(path: Path, name: str) -> None:
@@ -115,10 +103,8 @@ def download_url(name: str) -> str:
     """GluonCV's URL for ``name``'s zipped weights; ``$MXNET_GLUON_REPO`` replaces
     the repository, as in GluonCV."""
     from gluoncv.model_zoo import model_store
-    repo = os.environ.get('MXNET_GLUON_REPO', model_store.apache_repo_url)
-    if not repo.endswith('/'):
-        repo += '/'
-    return model_store._url_format.format(repo_url=repo, file_name=file_name(name)[:-len('.params')])
+    return model_store._url_format.format(repo_url=gluon_repo(model_store.apache_repo_url),
+                                          file_name=file_name(name)[:-len('.params')])
 
 
 def find_weights(name: str, root: Optional[PathLike] = None, download: bool = True) -> Path:
@@ -160,41 +146,28 @@ def download_weights(name: str, directory: PathLike) -> Path:
     """Download ``name``'s zipped weights from GluonCV's URL into ``directory``
     with a progress bar, verify the sha1 and return the ``.params`` path.
 
-    The file appears under its final name only once complete and verified.
+    The file appears under its final name only once complete and verified;
+    the zip is a temporary (see :mod:`d2lnets.io`).
     """
-    from tqdm import tqdm
     directory = Path(directory).expanduser()
-    directory.mkdir(parents=True, exist_ok=True)
     fname, url = file_name(name), download_url(name)
-    target = directory / fname
-    tmp_zip = tmp_params = None
-    try:
-        with urllib.request.urlopen(url, timeout=_TIMEOUT) as response, \
-                tempfile.NamedTemporaryFile(dir=directory, prefix='.' + fname, suffix='.zip.part',
-                                            delete=False) as out:
-            tmp_zip = Path(out.name)
-            size = int(response.headers.get('Content-Length') or 0) or None
-            with tqdm(total=size, unit='B', unit_scale=True, desc=fname) as bar:
-                for chunk in iter(lambda: response.read(1 << 20), b''):
-                    out.write(chunk)
-                    bar.update(len(chunk))
-        with zipfile.ZipFile(tmp_zip) as zf, \
-                tempfile.NamedTemporaryFile(dir=directory, prefix='.' + fname, suffix='.part',
-                                            delete=False) as out:
-            tmp_params = Path(out.name)
-            if fname not in zf.namelist():
-                raise ValueError('%s does not contain %s (it holds %s)'
-                                 % (url, fname, ', '.join(zf.namelist())))
-            with zf.open(fname) as member:
-                shutil.copyfileobj(member, out, 1 << 20)
-        _check_sha1(tmp_params, name)
-        os.replace(tmp_params, target)
-        tmp_params = None
-        return target
-    finally:
-        for tmp in (tmp_zip, tmp_params):
-            if tmp is not None and tmp.exists():
-                tmp.unlink()
+
+    def fetch_and_extract(tmp: str) -> None:
+        archive = Path(tmp + '.zip')
+        try:
+            download(url, archive, progress=True, timeout=_TIMEOUT, desc=fname)
+            with zipfile.ZipFile(archive) as zf, open(tmp, 'wb') as out:
+                if fname not in zf.namelist():
+                    raise ValueError('%s does not contain %s (it holds %s)'
+                                     % (url, fname, ', '.join(zf.namelist())))
+                with zf.open(fname) as member:
+                    shutil.copyfileobj(member, out, 1 << 20)
+        finally:
+            if archive.exists():
+                archive.unlink()
+        _check_sha1(Path(tmp), name)
+
+    return atomic_write(directory / fname, fetch_and_extract)
 
 
 # --- mapping a GluonCV file onto a network --------------------------------------------------

@@ -74,20 +74,31 @@ def mnist_files(tmp_path_factory):
 @pytest.fixture
 def http_server():
     """Start a real HTTP server on 127.0.0.1 serving a folder; returns
-    ``serve(folder, drop_after=None) -> base URL``. With ``drop_after=N`` the
-    server announces the full length, sends N bytes and closes the connection."""
+    ``serve(folder, drop_after=None, trickle=None) -> base URL``. With
+    ``drop_after=N`` the server announces the full length, sends N bytes and
+    closes the connection; with ``trickle=S`` it sends one byte every S seconds."""
     import functools
     import http.server
     import threading
+    import time
 
     servers = []
 
-    def serve(folder, drop_after=None):
+    def serve(folder, drop_after=None, trickle=None):
         class Handler(http.server.SimpleHTTPRequestHandler):
             def log_message(self, *args):
                 pass
 
             def copyfile(self, source, outputfile):
+                if trickle is not None:
+                    try:
+                        for byte in iter(lambda: source.read(1), b''):
+                            outputfile.write(byte)
+                            outputfile.flush()
+                            time.sleep(trickle)
+                    except (BrokenPipeError, ConnectionResetError):
+                        pass   # the client gave up, as it should
+                    return
                 if drop_after is None:
                     return super().copyfile(source, outputfile)
                 outputfile.write(source.read(drop_after))

@@ -1,9 +1,7 @@
 """The training loop: the lecture's printout, exact resumption, data
 parallelism, NaN handling, checkpoints. Small subsets of the real Fashion-MNIST."""
 import hashlib
-import os
 import re
-import stat
 
 import mxnet as mx
 import numpy as np
@@ -155,24 +153,3 @@ def test_history_round_trips():
     h.append(epoch=1, loss=2.5, train_acc=0.1, test_acc=0.125, seconds=1.5, examples_per_sec=1000.0)
     assert History.from_dict(h.to_dict()) == h
     assert h.to_csv() == 'epoch,loss,train_acc,test_acc,seconds,examples_per_sec\n1,2.5,0.1,0.125,1.5,1000.0\n'
-
-
-def test_atomic_write_keeps_the_old_file_on_error(tmp_path):
-    target = tmp_path / 'f.txt'
-    checkpoint.write_text(target, 'old')
-
-    def fail(tmp):
-        open(tmp, 'w').write('half')
-        raise KeyboardInterrupt
-    with pytest.raises(KeyboardInterrupt):
-        checkpoint.atomic_write(target, fail)
-    assert target.read_text() == 'old' and [p.name for p in tmp_path.iterdir()] == ['f.txt']
-
-
-def test_atomic_write_gives_the_mode_open_would(tmp_path):
-    mask = os.umask(0o022)
-    try:
-        path = checkpoint.write_text(tmp_path / 'meta.json', '{}')
-    finally:
-        os.umask(mask)
-    assert stat.S_IMODE(path.stat().st_mode) == 0o644    # not mkstemp's private 0600

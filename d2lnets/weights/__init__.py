@@ -8,7 +8,7 @@ import json
 from pathlib import Path
 from typing import Any, Dict, List, Optional
 
-from ..zoo import sha1sum
+from ..io import sha1sum
 
 __all__ = ['shipped_models', 'manifest', 'params_path', 'load_shipped', 'sha1sum']
 

@@ -1,0 +1,224 @@
+"""Files and the machine: atomic writes, downloads, sha1, MXNet's folders, cores.
+
+Every file d2lnets writes goes through :func:`atomic_write`: a temporary file
+beside the target, renamed over it only when complete. The temporary name
+carries the writer's process id (``.NAME.<pid>.<random>.tmp``), so the
+temporaries of a process that died (SIGKILL, power loss) are recognised and
+removed the next time anything is written into that folder.
+
+This module imports neither MXNet nor numpy: the deploy path, the runtime
+settings and the CLI's start use it.
+"""
+import errno
+import hashlib
+import http.client
+import json
+import os
+import re
+import shutil
+import sys
+import time
+import urllib.error
+import urllib.request
+from pathlib import Path
+from typing import Any, Callable, Optional, Union
+
+__all__ = ['atomic_write', 'write_text', 'write_json', 'remove_stale_temporaries', 'sha1sum', 'download',
+           'mxnet_home', 'gluon_repo', 'usable_cores', 'DiskFull']
+
+PathLike = Union[str, os.PathLike]
+
+# MXNet's own default repository (gluon/utils.py); $MXNET_GLUON_REPO names a mirror.
+DEFAULT_REPO = 'https://apache-mxnet.s3-accelerate.dualstack.amazonaws.com/'
+# A download slower than this on average is given up once past its grace period.
+MIN_RATE = 20_000           # bytes per second
+GRACE_SECONDS = 120.0
+CHUNK = 1 << 16
+
+# .NAME.<pid>.<8 hex>.tmp|.part, possibly with more suffixes (a zip fetched for a .tmp)
+_TEMP = re.compile(r'^\..+\.(\d+)\.[0-9a-f]{8}\.(tmp|part)(\..+)?$')
+
+
+class DiskFull(OSError):
+    """The disk filled up while writing; the previous file is kept."""
+
+
+def _umask() -> int:
+    mask = os.umask(0)
+    os.umask(mask)
+    return mask
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:      # another user's process
+        return True
+    return True
+
+
+def remove_stale_temporaries(folder: PathLike) -> int:
+    """Remove the temporaries (``.*.<pid>.*.tmp`` / ``.part``) that processes
+    no longer running left in ``folder``; return how many."""
+    removed = 0
+    try:
+        entries = list(os.scandir(folder))
+    except OSError:
+        return 0
+    for entry in entries:
+        match = _TEMP.match(entry.name)
+        if match and int(match.group(1)) != os.getpid() and not _alive(int(match.group(1))):
+            try:
+                if entry.is_dir(follow_symlinks=False):
+                    shutil.rmtree(entry.path)
+                else:
+                    os.unlink(entry.path)
+                removed += 1
+            except OSError:
+                pass
+    return removed
+
+
+def temporary_name(path: PathLike, suffix: str = '.tmp') -> str:
+    """A fresh temporary path beside ``path`` that :func:`remove_stale_temporaries`
+    recognises once its writer is gone. Nothing is created."""
+    path = Path(path)
+    return str(path.parent / ('.%s.%d.%s%s' % (path.name, os.getpid(), os.urandom(4).hex(), suffix)))
+
+
+def _disk_full(folder: Path) -> bool:
+    try:
+        return shutil.disk_usage(str(folder)).free < (1 << 20)
+    except OSError:
+        return False
+
+
+def atomic_write(path: PathLike, write: Callable[[str], Any], suffix: str = '.tmp') -> Path:
+    """Call ``write(tmp_name)`` to write a temporary file beside ``path``, then
+    rename it to ``path`` with the mode ``open()`` would give.
+
+    On any error (or Ctrl-C) the temporary is removed and ``path`` keeps its
+    old content. Missing folders are created. A full disk raises
+    :class:`DiskFull` (an ``OSError``) with one clear line, whatever library
+    ``write`` used.
+    """
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    remove_stale_temporaries(path.parent)
+    tmp = temporary_name(path, suffix)
+    try:
+        write(tmp)
+        os.chmod(tmp, 0o666 & ~_umask())
+        os.replace(tmp, path)
+    except Exception as err:
+        if (isinstance(err, OSError) and err.errno == errno.ENOSPC) or _disk_full(path.parent):
+            raise DiskFull(errno.ENOSPC, 'no space left on the device to write %s; free some space and run '
+                                         'again (nothing was replaced)' % path) from None
+        raise
+    finally:
+        if os.path.lexists(tmp):
+            os.unlink(tmp)
+    return path
+
+
+def write_text(path: PathLike, text: str) -> Path:
+    """Write ``text`` to ``path`` atomically."""
+    return atomic_write(path, lambda tmp: Path(tmp).write_text(text))
+
+
+def write_json(path: PathLike, obj: Any) -> Path:
+    """Write ``obj`` as indented JSON to ``path`` atomically."""
+    return write_text(path, json.dumps(obj, indent=2) + '\n')
+
+
+def sha1sum(path: PathLike) -> str:
+    """The sha1 of a file, hex."""
+    digest = hashlib.sha1()
+    with open(path, 'rb') as f:
+        for chunk in iter(lambda: f.read(1 << 20), b''):
+            digest.update(chunk)
+    return digest.hexdigest()
+
+
+def _progress_bar(total: Optional[int], desc: str, enabled: bool):
+    from tqdm import tqdm
+    return tqdm(total=total, desc=desc, unit='B', unit_scale=True, unit_divisor=1024,
+                disable=not enabled, leave=False, file=sys.stderr)
+
+
+def _stream(url: str, tmp: str, progress: bool, timeout: float, deadline: Optional[float], desc: str) -> None:
+    start = time.monotonic()
+    with urllib.request.urlopen(url, timeout=timeout) as resp, open(tmp, 'wb') as out:
+        length = resp.headers.get('Content-Length')
+        total = int(length) if length and length.isdigit() else None
+        done = 0
+        with _progress_bar(total, desc, progress) as bar:
+            # read1: at most one read of the socket, so a trickling server is
+            # checked against the deadline after every few bytes.
+            for chunk in iter(lambda: resp.read1(CHUNK), b''):
+                out.write(chunk)
+                done += len(chunk)
+                bar.update(len(chunk))
+                elapsed = time.monotonic() - start
+                if deadline is not None and elapsed > deadline:
+                    raise OSError(errno.ETIMEDOUT, 'gave up after %.0f s with %d of %s bytes (the deadline for '
+                                  'the whole download)' % (elapsed, done, total or 'unknown'))
+                if elapsed > GRACE_SECONDS and done / elapsed < MIN_RATE:
+                    raise OSError(errno.ETIMEDOUT, 'the server sends %.0f bytes/s, too slow to finish; gave up '
+                                  'after %.0f s' % (done / elapsed, elapsed))
+        if total is not None and done != total:
+            raise OSError('the connection closed after %d of %d bytes' % (done, total))
+
+
+def download(url: str, dest: PathLike, sha1: Optional[str] = None, progress: Optional[bool] = None,
+             timeout: float = 30.0, deadline: Optional[float] = None, desc: Optional[str] = None) -> Path:
+    """Download ``url`` to ``dest`` through ``.NAME.<pid>.<random>.part`` beside it.
+
+    ``dest`` appears only complete, as long as announced and (when ``sha1`` is
+    given) with that sha1. ``timeout`` bounds each wait for the server;
+    ``deadline`` (seconds) the whole download;
+    ``desc`` labels the progress bar (default: ``dest``'s name); a server slower than
+    :data:`MIN_RATE` on average after :data:`GRACE_SECONDS` is given up too.
+
+    Raises
+    ------
+    OSError
+        Saying what failed (refused, HTTP status, dropped, too slow, wrong
+        sha1); nothing is left behind.
+    """
+    dest = Path(dest)
+    progress = sys.stderr.isatty() if progress is None else progress
+
+    def fetch(tmp: str) -> None:
+        _stream(url, tmp, progress, timeout, deadline, desc or dest.name)
+        if sha1 is not None:
+            actual = sha1sum(tmp)
+            if actual != sha1:
+                raise OSError('the file has sha1 %s, expected %s (a damaged or different file)' % (actual, sha1))
+
+    try:
+        return atomic_write(dest, fetch, suffix='.part')
+    except DiskFull:
+        raise
+    except (OSError, http.client.HTTPException) as err:
+        # URLError, timeouts and dropped connections (IncompleteRead is an HTTPException).
+        why = err if isinstance(err, urllib.error.HTTPError) else getattr(err, 'reason', None) or err
+        raise OSError('could not download %s: %s' % (url, why)) from None
+
+
+def mxnet_home() -> Path:
+    """``$MXNET_HOME``, default ``~/.mxnet``, as MXNet and GluonCV read it."""
+    return Path(os.environ.get('MXNET_HOME') or os.path.join(os.path.expanduser('~'), '.mxnet')).expanduser()
+
+
+def gluon_repo(default: str = DEFAULT_REPO) -> str:
+    """``$MXNET_GLUON_REPO`` (a mirror), else ``default``; always ending in ``/``."""
+    url = os.environ.get('MXNET_GLUON_REPO') or default
+    return url if url.endswith('/') else url + '/'
+
+
+def usable_cores() -> int:
+    """The cores this process may run on (its CPU affinity, else all)."""
+    return len(os.sched_getaffinity(0)) if hasattr(os, 'sched_getaffinity') else (os.cpu_count() or 1)
