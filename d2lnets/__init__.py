@@ -25,28 +25,32 @@ _exports = {
     'get_model': 'models', 'list_models': 'models',
     'layer_shapes': 'summary', 'format_layer_shapes': 'summary', 'print_layer_shapes': 'summary',
     'complexity': 'summary',
-    'count_parameters': 'params', 'initialize_missing': 'params',
-    'load_gluoncv_params': 'zoo',
+    'count_parameters': 'models.params', 'initialize_missing': 'models.params',
+    'load_gluoncv_params': 'weights.zoo',
 }
-_submodules = {'nn', 'models', 'summary', 'params', 'cli', 'runtime', 'zoo', 'imagenet',
+_submodules = {'nn', 'models', 'summary', 'cli', 'runtime', 'weights', 'imagenet', 'io',
                'data', 'train', 'evaluate', 'plot', 'run', 'checkpoint', 'context', 'weights',
                'complexity_report', 'bench', 'fused', 'launch', 'distributed',
-               'export', 'loading', 'images', 'predict', 'onnx_model'}
+               'export', 'images', 'predict', 'onnx_model'}
 # The deploy path runs an exported ONNX file without MXNet (onnxruntime, numpy, Pillow).
-_without_mxnet = {'cli', 'runtime', 'data', 'images', 'predict', 'onnx_model'}
+_without_mxnet = {'cli', 'runtime', 'io', 'data', 'images', 'predict', 'onnx_model', 'weights'}
 
 __all__ = ['__version__'] + sorted(_exports) + sorted(_submodules)
 
 
 def __getattr__(name):
     module = _exports.get(name, name)
-    if module in _submodules and module not in _without_mxnet and importlib.util.find_spec('mxnet') is None:
-        raise ImportError(MISSING_MXNET, name='mxnet')
-    if name in _exports:
-        return getattr(importlib.import_module('.' + _exports[name], __name__), name)
-    if name in _submodules:
-        return importlib.import_module('.' + name, __name__)
-    raise AttributeError('module %r has no attribute %r' % (__name__, name))
+    package = module.split('.')[0]
+    if package not in _submodules:
+        raise AttributeError('module %r has no attribute %r' % (__name__, name))
+    if package not in _without_mxnet:
+        if importlib.util.find_spec('mxnet') is None:
+            raise ImportError(MISSING_MXNET, name='mxnet')
+        # MXNet would log its engine type at the first operation, in every notebook.
+        from .runtime import start_engine_quietly
+        start_engine_quietly()
+    loaded = importlib.import_module('.' + module, __name__)
+    return getattr(loaded, name) if name in _exports else loaded
 
 
 def __dir__():

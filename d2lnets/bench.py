@@ -23,14 +23,12 @@ import mxnet as mx
 from mxnet import autograd, gluon
 
 from . import fused
-from .models import default_input_shape, get_model
+from .models import get_model
+from .registry import entry
 from .summary import complexity
 
 MODES = ('train', 'infer')
 
-# The lecture's recipes: batch size and learning rate per network.
-RECIPES = {'lenet': (256, 0.9), 'alexnet': (128, 0.01), 'vgg11_small': (128, 0.05), 'nin': (128, 0.1)}
-DEFAULT_RECIPE = (128, 0.05)
 
 
 @dataclass
@@ -133,14 +131,14 @@ def bench(name: str, mode: str = 'train', batch_size: Optional[int] = None, hybr
     """
     if mode not in MODES:
         raise ValueError('mode must be one of %s, got %r' % (', '.join(MODES), mode))
-    recipe_batch, lr = RECIPES.get(name, DEFAULT_RECIPE)
-    batch_size = recipe_batch if batch_size is None else batch_size
+    recipe = entry(name).recipe   # the lecture's batch size and learning rate
+    batch_size, lr = recipe.batch_size if batch_size is None else batch_size, recipe.lr
     if isinstance(batch_size, bool) or not isinstance(batch_size, int) or batch_size < 1:
         raise ValueError('batch size must be a positive integer, got %r' % (batch_size,))
     if runs < 1 or warmup < 0:
         raise ValueError('runs must be >= 1 and warmup >= 0, got %r and %r' % (runs, warmup))
     ctx = ctx or mx.cpu()
-    shape = (batch_size,) + tuple(default_input_shape(name)[1:])
+    shape = (batch_size,) + tuple(entry(name).input_shape[1:])
     _reset_peak_rss()
     net = get_model(name)
     flops = complexity(net, (1,) + shape[1:]).flops * (3 if mode == 'train' else 1)

@@ -5,7 +5,9 @@ Errors the user can fix (``ValueError``, ``OSError``) end in one line on stderr
 and exit status 1, never a traceback.
 """
 import argparse
+import contextlib
 import os
+import signal
 import sys
 import traceback
 from typing import List, Optional, Tuple
@@ -91,7 +93,7 @@ def _add_export(sub) -> None:
 
 def _run_export(args) -> int:
     from .export import TOLERANCE, check_format, export
-    from .loading import load_network
+    from .models.loading import load_network
     check_format(args.format)
     net, meta = load_network(args.name, args.params, args.pretrained, args.input_shape)
     shape = args.input_shape or tuple(meta['input_shape'])
@@ -123,43 +125,13 @@ def _add_predict(sub) -> None:
 
 
 def _run_predict(args) -> int:
-    if args.top is not None and args.top < 1:
-        raise ValueError('--top must be at least 1, got %d' % args.top)
-    if args.onnx:
-        # The deploy path: onnxruntime, numpy and Pillow only; MXNet is not imported.
-        from .predict import predict_onnx
-        return _print_predictions(args.images, predict_onnx(args.onnx, args.images, args.top, name=args.name))
-    if not (args.params or args.pretrained):
-        raise ValueError('say which weights to use: --pretrained, --params FILE or --onnx FILE')
-    from . import zoo
-    if args.pretrained and args.name in zoo.zoo_names():
-        return _predict_imagenet(args)
-    return _predict_fashion_mnist(args)
-
-
-def _print_predictions(paths, predictions) -> int:
-    from .predict import format_predictions
-    for path, preds in zip(paths, predictions):
+    # predict --onnx runs on onnxruntime alone: predict imports MXNet only for the other sources.
+    from .predict import format_predictions, predict_files
+    predictions = predict_files(args.name, args.images, params=args.params, pretrained=args.pretrained,
+                                onnx=args.onnx, k=args.top, root=args.root)
+    for path, preds in zip(args.images, predictions):
         print('\n'.join(format_predictions(path, preds)))
     return 0
-
-
-def _predict_imagenet(args) -> int:
-    from .imagenet import predict, read_image
-    from .models import get_model
-    images = [read_image(path) for path in args.images]   # bad paths fail before the weights load
-    net = get_model(args.name, pretrained=True, root=args.root)
-    return _print_predictions(args.images, predict(net, images, k=args.top or 5))
-
-
-def _predict_fashion_mnist(args) -> int:
-    from .images import read_image
-    from .loading import load_network
-    from .predict import predict_network
-    for path in args.images:   # a bad image fails before the weights load
-        read_image(path)
-    net, meta = load_network(args.name, args.params, args.pretrained)
-    return _print_predictions(args.images, predict_network(net, meta, args.images, args.top))
 
 
 def _positive(kind):
@@ -181,14 +153,23 @@ def _non_negative_int(text: str) -> int:
     return int(text)
 
 
+def _recipes_text() -> str:
+    """The lecture's recipes as the registry holds them, for the help text."""
+    from .registry import REGISTRY
+    by_recipe = {}
+    for name, entry in REGISTRY.items():
+        by_recipe.setdefault(entry.recipe, []).append(name)
+    return '; '.join('%s: batch %d, lr %g%s, %d epochs' % (', '.join(names), r.batch_size, r.lr,
+                                                           ', resize %d' % r.resize if r.resize else '', r.epochs)
+                     for r, names in by_recipe.items())
+
+
 def _add_train(sub) -> None:
     p = sub.add_parser('train', help="train a network on Fashion-MNIST with the lecture's recipe",
                        description="Train NAME with the lecture's recipe (Xavier initialization, SGD, "
                                    "softmax cross-entropy) and write a run directory: model.params, "
                                    "meta.json, history.csv, history.json, curves.png, command.txt, checkpoint/. "
-                                   "Defaults per network: lenet batch 256, lr 0.9; alexnet batch 128, "
-                                   "resize 224, lr 0.01; vgg11_small batch 128, resize 224, lr 0.05; nin "
-                                   "batch 128, resize 224, lr 0.1; 10 epochs.")
+                                   "Defaults per network: %s." % _recipes_text())
     p.add_argument('name', nargs='?', help='model name (see `d2lnets list`); optional with --resume')
     p.add_argument('--epochs', type=_positive(int), help='number of epochs (default 10); with --resume, '
                                                           'the new total')
@@ -211,27 +192,15 @@ def _add_train(sub) -> None:
 
 
 def _run_train(args) -> int:
-    from .run import resume_run, train_run
+    from .run import train_or_resume
     from .train import TrainingInterrupted
     verbose = not args.quiet
     try:
-        if args.resume:
-            fixed = [opt for opt in ('lr', 'batch_size', 'resize', 'out', 'seed', 'limit')
-                     if getattr(args, opt) is not None] + (['dataset'] if args.dataset != 'fashion-mnist' else []) \
-                + (['kvstore'] if args.kvstore != 'device' else [])
-            if fixed:
-                raise ValueError('--resume continues a run with its own settings; drop %s (only --epochs, '
-                                 '--ctx, --data-dir and --quiet can be given)'
-                                 % ', '.join('--' + o.replace('_', '-') for o in fixed))
-            history, out = resume_run(args.resume, name=args.name, epochs=args.epochs, data_dir=args.data_dir,
-                                      ctx=args.ctx, verbose=verbose, command=['d2lnets'] + args.argv)
-        else:
-            if args.name is None:
-                raise ValueError('give a model name (see `d2lnets list`) or --resume DIR')
-            history, out = train_run(args.name, args.out, epochs=args.epochs, lr=args.lr,
-                                     batch_size=args.batch_size, resize=args.resize, dataset=args.dataset,
-                                     data_dir=args.data_dir, ctx=args.ctx, seed=args.seed, limit=args.limit,
-                                     verbose=verbose, command=['d2lnets'] + args.argv, kvstore=args.kvstore)
+        with _sigterm_as_interrupt():
+            history, out = train_or_resume(
+                args.name, args.resume, out=args.out, epochs=args.epochs, lr=args.lr, batch_size=args.batch_size,
+                resize=args.resize, dataset=args.dataset, data_dir=args.data_dir, ctx=args.ctx, seed=args.seed,
+                limit=args.limit, verbose=verbose, command=['d2lnets'] + args.argv, kvstore=args.kvstore)
     except TrainingInterrupted as stop:
         where = ('the checkpoint of epoch %d is kept; continue with: d2lnets train --resume %s'
                  % (stop.epochs_done, stop.checkpoint_dir.parent) if stop.checkpoint_dir
@@ -241,6 +210,19 @@ def _run_train(args) -> int:
     if verbose and out is not None:
         print('test acc %.3f after %d epochs; curves: %s' % (history.test_acc[-1], len(history), out / 'curves.png'))
     return 0
+
+
+@contextlib.contextmanager
+def _sigterm_as_interrupt():
+    """SIGTERM (``kill``, a batch system's time limit) ends training as Ctrl-C
+    does: the last complete epoch kept, the resume command printed."""
+    def interrupt(signum, frame):
+        raise KeyboardInterrupt
+    previous = signal.signal(signal.SIGTERM, interrupt)
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGTERM, previous)
 
 
 def _add_evaluate(sub) -> None:
@@ -373,30 +355,51 @@ def _run_launch(args) -> int:
                   timeout=args.timeout)
 
 
-_commands = ['list', 'summary', 'complexity', 'bench', 'train', 'evaluate', 'predict', 'launch', 'export']
+# name -> (adds its parser, runs it); in the order `d2lnets --help` lists them.
+_COMMANDS = {'list': (_add_list, _run_list), 'summary': (_add_summary, _run_summary),
+             'complexity': (_add_complexity, _run_complexity), 'bench': (_add_bench, _run_bench),
+             'train': (_add_train, _run_train), 'evaluate': (_add_evaluate, _run_evaluate),
+             'predict': (_add_predict, _run_predict), 'launch': (_add_launch, _run_launch),
+             'export': (_add_export, _run_export)}
+REPORT = ('this is a bug in d2lnets; please report it with the command line and the output of '
+          '`d2lnets --version`, and run again with --debug for the traceback')
 
 
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog='d2lnets', description=(
         'The networks of the lecture "LeNet, AlexNet, VGG, NiN" in MXNet Gluon.'))
     parser.add_argument('--version', action='version', version='d2lnets ' + __version__)
+    parser.add_argument('--debug', action='store_true', help='print the traceback of an unexpected error')
     sub = parser.add_subparsers(dest='command', metavar='COMMAND')
     sub.required = True
-    for name in _commands:
-        globals()['_add_' + name](sub)
+    for name, (add, run) in _COMMANDS.items():
+        add(sub)
+        sub.choices[name].set_defaults(func=run)
     return parser
+
+
+def _error_line(args, err: BaseException) -> str:
+    """The one line an error ends in: the message for what the user can fix
+    (``ValueError``, ``OSError``), the type and where to report it otherwise."""
+    if isinstance(err, ImportError) and err.name == 'mxnet':
+        return 'd2lnets %s: error: %s' % (args.command, MISSING_MXNET)
+    if isinstance(err, (ValueError, OSError)):
+        return 'd2lnets %s: error: %s' % (args.command, err)
+    return 'd2lnets %s: internal error: %s: %s; %s' % (args.command, type(err).__name__, err, REPORT)
 
 
 def _run_as_worker(args) -> int:
     # A parameter-server worker that fails must leave at once: a normal exit
     # waits in MXNet's kvstore for the other workers, forever.
     try:
-        return globals()['_run_' + args.command](args)
+        return args.func(args)
     except BaseException as err:  # anything: the process must not hang
-        if isinstance(err, (ValueError, OSError)):
-            print('d2lnets %s: error: %s' % (args.command, err), file=sys.stderr)
+        if isinstance(err, KeyboardInterrupt):
+            print('d2lnets %s: interrupted' % args.command, file=sys.stderr)
         else:
-            traceback.print_exc()
+            print(_error_line(args, err), file=sys.stderr)
+            if args.debug:
+                traceback.print_exc()
         sys.stdout.flush()
         sys.stderr.flush()
         os._exit(130 if isinstance(err, KeyboardInterrupt) else 1)
@@ -412,15 +415,12 @@ def main(argv: Optional[List[str]] = None) -> int:
             start_engine_quietly()   # else MXNet logs its engine type, at the latest when the process exits
         if os.environ.get('DMLC_ROLE') == 'worker':
             return _run_as_worker(args)
-        return globals()['_run_' + args.command](args)
-    except (ValueError, OSError) as err:
-        print('d2lnets %s: error: %s' % (args.command, err), file=sys.stderr)
-        return 1
-    except ImportError as err:
-        if err.name != 'mxnet':
-            raise
-        print('d2lnets %s: error: %s' % (args.command, MISSING_MXNET), file=sys.stderr)
-        return 1
+        return args.func(args)
     except KeyboardInterrupt:
         print('d2lnets %s: interrupted' % args.command, file=sys.stderr)
         return 130
+    except Exception as err:
+        print(_error_line(args, err), file=sys.stderr)
+        if args.debug:
+            traceback.print_exc()
+        return 1

@@ -13,6 +13,7 @@ import os
 from typing import Dict, List, Optional, Sequence, Tuple
 
 from .io import atomic_write
+from .registry import entry
 from .summary import Complexity, complexity
 
 FORMATS = ('table', 'csv', 'json', 'markdown')
@@ -31,8 +32,8 @@ SLIDE = {
 
 def slide_input_shape(name: str) -> Tuple[int, ...]:
     """The input the slide counts for: LeNet on 1x28x28, the others on
-    ImageNet's 3x224x224 (batch of one)."""
-    return (1, 1, 28, 28) if name == 'lenet' else (1, 3, 224, 224)
+    ImageNet's 3x224x224 (batch of one); the registry's entry says."""
+    return entry(name).slide_input_shape
 
 
 def _number(n: int) -> str:

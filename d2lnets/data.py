@@ -146,11 +146,23 @@ def download_dataset(dataset: str, dest: Optional[Path] = None, progress: Option
 def find_dataset(dataset: str, root: Optional[str] = None, download: bool = True,
                  progress: Optional[bool] = None) -> Path:
     """The folder holding ``dataset``'s files: the first of :func:`candidate_dirs`
-    that has them all, else (with ``download``) a fresh download into ``$MXNET_HOME``."""
+    that has them all, else (with ``download``) a fresh download into ``$MXNET_HOME``.
+
+    A ``root`` given (``--data-dir``) is used or refused, never passed over
+    in silence: training on other files than the ones named would surprise."""
+    ds = get_dataset(dataset)
+    if root is not None:
+        folder = Path(root).expanduser()
+        missing = [f for f in _file_names(ds) if _find_file(folder, f) is None]
+        if missing:
+            what = 'does not exist' if not folder.is_dir() else 'lacks %s' % ', '.join(missing)
+            raise DatasetError('the data folder %s %s; give the folder that holds the %s files (%s, or the same '
+                               'without .gz), or leave the folder out to use the copy d2lnets finds'
+                               % (folder, what, dataset, ', '.join(f + '.gz' for f in _file_names(ds))))
+        return folder
     found = locate(dataset, root)
     if found is not None:
         return found
-    ds = get_dataset(dataset)
     where = ('%s was found in none of: %s' % (dataset, ', '.join(map(str, candidate_dirs(dataset, root)))))
     if not download:
         raise DatasetError(where)
@@ -292,13 +304,16 @@ class ArrayIter:
         Visit the examples in a new random order every epoch.
     resize : int, optional
         Resize each batch to ``resize x resize`` (bilinear, one batched operation).
+    drop_last : bool
+        Leave out an incomplete last batch (as a parameter-server job does, whose
+        workers must take the same number of steps).
     seed : int, optional
         With a seed, epoch ``e``'s order depends only on ``(seed, e)``
         (see :meth:`set_epoch`), so an interrupted run can be resumed exactly.
     """
 
     def __init__(self, images: np.ndarray, labels: np.ndarray, batch_size: int, shuffle: bool = False,
-                 resize: Optional[int] = None, seed: Optional[int] = None):
+                 resize: Optional[int] = None, seed: Optional[int] = None, drop_last: bool = False):
         if isinstance(batch_size, bool) or not isinstance(batch_size, (int, np.integer)) or batch_size < 1:
             raise ValueError('batch_size must be a positive integer, got %r' % (batch_size,))
         if resize is not None and (isinstance(resize, bool) or not isinstance(resize, (int, np.integer))
@@ -309,6 +324,7 @@ class ArrayIter:
         self.images = np.ascontiguousarray(images, dtype=np.float32)
         self.labels = labels.astype(np.float32)
         self.batch_size, self.shuffle, self.resize, self.seed = int(batch_size), shuffle, resize, seed
+        self.drop_last = drop_last
         self.epoch = 0
         self.shard_index, self.num_shards = 0, 1
 
@@ -340,12 +356,12 @@ class ArrayIter:
         return (c, self.resize, self.resize) if self.resize else (c, h, w)
 
     def __len__(self) -> int:
-        if self.num_shards > 1:
+        if self.num_shards > 1 or self.drop_last:
             return len(self.images) // (self.batch_size * self.num_shards)
         return (len(self.images) + self.batch_size - 1) // self.batch_size
 
     def _batches(self, order: np.ndarray) -> Iterator[np.ndarray]:
-        if self.num_shards == 1:
+        if self.num_shards == 1 and not self.drop_last:
             for start in range(0, len(order), self.batch_size):
                 yield order[start:start + self.batch_size]
             return
@@ -390,14 +406,14 @@ def to_tensor(images: np.ndarray) -> np.ndarray:
     return out
 
 
-def _check_limit(limit: Optional[int]) -> None:
+def check_limit(limit: Optional[int]) -> None:
     if limit is not None and (isinstance(limit, bool) or not isinstance(limit, (int, np.integer)) or limit < 1):
         raise ValueError('limit must be a positive number of examples, got %r' % (limit,))
 
 
 def load_data(batch_size: int, resize: Optional[int] = None, root: Optional[str] = None,
               dataset: str = 'fashion-mnist', limit: Optional[int] = None, seed: Optional[int] = None,
-              download: bool = True) -> Tuple[ArrayIter, ArrayIter]:
+              download: bool = True, drop_last: bool = False) -> Tuple[ArrayIter, ArrayIter]:
     """``(train_iter, test_iter)`` over ``dataset``, as the lecture's
     ``load_data_fashion_mnist``: the training set shuffled each epoch, the
     test set in order, pixels scaled to [0, 1].
@@ -415,15 +431,18 @@ def load_data(batch_size: int, resize: Optional[int] = None, root: Optional[str]
         Use only the first ``limit`` training and test examples.
     seed : int, optional
         Makes each epoch's order depend only on (seed, epoch).
+    drop_last : bool
+        Leave out the training set's incomplete last batch.
     """
     get_dataset(dataset)
-    _check_limit(limit)
+    check_limit(limit)
     iters = []
     for train in (True, False):
         images, labels = load_arrays(dataset, train, root, download=download)
         if limit is not None:
             images, labels = images[:limit], labels[:limit]
-        iters.append(ArrayIter(to_tensor(images), labels, batch_size, shuffle=train, resize=resize, seed=seed))
+        iters.append(ArrayIter(to_tensor(images), labels, batch_size, shuffle=train, resize=resize, seed=seed,
+                               drop_last=drop_last and train))
     return iters[0], iters[1]
 
 

@@ -6,9 +6,10 @@ Every worker reads its own shard of the data, and each SGD step averages over
 the global batch: Gluon's ``Trainer.step(n)`` divides by ``n`` and the servers
 sum the workers' gradients, so each worker steps with ``batch x num_workers``.
 """
-from typing import Any, Optional, Union
+from typing import Any, NamedTuple, Optional, Union
 
 import mxnet as mx
+import numpy as np
 
 # Key used once, before training, to share worker 0's seed with the others: an
 # integer, as the trainer's keys are (MXNet does not mix string and integer keys),
@@ -43,6 +44,23 @@ def num_workers(kvstore: Any) -> int:
 def rank(kvstore: Any) -> int:
     """This worker's rank (0 outside a parameter-server job)."""
     return kvstore.rank if is_distributed(kvstore) else 0
+
+
+class Job(NamedTuple):
+    """Where this process stands in a training job: decided once per run (:func:`join`)."""
+    kvstore: Any        # a KVStore, or a kvstore name for the trainer ('device', 'local')
+    rank: int           # 0 outside a parameter-server job
+    num_workers: int    # 1 outside a parameter-server job
+    seed: int           # worker 0's, on every worker
+
+
+def join(kvstore: Union[str, Any] = 'device', seed: Optional[int] = None) -> Job:
+    """Join the job ``kvstore`` names (see :func:`create_kvstore`) and agree on
+    a seed: ``seed``, or a random one, worker 0's on every worker."""
+    kv = create_kvstore(kvstore)
+    if seed is None:
+        seed = int(np.random.randint(0, 2 ** 31 - 1))
+    return Job(kv, rank(kv), num_workers(kv), agree_seed(kv, seed))
 
 
 def agree_seed(kvstore: Any, seed: Optional[int]) -> Optional[int]:

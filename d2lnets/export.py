@@ -21,7 +21,7 @@ from typing import Dict, Iterator, List, NamedTuple, Optional, Sequence, Tuple
 import mxnet as mx
 import numpy as np
 
-from .params import is_initialized
+from .models.params import is_initialized
 from .summary import check_input_shape, infer_block_shapes
 
 FORMATS = ('symbol', 'onnx')

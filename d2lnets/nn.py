@@ -17,10 +17,6 @@ Use it exactly like ``mxnet.gluon.nn``::
 from mxnet.gluon.nn import *  # noqa: F401,F403  (re-export: the lecture writes nn.Conv2D, nn.Dense, ...)
 from mxnet.gluon.nn import HybridSequential
 
-from .runtime import start_engine_quietly
-
-start_engine_quietly()
-
 
 class Sequential(HybridSequential):
     """A ``HybridSequential`` that keeps the lecture's name, ``sequentialN``.

@@ -102,3 +102,27 @@ def predict_network(net, meta: Dict[str, Any], paths: Sequence[str], k: Optional
     batch = prepare(paths, meta, tuple(meta['input_shape'][-3:]), repr(meta.get('model', 'the network')))
     logits = net(mx.nd.array(batch, ctx=ctx or mx.cpu())).asnumpy()
     return top_k(logits, class_names(meta, logits.shape[1]), k or default_top(meta))
+
+
+def predict_files(name: str, paths: Sequence[str], params: Optional[str] = None, pretrained: bool = False,
+                  onnx: Optional[str] = None, k: Optional[int] = None,
+                  root: Optional[str] = None) -> List[List[Prediction]]:
+    """Top-``k`` predictions for image files from one source of weights:
+    ``params`` (a parameter file), ``pretrained`` (the registry's published
+    weights: Fashion-MNIST's shipped ones, or GluonCV's ImageNet ones, looked
+    for in ``root`` first) or ``onnx`` (an exported file, run by onnxruntime
+    without MXNet). Images are prepared as the weights' data set was (see
+    :func:`prepare`); default ``k``: 3, for ImageNet 5."""
+    if k is not None and (isinstance(k, bool) or not isinstance(k, int) or k < 1):
+        raise ValueError('the number of classes to show (--top) must be at least 1, got %r' % (k,))
+    if sum(map(bool, (params, pretrained, onnx))) != 1:
+        raise ValueError('say which weights to use: --pretrained, --params FILE or --onnx FILE (one of them)')
+    if not paths:
+        raise ValueError('give at least one image file')
+    if onnx:
+        return predict_onnx(onnx, paths, k, name=name)
+    for path in paths:   # a bad image fails before the weights load
+        read_image(path)
+    from .models.loading import load_network
+    net, meta = load_network(name, params, pretrained, root=root)
+    return predict_network(net, meta, paths, k)

@@ -1,74 +1,72 @@
-"""A training run as a directory, and the lecture's recipe for each network.
+"""A training run as a folder: created, locked, written, resumed, or removed whole.
 
-``train_run`` writes one directory::
+``train_run`` writes one folder::
 
     model.params    final parameters (Gluon's save_parameters)
-    meta.json       what reading model.params needs: see :func:`make_meta`
+    meta.json       what reading model.params needs (d2lnets.weights.meta)
     history.csv     one row per epoch; history.json the same as columns
     curves.png      loss, train and test accuracy per epoch
     command.txt     the command lines that made the run
     checkpoint/     the last complete epoch (see d2lnets.checkpoint)
+    .lock           held while a process writes the folder
 
-Anything that reads ``model.params`` reads ``meta.json`` beside it
-(:func:`read_meta`, :func:`load_trained`).
+What a run folder promises (docs/guarantees.md): everything is checked before
+the folder is created; a folder holding anything but a run of d2lnets is
+never written into; two processes never write one folder; a run that ends
+before its first complete epoch (an error, Ctrl-C, SIGTERM) removes what it
+created, so ``train --out`` can start it again; one that ends later keeps its
+last complete epoch for ``train --resume``.
 """
 import datetime
-import json
+import errno
+import fcntl
+import math
+import os
 import shlex
+import shutil
 import sys
 from pathlib import Path
 from typing import Any, Dict, Optional, Sequence, Tuple
 
 import mxnet as mx
-import numpy as np
 
 from . import __version__, checkpoint, data
 from .context import as_context_list
-from .distributed import agree_seed, create_kvstore, is_distributed, rank
-from .models import get_model
+from .distributed import Job, join
+from .io import atomic_write, remove_stale_temporaries, write_json, write_text
+from .models import get_model, recipe_for
+from .models.loading import load_network
 from .summary import infer_block_shapes
 from .train import History, train
+from .weights.meta import META_FILE, FORMAT, preprocessing, write_meta
 
-__all__ = ['RECIPES', 'EPOCHS', 'recipe_for', 'make_meta', 'read_meta', 'load_trained', 'train_run',
-           'resume_run', 'evaluate_saved']
+__all__ = ['make_meta', 'train_run', 'resume_run', 'train_or_resume', 'evaluate_saved', 'RunFolder', 'LOCK']
 
-# The lecture's recipe per network (notebooks of d2l-ai/berkeley-stat-157,
-# slides/2_28): batch size, learning rate, side length fed to the network.
-RECIPES: Dict[str, Dict[str, Any]] = {
-    'lenet': {'batch_size': 256, 'lr': 0.9, 'resize': None},
-    'alexnet': {'batch_size': 128, 'lr': 0.01, 'resize': 224},
-    'vgg11_small': {'batch_size': 128, 'lr': 0.05, 'resize': 224},
-    'nin': {'batch_size': 128, 'lr': 0.1, 'resize': 224},
-}
-# The book's 10 epochs (the lecture ran 5).
-EPOCHS = 10
-META = 'meta.json'
+LOCK = '.lock'
+# What a run writes; a folder holding only these and no checkpoint is a run
+# that never completed an epoch (killed in epoch 1), which a new run may replace.
+RUN_FILES = {META_FILE, 'command.txt', 'history.csv', 'history.json', 'curves.png', LOCK}
+# Seeds feed NumPy's RandomState, which takes 32-bit integers.
+MAX_SEED = 2 ** 32 - 1
 
 
-def recipe_for(name: str) -> Dict[str, Any]:
-    """Batch size, learning rate, resize and epochs of the lecture's recipe for
-    ``name``; the other VGGs take the small VGG's."""
-    get_model(name)  # unknown names fail here, listing the valid ones
-    recipe = RECIPES.get(name) or RECIPES['vgg11_small' if name.startswith('vgg') else 'alexnet']
-    return dict(recipe, epochs=EPOCHS)
-
-
-def make_meta(name: str, dataset: str, resize: Optional[int], recipe: Dict[str, Any], seed: int,
-              model_kwargs: Optional[Dict[str, Any]] = None, limit: Optional[int] = None) -> Dict[str, Any]:
+def make_meta(name: str, dataset: str, recipe: Dict[str, Any], seed: int, limit: Optional[int] = None,
+              data_folder: Optional[Path] = None, model_kwargs: Optional[Dict[str, Any]] = None) -> Dict[str, Any]:
     """What a run records about its model (the content of ``meta.json``).
 
     ``input_shape`` is (1, C, H, W); pixels become ``(pixel * scale - mean) / std``
     per ``normalization``; ``classes`` are the class names by label.
     """
-    side = resize or data.IMAGE_SIZE
+    side = recipe['resize'] or data.IMAGE_SIZE
     return {
-        'format': 'd2lnets-run/1',
+        'format': FORMAT,
         'model': name,
         'model_kwargs': dict(model_kwargs or {}),
         'classes': data.classes(dataset),
         'input_shape': [1, 1, side, side],
         'dataset': dataset,
-        'resize': resize,
+        'data_folder': str(data_folder) if data_folder else None,
+        'resize': recipe['resize'],
         'normalization': dict(data.NORMALIZATION),
         'recipe': {'epochs': recipe['epochs'], 'batch_size': recipe['batch_size'], 'lr': recipe['lr'],
                    'optimizer': 'sgd', 'loss': 'softmax_cross_entropy', 'init': 'xavier', 'limit': limit,
@@ -83,45 +81,132 @@ def make_meta(name: str, dataset: str, resize: Optional[int], recipe: Dict[str, 
     }
 
 
-def read_meta(params: Path) -> Dict[str, Any]:
-    """The ``meta.json`` beside a ``model.params``."""
-    path = Path(params).parent / META
-    if not Path(params).is_file():
-        raise ValueError('%s does not exist; give the model.params of a run of `d2lnets train`' % params)
-    if not path.is_file():
-        raise ValueError('there is no %s beside %s: d2lnets reads the input shape and classes from it; '
-                         'give the model.params of a run of `d2lnets train`' % (META, params))
-    try:
-        meta = json.loads(path.read_text())
-        meta['model'], meta['input_shape'], meta['classes']
-    except (ValueError, KeyError, TypeError) as err:
-        raise ValueError('%s is damaged (%s)' % (path, err)) from None
-    return meta
-
-
-def load_trained(params: Path, name: Optional[str] = None, ctx=None) -> Tuple[mx.gluon.HybridBlock, Dict[str, Any]]:
-    """The network of a finished run, with its parameters, and its meta.
-
-    ``name``, when given, must be the run's model name."""
-    meta = read_meta(params)
-    if name is not None and name != meta['model']:
-        raise ValueError('%s holds a %r, not a %r' % (params, meta['model'], name))
-    net = get_model(meta['model'], **meta.get('model_kwargs', {}))
-    try:
-        net.load_parameters(str(params), ctx=as_context_list(ctx))
-    except (AssertionError, mx.base.MXNetError) as err:
-        raise ValueError('%s does not fit a %r: %s' % (params, meta['model'], str(err).strip().splitlines()[0])) from None
-    return net, meta
-
-
 def _default_out(name: str) -> Path:
     stamp = datetime.datetime.now().strftime('%Y%m%d-%H%M%S')
     return Path('runs') / ('%s-%s' % (name, stamp))
 
 
 def _check_positive(what: str, value, kind=int) -> None:
-    if value is not None and (isinstance(value, bool) or not isinstance(value, kind) or not value > 0):
-        raise ValueError('%s must be a positive %s, got %r' % (what, 'integer' if kind is int else 'number', value))
+    if value is not None and (isinstance(value, bool) or not isinstance(value, kind) or not value > 0
+                              or (kind is not int and not math.isfinite(value))):
+        raise ValueError('%s must be a positive %s, got %r' % (what, 'integer' if kind is int else 'finite number',
+                                                                 value))
+
+
+def _recipe(name: str, **overrides) -> Dict[str, Any]:
+    """The lecture's recipe for ``name`` with the arguments given, checked."""
+    recipe = recipe_for(name)
+    for key, what, kind in (('epochs', 'the number of epochs', int), ('batch_size', 'the batch size', int),
+                            ('resize', 'the resize', int), ('lr', 'the learning rate', (int, float))):
+        _check_positive(what, overrides.get(key), kind)
+    recipe.update({k: v for k, v in overrides.items() if v is not None})
+    return recipe
+
+
+def _check_seed(seed: Optional[int]) -> None:
+    if seed is not None and (isinstance(seed, bool) or not isinstance(seed, int) or not 0 <= seed <= MAX_SEED):
+        raise ValueError('the seed must be an integer from 0 to %d, got %r' % (MAX_SEED, seed))
+
+
+def _check_input(name: str, recipe: Dict[str, Any]) -> None:
+    side = recipe['resize'] or data.IMAGE_SIZE
+    try:
+        infer_block_shapes(get_model(name), (1, 1, side, side))
+    except ValueError as err:
+        raise ValueError('%s cannot take %dx%d input: %s; use a larger --resize (the recipe: %s)'
+                         % (name, side, side, err, recipe_for(name)['resize'])) from None
+
+
+class RunFolder:
+    """A run folder held by this process: locked, and removed again if the
+    run completes no epoch. Use as a context manager around the run."""
+
+    def __init__(self, path: Path, created: bool, lock_fd: int):
+        self.path, self.created, self._lock_fd = path, created, lock_fd
+
+    @staticmethod
+    def _lock(path: Path) -> int:
+        fd = os.open(str(path / LOCK), os.O_RDWR | os.O_CREAT, 0o644)
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except OSError as err:
+            holder = os.read(fd, 32).decode(errors='replace').strip() or 'unknown'
+            os.close(fd)
+            if err.errno in (errno.EWOULDBLOCK, errno.EAGAIN):
+                raise ValueError('%s is in use by another d2lnets process (pid %s); wait for it to end, or '
+                                 'choose another folder' % (path, holder)) from None
+            raise
+        os.ftruncate(fd, 0)
+        os.write(fd, b'%d\n' % os.getpid())
+        return fd
+
+    @classmethod
+    def for_new_run(cls, path: Path) -> 'RunFolder':
+        """Create (or take over an empty, or a never-completed run's) folder ``path``."""
+        path = Path(path)
+        if path.exists() and not path.is_dir():
+            raise ValueError('%s is a file; give a folder (new or empty) for the run' % path)
+        created = not path.exists()
+        path.mkdir(parents=True, exist_ok=True)
+        held = cls(path, created, cls._lock(path))
+        try:
+            held._check_free()
+        except BaseException:
+            held._release(remove=created)
+            raise
+        return held
+
+    @classmethod
+    def for_resume(cls, path: Path) -> 'RunFolder':
+        """Lock the run folder ``path`` (or its ``checkpoint/``) to continue it."""
+        path = Path(path)
+        if path.name == 'checkpoint' and checkpoint.is_checkpoint(path):
+            path = path.parent
+        if not checkpoint.is_checkpoint(path / 'checkpoint'):
+            if (path / META_FILE).is_file():
+                raise ValueError('%s holds a run that completed no epoch, so there is nothing to resume; start '
+                                 'it again with `d2lnets train NAME --out %s`' % (path, path))
+            raise ValueError('%s is not a checkpoint folder: it has no checkpoint/%s; give the --out folder of '
+                             'an earlier `d2lnets train`' % (path, checkpoint.LATEST))
+        return cls(path, False, cls._lock(path))
+
+    def _check_free(self) -> None:
+        remove_stale_temporaries(self.path)
+        if checkpoint.is_checkpoint(self.path / 'checkpoint'):
+            raise ValueError('%s already holds a run; continue it with --resume %s, or choose another --out'
+                             % (self.path, self.path))
+        entries = set(os.listdir(self.path))
+        if entries - RUN_FILES:
+            shown = sorted(entries - RUN_FILES)
+            raise ValueError('%s is not empty (it holds %s) and is not a run d2lnets can continue; choose a new '
+                             'or empty folder for --out' % (self.path, ', '.join(shown[:3]) +
+                                                           (' ...' if len(shown) > 3 else '')))
+        # What is left is a run killed before its first epoch: replace it.
+        for name in entries - {LOCK}:
+            (self.path / name).unlink()
+
+    def _release(self, remove: bool) -> None:
+        if remove:
+            if self.created:
+                shutil.rmtree(self.path, ignore_errors=True)
+            else:
+                for name in os.listdir(self.path):
+                    target = self.path / name
+                    shutil.rmtree(target) if target.is_dir() else target.unlink()
+        os.close(self._lock_fd)
+
+    def __enter__(self) -> 'RunFolder':
+        return self
+
+    def __exit__(self, exc_type, exc, tb) -> None:
+        # Nothing complete to keep: leave no dead end behind (the folder was free before).
+        incomplete = exc_type is not None and not checkpoint.is_checkpoint(self.path / 'checkpoint')
+        if not incomplete:
+            try:
+                (self.path / LOCK).unlink()
+            except OSError:
+                pass
+        self._release(remove=incomplete)
 
 
 class _RunWriter:
@@ -132,29 +217,29 @@ class _RunWriter:
 
     def epoch_done(self, history: History) -> None:
         from .plot import plot_history
-        checkpoint.write_text(self.out / 'history.csv', history.to_csv())
-        checkpoint.write_json(self.out / 'history.json', history.to_dict())
+        write_text(self.out / 'history.csv', history.to_csv())
+        write_json(self.out / 'history.json', history.to_dict())
         self.meta.update(epochs_done=len(history), test_acc=history.test_acc[-1])
-        checkpoint.write_json(self.out / META, self.meta)
+        write_meta(self.out, self.meta)
         plot_history(history, self.out / 'curves.png', title='%s, %s' % (self.meta['model'], self.meta['dataset']))
 
     def finish(self, net: mx.gluon.Block) -> None:
-        checkpoint.atomic_write(self.out / 'model.params', net.save_parameters)
+        atomic_write(self.out / 'model.params', net.save_parameters)
 
 
 def _append_command(out: Path, command: Optional[Sequence[str]]) -> None:
     line = shlex.join(command if command is not None else sys.argv)
     old = (out / 'command.txt').read_text() if (out / 'command.txt').is_file() else ''
-    checkpoint.write_text(out / 'command.txt', old + line + '\n')
+    write_text(out / 'command.txt', old + line + '\n')
 
 
-def _fit(net, meta, out, train_iter, test_iter, ctx, verbose, progress, resume, kvstore='device') -> History:
+def _fit(net, meta, out, train_iter, test_iter, ctx, verbose, progress, resume, job: Job) -> History:
     writer = _RunWriter(out, meta) if out is not None else None     # None: a worker other than 0
     recipe = meta['recipe']
     history = train(net, train_iter, test_iter, recipe['epochs'], recipe['lr'], ctx=ctx, verbose=verbose,
                     seed=meta['seed'], checkpoint_dir=out / 'checkpoint' if writer else None, resume=resume,
                     progress=progress, run_info=meta, on_epoch=writer.epoch_done if writer else None,
-                    kvstore=kvstore)
+                    kvstore=job.kvstore)
     if len(history) and writer:
         writer.finish(net)
     return history
@@ -166,51 +251,38 @@ def train_run(name: str, out: Optional[Path] = None, epochs: Optional[int] = Non
               verbose: bool = True, progress: Optional[bool] = None,
               command: Optional[Sequence[str]] = None, kvstore: str = 'device') -> Tuple[History, Optional[Path]]:
     """Train ``name`` with the lecture's recipe (any argument given overrides
-    it) and write the run directory ``out`` (default ``runs/<name>-<time>``).
-    Returns the history and the directory.
+    it) and write the run folder ``out`` (default ``runs/<name>-<time>``).
+    Returns the history and the folder.
 
-    With ``kvstore='dist_sync'`` (or ``'dist_async'``) this process is one
-    worker of a parameter-server job (see ``d2lnets launch``): the batch size
-    is each worker's, and only worker 0 writes the run directory (the others
-    return ``None`` for it)."""
-    recipe = recipe_for(name)
-    _check_positive('the number of epochs', epochs)
-    _check_positive('the batch size', batch_size)
-    _check_positive('the resize', resize)
-    _check_positive('the learning rate', lr, (int, float))
-    recipe.update({k: v for k, v in dict(epochs=epochs, lr=lr, batch_size=batch_size, resize=resize).items()
-                   if v is not None})
+    Every argument, the data and the network's input are checked before the
+    folder is created. With ``kvstore='dist_sync'`` (or ``'dist_async'``) this
+    process is one worker of a parameter-server job (see ``d2lnets launch``):
+    the batch size is each worker's, and only worker 0 writes the run folder
+    (the others return ``None`` for it)."""
+    recipe = _recipe(name, epochs=epochs, lr=lr, batch_size=batch_size, resize=resize)
+    _check_seed(seed)
     data.get_dataset(dataset)
+    data.check_limit(limit)
     ctxs = as_context_list(ctx)
-    seed = int(np.random.randint(0, 2 ** 31 - 1)) if seed is None else seed
-    kv = create_kvstore(kvstore)
-    # All workers must read the data in the order worker 0 does.
-    seed = agree_seed(kv, seed)
-    if is_distributed(kv):
-        recipe.update(kvstore=kv.type, num_workers=kv.num_workers)
-        if kv.rank != 0 and verbose:
-            print('worker rank %d of %d (%s): worker 0 writes the run directory'
-                  % (kv.rank, kv.num_workers, kv.type), flush=True)
-    # On the parameter server, worker 0 writes the run directory and the others nothing.
-    out = None if rank(kv) != 0 else Path(out) if out is not None else _default_out(name)
-    if out is not None and ((out / META).exists() or checkpoint.is_checkpoint(out / 'checkpoint')):
-        raise ValueError('%s already holds a run; continue it with --resume %s, or choose another --out'
-                         % (out, out))
-    meta = make_meta(name, dataset, recipe['resize'], recipe, seed, limit=limit)
-    net = get_model(name)
-    try:
-        infer_block_shapes(net, meta['input_shape'])
-    except ValueError as err:
-        side = meta['input_shape'][-1]
-        raise ValueError('%s cannot take %dx%d input: %s; use a larger --resize (the recipe: %s)'
-                         % (name, side, side, err, recipe_for(name)['resize'])) from None
-    train_iter, test_iter = data.load_data(recipe['batch_size'], recipe['resize'], data_dir, dataset,
-                                           limit=limit, seed=seed)
-    if out is not None:
-        out.mkdir(parents=True, exist_ok=True)
-        _append_command(out, command)
-        checkpoint.write_json(out / META, meta)
-    return _fit(net, meta, out, train_iter, test_iter, ctxs, verbose, progress, resume=False, kvstore=kv), out
+    _check_input(name, recipe)
+    folder = data.find_dataset(dataset, data_dir)
+    job = join(kvstore, seed)
+    if job.num_workers > 1:
+        recipe.update(kvstore=job.kvstore.type, num_workers=job.num_workers)
+    meta = make_meta(name, dataset, recipe, job.seed, limit=limit, data_folder=folder)
+    train_iter, test_iter = data.load_data(recipe['batch_size'], recipe['resize'], str(folder), dataset,
+                                           limit=limit, seed=job.seed)
+    if job.rank != 0:
+        # On the parameter server, worker 0 writes the run folder and the others nothing.
+        if verbose:
+            print('worker rank %d of %d (%s): worker 0 writes the run folder'
+                  % (job.rank, job.num_workers, job.kvstore.type), flush=True)
+        return _fit(get_model(name), meta, None, train_iter, test_iter, ctxs, verbose, progress, False, job), None
+    with RunFolder.for_new_run(Path(out) if out is not None else _default_out(name)) as run:
+        _append_command(run.path, command)
+        write_meta(run.path, meta)
+        history = _fit(get_model(name), meta, run.path, train_iter, test_iter, ctxs, verbose, progress, False, job)
+    return history, run.path
 
 
 def resume_run(run_dir: Path, name: Optional[str] = None, epochs: Optional[int] = None,
@@ -218,36 +290,39 @@ def resume_run(run_dir: Path, name: Optional[str] = None, epochs: Optional[int] 
                command: Optional[Sequence[str]] = None) -> Tuple[History, Path]:
     """Continue the run in ``run_dir`` from its last complete epoch, up to its
     recipe's epochs (or ``epochs``, to extend it). ``name``, when given, must
-    be the run's model name."""
-    run_dir = Path(run_dir)
-    if run_dir.name == 'checkpoint' and checkpoint.is_checkpoint(run_dir):
-        run_dir = run_dir.parent
-    if not checkpoint.is_checkpoint(run_dir / 'checkpoint'):
-        raise ValueError('%s is not a checkpoint folder: it has no checkpoint/%s; give the --out folder of '
-                         'an earlier `d2lnets train`' % (run_dir, checkpoint.LATEST))
-    state = checkpoint.load_checkpoint(run_dir / 'checkpoint')
-    meta = state['run']
-    if name is not None and name != meta['model']:
-        raise ValueError('%s is a run of %r, not of %r' % (run_dir, meta['model'], name))
+    be the run's model name.
+
+    A parameter-server run continues in this one process with its global
+    batch (each worker's batch x workers, the incomplete last one dropped as
+    the workers did), so it ends where the uninterrupted run would."""
     _check_positive('the number of epochs', epochs)
-    if epochs is not None and epochs < state['epoch']:
-        raise ValueError('%s has done %d epochs already; give --epochs %d or more to extend it'
-                         % (run_dir, state['epoch'], state['epoch']))
-    if epochs is not None:
-        meta['recipe']['epochs'] = epochs
     ctxs = as_context_list(ctx)
-    net = get_model(meta['model'], **meta.get('model_kwargs', {}))
-    train_iter, test_iter = data.load_data(meta['recipe']['batch_size'], meta['resize'], data_dir, meta['dataset'],
-                                           limit=meta['recipe']['limit'], seed=meta['seed'])
-    _append_command(run_dir, command)
-    return _fit(net, meta, run_dir, train_iter, test_iter, ctxs, verbose, progress, resume=True), run_dir
+    with RunFolder.for_resume(run_dir) as run:
+        state = checkpoint.load_checkpoint(run.path / 'checkpoint', required=('model', 'recipe', 'dataset', 'seed'))
+        meta = state['run']
+        if name is not None and name != meta['model']:
+            raise ValueError('%s is a run of %r, not of %r' % (run.path, meta['model'], name))
+        if epochs is not None and epochs < state['epoch']:
+            raise ValueError('%s has done %d epochs already; give --epochs %d or more to extend it'
+                             % (run.path, state['epoch'], state['epoch']))
+        if epochs is not None:
+            meta['recipe']['epochs'] = epochs
+        workers = int(meta['recipe'].get('num_workers', 1))
+        train_iter, test_iter = data.load_data(meta['recipe']['batch_size'] * workers, meta['resize'], data_dir,
+                                               meta['dataset'], limit=meta['recipe']['limit'], seed=meta['seed'],
+                                               drop_last=workers > 1)
+        net = get_model(meta['model'], **meta.get('model_kwargs', {}))
+        _append_command(run.path, command)
+        history = _fit(net, meta, run.path, train_iter, test_iter, ctxs, verbose, progress, True, join('device'))
+    return history, run.path
 
 
 def evaluate_saved(name: str, params: Optional[Path] = None, pretrained: bool = False,
                    data_dir: Optional[str] = None, batch_size: int = 256, ctx=None,
                    limit: Optional[int] = None) -> Dict[str, Any]:
-    """Test accuracy, per-class accuracy and confusion matrix of a run's
-    ``model.params`` or of the weights shipped for ``name``.
+    """Test accuracy, per-class accuracy and confusion matrix of a parameter
+    file (a run's ``model.params``, an export's, with or without ``meta.json``:
+    what ``predict`` and ``export`` take) or of ``name``'s published weights.
 
     Returns a dict with ``accuracy``, ``per_class`` (list), ``matrix``
     (numpy, rows true, columns predicted), ``classes`` and ``meta``.
@@ -255,18 +330,43 @@ def evaluate_saved(name: str, params: Optional[Path] = None, pretrained: bool = 
     from .evaluate import accuracy_from_confusion, confusion_matrix, per_class_accuracy
     if (params is None) == (not pretrained):
         raise ValueError('give either a parameter file (--params) or --pretrained')
-    ctxs = as_context_list(ctx)
-    if pretrained:
-        from .weights import manifest
-        meta = manifest(name)
-        net = get_model(name, pretrained=True)
-        net.collect_params().reset_ctx(ctxs)
-    else:
-        net, meta = load_trained(Path(params), name, ctxs)
     _check_positive('the batch size', batch_size)
-    data.get_dataset(meta['dataset'])
-    _, test_iter = data.load_data(batch_size, meta['resize'], data_dir, meta['dataset'], limit=limit)
+    data.check_limit(limit)
+    ctxs = as_context_list(ctx)
+    net, meta = load_network(name, str(params) if params else None, pretrained, ctx=ctxs[0])
+    dataset = meta.get('dataset')
+    if dataset not in data.DATASETS or preprocessing(dataset) != 'grayscale':
+        raise ValueError('%s was trained on %s; d2lnets evaluates on the test sets of %s only'
+                         % (params or name, dataset, ', '.join(data.DATASETS)))
+    side = meta['input_shape'][-1]
+    folder = data.find_dataset(dataset, data_dir)
+    _, test_iter = data.load_data(batch_size, None if side == data.IMAGE_SIZE else side, str(folder), dataset,
+                                  limit=limit)
+    net.collect_params().reset_ctx(ctxs)
     net.hybridize()
-    matrix = confusion_matrix(net, test_iter, len(meta['classes']), ctxs)
+    classes = meta.get('classes') or data.classes(dataset)
+    matrix = confusion_matrix(net, test_iter, len(classes), ctxs)
     return {'accuracy': accuracy_from_confusion(matrix), 'per_class': per_class_accuracy(matrix).tolist(),
-            'matrix': matrix, 'classes': meta['classes'], 'meta': meta}
+            'matrix': matrix, 'classes': classes, 'meta': meta}
+
+
+# What `train --resume` may change; everything else is the run's own.
+RESUME_OPTIONS = ('epochs', 'ctx', 'data_dir', 'verbose', 'progress', 'command')
+
+
+def train_or_resume(name: Optional[str] = None, resume: Optional[Path] = None,
+                    **options) -> Tuple[History, Optional[Path]]:
+    """``resume_run(resume, name, ...)`` when ``resume`` names a run folder,
+    else ``train_run(name, ...)``. A resumed run keeps its own settings: giving
+    any option but those of :data:`RESUME_OPTIONS` is an error."""
+    if resume is not None:
+        fixed = sorted(k for k, v in options.items() if k not in RESUME_OPTIONS and v is not None
+                       and not (k, v) in (('dataset', 'fashion-mnist'), ('kvstore', 'device')))
+        if fixed:
+            raise ValueError('--resume continues a run with its own settings; drop %s (only --epochs, --ctx, '
+                             '--data-dir and --quiet can be given)' % ', '.join('--' + o.replace('_', '-')
+                                                                               for o in fixed))
+        return resume_run(resume, name, **{k: v for k, v in options.items() if k in RESUME_OPTIONS})
+    if name is None:
+        raise ValueError('give a model name (see `d2lnets list`) or --resume DIR')
+    return train_run(name, **options)

@@ -25,10 +25,10 @@ import numpy as np
 from mxnet import autograd, gluon
 
 from . import checkpoint, fused
-from .distributed import agree_seed, create_kvstore, num_workers, rank
+from .distributed import Job, join
 from .context import as_context_list, describe
 from .evaluate import evaluate_accuracy, split_batch
-from .params import initialize_missing
+from .models.params import initialize_missing
 
 __all__ = ['History', 'NonFiniteLoss', 'TrainingInterrupted', 'train', 'train_step', 'make_trainer',
            'epoch_seed', 'evaluate_accuracy']
@@ -117,24 +117,6 @@ def train_step(net: mx.gluon.Block, trainer: gluon.Trainer, loss_fn: gluon.loss.
             [(o.argmax(axis=1) == t.astype('float32')).sum() for o, t in zip(outs, ys)])
 
 
-def _total(arrays: List[mx.nd.NDArray]) -> float:
-    return sum(float(a.asscalar()) for a in arrays)
-
-
-def _params_finite(net: mx.gluon.Block) -> bool:
-    total = 0.0
-    for p in net.collect_params().values():
-        total += float(p.data().abs().sum().asscalar())  # one value per parameter, at epoch end only
-    return math.isfinite(total)
-
-
-def _progress(data_iter: Iterable, epoch: int, enabled: bool):
-    from tqdm import tqdm
-    total = len(data_iter) if hasattr(data_iter, '__len__') else None
-    return tqdm(data_iter, total=total, desc='epoch %d' % epoch, unit='batch', leave=False,
-                disable=not enabled, file=sys.stderr, dynamic_ncols=True)
-
-
 def train(net: mx.gluon.Block, train_iter: Iterable, test_iter: Iterable, num_epochs: int, lr: float,
           ctx: Ctx = None, verbose: bool = True, *, seed: Optional[int] = None,
           checkpoint_dir: Optional[Union[str, Path]] = None, resume: bool = False,
@@ -202,55 +184,28 @@ def train(net: mx.gluon.Block, train_iter: Iterable, test_iter: Iterable, num_ep
     TrainingInterrupted
         On Ctrl-C; the last complete epoch's checkpoint is kept.
     """
-    if isinstance(num_epochs, bool) or not isinstance(num_epochs, (int, np.integer)) or num_epochs < 0:
-        raise ValueError('num_epochs must be a non-negative integer, got %r' % (num_epochs,))
-    if not isinstance(lr, (int, float)) or isinstance(lr, bool) or not lr > 0 or not math.isfinite(lr):
-        raise ValueError('the learning rate must be a positive number, got %r' % (lr,))
+    _check_arguments(num_epochs, lr)
     ctxs = as_context_list(ctx)
-    kvstore = create_kvstore(kvstore)
-    workers = num_workers(kvstore)
+    job = join(kvstore, seed)
     # On the parameter server, only worker 0 writes checkpoints and reports epochs.
-    ckpt = Path(checkpoint_dir) if checkpoint_dir is not None and rank(kvstore) == 0 else None
-    history = History()
-    state = checkpoint.load_checkpoint(ckpt) if resume and ckpt and checkpoint.is_checkpoint(ckpt) else None
-    if resume and workers > 1:
-        raise ValueError('resuming a run on the parameter server is not supported: resume it in one process')
-    if state is not None:
-        net.load_parameters(str(state['params']), ctx=ctxs)
-        history = History.from_dict(state['history'])
-        seed = state['run'].get('seed', seed)
-    if seed is None:
-        seed = int(np.random.randint(0, 2 ** 31 - 1))
-    # Every worker must initialize and shuffle as worker 0 does.
-    seed = agree_seed(kvstore, seed)
-    if workers > 1:
-        if not hasattr(train_iter, 'shard'):
-            raise ValueError('training on %d workers needs a data iterator with a shard() method, such as '
-                             'd2lnets.data.load_data gives' % workers)
-        train_iter.shard(rank(kvstore), workers)
-        on_epoch = on_epoch if rank(kvstore) == 0 else None
+    ckpt = Path(checkpoint_dir) if checkpoint_dir is not None and job.rank == 0 else None
+    state = _restore(net, ckpt, resume, job, ctxs)
+    history = History.from_dict(state['history']) if state else History()
+    seed = state['run'].get('seed', job.seed) if state else job.seed
+    _shard(train_iter, job)
+    on_epoch = on_epoch if job.rank == 0 else None
     run_info = dict(run_info or {}, seed=seed)
-
-    _reseed(seed, 0, train_iter)
-    initialize_missing(net, init or mx.init.Xavier(), ctx=ctxs)
-    step_net = net
-    if hybridize and isinstance(net, mx.gluon.HybridBlock):
-        # static_alloc: MXNet plans the memory once (about 10% of a LeNet step, docs/performance.md)
-        net.hybridize(static_alloc=True, static_shape=True)
-        # On CPUs, LeNet's conv-sigmoid-pool blocks run as one fused operator
-        # (2-3x faster steps); net itself keeps Gluon's layers.
-        step_net = fused.for_training(net, ctxs)
-    trainer = trainer or make_trainer(net, lr, kvstore)
-    if state is not None and state['states'] is not None:
-        trainer.load_states(str(state['states']))
-    loss_fn = loss or gluon.loss.SoftmaxCrossEntropyLoss()
-    progress = (verbose and sys.stderr.isatty()) if progress is None else progress
-
+    step_net = _prepare_step_net(net, train_iter, seed, init, ctxs, hybridize)
+    trainer = trainer or make_trainer(net, lr, job.kvstore)
+    if state and state['trainer'] is not None:
+        checkpoint.restore_trainer(trainer, state['trainer'])
+    loop = _EpochLoop(step_net, trainer, loss or gluon.loss.SoftmaxCrossEntropyLoss(), train_iter, test_iter, ctxs,
+                      seed, lr, (verbose and sys.stderr.isatty()) if progress is None else progress, check_every,
+                      ckpt, job.num_workers)
     examples, train_seconds = 0, 0.0
     try:
         for epoch in range(len(history) + 1, num_epochs + 1):
-            row = _train_epoch(step_net, trainer, loss_fn, train_iter, test_iter, ctxs, seed, epoch, lr,
-                               progress, check_every, ckpt, workers)
+            row = loop.run(epoch)
             if not _params_finite(net):
                 raise _nonfinite('the parameters', epoch, lr, ckpt)
             history.append(**row)
@@ -258,7 +213,7 @@ def train(net: mx.gluon.Block, train_iter: Iterable, test_iter: Iterable, num_ep
             train_seconds += row['examples'] / row['examples_per_sec']
             if ckpt is not None:
                 # On the parameter server the servers hold the trainer's state (plain SGD has none).
-                checkpoint.save_checkpoint(ckpt, epoch, net, trainer if workers == 1 else None,
+                checkpoint.save_checkpoint(ckpt, epoch, net, trainer if job.num_workers == 1 else None,
                                            history.to_dict(), run_info)
             if verbose:
                 print('epoch %d, loss %.4f, train acc %.3f, test acc %.3f, time %.1f sec'
@@ -271,6 +226,74 @@ def train(net: mx.gluon.Block, train_iter: Iterable, test_iter: Iterable, num_ep
     if verbose and examples:
         print('%.1f examples/sec on %s' % (examples / train_seconds, describe(ctxs)), flush=True)
     return history
+
+
+def _check_arguments(num_epochs: int, lr: float) -> None:
+    if isinstance(num_epochs, bool) or not isinstance(num_epochs, (int, np.integer)) or num_epochs < 0:
+        raise ValueError('num_epochs must be a non-negative integer, got %r' % (num_epochs,))
+    if not isinstance(lr, (int, float)) or isinstance(lr, bool) or not lr > 0 or not math.isfinite(lr):
+        raise ValueError('the learning rate must be a positive number, got %r' % (lr,))
+
+
+def _restore(net: mx.gluon.Block, ckpt: Optional[Path], resume: bool, job: Job,
+             ctxs: List[mx.Context]) -> Optional[Dict[str, Any]]:
+    """Step 1: the validated checkpoint to continue from (``None``: start
+    afresh), with its parameters loaded into ``net``."""
+    if resume and job.num_workers > 1:
+        raise ValueError('resuming a run on the parameter server is not supported: resume it in one process')
+    if not (resume and ckpt is not None and checkpoint.is_checkpoint(ckpt)):
+        return None
+    state = checkpoint.load_checkpoint(ckpt)
+    try:
+        net.load_parameters(str(state['params']), ctx=ctxs)
+    except (AssertionError, mx.base.MXNetError) as err:
+        raise checkpoint.CheckpointError('the checkpoint in %s is damaged (%s does not hold this network\'s '
+                                         'parameters: %s); start a new run with another --out'
+                                         % (ckpt, state['params'].name, str(err).strip().splitlines()[0])) from None
+    return state
+
+
+def _shard(train_iter: Iterable, job: Job) -> None:
+    """Step 2: on the parameter server, this worker's shard of the data."""
+    if job.num_workers == 1:
+        return
+    if not hasattr(train_iter, 'shard'):
+        raise ValueError('training on %d workers needs a data iterator with a shard() method, such as '
+                         'd2lnets.data.load_data gives' % job.num_workers)
+    train_iter.shard(job.rank, job.num_workers)
+
+
+def _prepare_step_net(net: mx.gluon.Block, train_iter: Iterable, seed: int, init, ctxs: List[mx.Context],
+                      hybridize: bool) -> mx.gluon.Block:
+    """Step 3: initialize what is not (seeded), hybridize, and return the
+    network the steps go through (LeNet's blocks fused on CPUs)."""
+    _reseed(seed, 0, train_iter)
+    initialize_missing(net, init or mx.init.Xavier(), ctx=ctxs)
+    if not (hybridize and isinstance(net, mx.gluon.HybridBlock)):
+        return net
+    # static_alloc: MXNet plans the memory once (about 10% of a LeNet step, docs/performance.md)
+    net.hybridize(static_alloc=True, static_shape=True)
+    # On CPUs, LeNet's conv-sigmoid-pool blocks run as one fused operator
+    # (2-3x faster steps); net itself keeps Gluon's layers.
+    return fused.for_training(net, ctxs)
+
+
+def _total(arrays: List[mx.nd.NDArray]) -> float:
+    return sum(float(a.asscalar()) for a in arrays)
+
+
+def _params_finite(net: mx.gluon.Block) -> bool:
+    total = 0.0
+    for p in net.collect_params().values():
+        total += float(p.data().abs().sum().asscalar())  # one value per parameter, at epoch end only
+    return math.isfinite(total)
+
+
+def _progress(data_iter: Iterable, epoch: int, enabled: bool):
+    from tqdm import tqdm
+    total = len(data_iter) if hasattr(data_iter, '__len__') else None
+    return tqdm(data_iter, total=total, desc='epoch %d' % epoch, unit='batch', leave=False,
+                disable=not enabled, file=sys.stderr, dynamic_ncols=True)
 
 
 def _kept(ckpt: Optional[Path]) -> int:
@@ -286,33 +309,40 @@ def _nonfinite(what: str, epoch: int, lr: float, ckpt: Optional[Path]) -> NonFin
                          'try a lower one, such as %g.%s' % (what, epoch, lr, lr / 2, kept))
 
 
-def _train_epoch(net, trainer, loss_fn, train_iter, test_iter, ctxs, seed, epoch, lr, progress,
-                 check_every, ckpt, workers=1) -> Dict[str, float]:
-    _reseed(seed, epoch, train_iter)
-    start = time.time()
-    loss_sum = [mx.nd.zeros(1, ctx=c) for c in ctxs]
-    correct = [mx.nd.zeros(1, ctx=c) for c in ctxs]
-    n = 0
-    # As the lecture's trainer.step(batch_size): the nominal batch size, also
-    # for a smaller last batch. The servers sum the workers' gradients, so each
-    # worker divides by the global batch.
-    batch_size = getattr(train_iter, 'batch_size', None)
-    batch_size = batch_size * workers if batch_size else None
-    with _progress(train_iter, epoch, progress) as batches:
-        for i, (X, y) in enumerate(batches, 1):
-            ls, cs = train_step(net, trainer, loss_fn, X, y, ctxs, batch_size)
-            for acc, v in zip(loss_sum + correct, ls + cs):
-                acc += v
-            n += X.shape[0]
-            if i % check_every == 0 and not math.isfinite(_total(loss_sum)):
-                raise _nonfinite('the training loss', epoch, lr, ckpt)
-    if n == 0:
-        raise ValueError('the training data iterator gave no examples')
-    loss = _total(loss_sum) / n  # waits for the epoch's last step
-    train_seconds = time.time() - start
-    if not math.isfinite(loss):
-        raise _nonfinite('the training loss', epoch, lr, ckpt)
-    train_acc = _total(correct) / n
-    test_acc = evaluate_accuracy(net, test_iter, ctxs)
-    return dict(epoch=epoch, loss=loss, train_acc=train_acc, test_acc=test_acc,
-                seconds=time.time() - start, examples_per_sec=n / train_seconds, examples=n)
+class _EpochLoop:
+    """Steps 4-5: one epoch of SGD steps, then the test pass."""
+
+    def __init__(self, net, trainer, loss_fn, train_iter, test_iter, ctxs, seed, lr, progress, check_every,
+                 ckpt, workers):
+        self.net, self.trainer, self.loss_fn = net, trainer, loss_fn
+        self.train_iter, self.test_iter, self.ctxs = train_iter, test_iter, ctxs
+        self.seed, self.lr, self.progress, self.check_every, self.ckpt = seed, lr, progress, check_every, ckpt
+        # As the lecture's trainer.step(batch_size): the nominal batch size, also
+        # for a smaller last batch. The servers sum the workers' gradients, so each
+        # worker divides by the global batch.
+        batch_size = getattr(train_iter, 'batch_size', None)
+        self.batch_size = batch_size * workers if batch_size else None
+
+    def run(self, epoch: int) -> Dict[str, float]:
+        _reseed(self.seed, epoch, self.train_iter)
+        start = time.time()
+        loss_sum = [mx.nd.zeros(1, ctx=c) for c in self.ctxs]
+        correct = [mx.nd.zeros(1, ctx=c) for c in self.ctxs]
+        n = 0
+        with _progress(self.train_iter, epoch, self.progress) as batches:
+            for i, (X, y) in enumerate(batches, 1):
+                ls, cs = train_step(self.net, self.trainer, self.loss_fn, X, y, self.ctxs, self.batch_size)
+                for acc, v in zip(loss_sum + correct, ls + cs):
+                    acc += v
+                n += X.shape[0]
+                if i % self.check_every == 0 and not math.isfinite(_total(loss_sum)):
+                    raise _nonfinite('the training loss', epoch, self.lr, self.ckpt)
+        if n == 0:
+            raise ValueError('the training data iterator gave no examples')
+        loss = _total(loss_sum) / n  # waits for the epoch's last step
+        train_seconds = time.time() - start
+        if not math.isfinite(loss):
+            raise _nonfinite('the training loss', epoch, self.lr, self.ckpt)
+        test_acc = evaluate_accuracy(self.net, self.test_iter, self.ctxs)
+        return dict(epoch=epoch, loss=loss, train_acc=_total(correct) / n, test_acc=test_acc,
+                    seconds=time.time() - start, examples_per_sec=n / train_seconds, examples=n)

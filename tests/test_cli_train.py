@@ -60,13 +60,13 @@ def test_evaluate_a_run(lenet_run, run_cli, capsys):
     assert lines[11] == 'confusion matrix: %s' % (out / 'confusion.png')
     assert (out / 'confusion.png').is_file()
     assert main(['evaluate', 'alexnet', '--params', str(out / 'model.params')]) == 1
-    assert "holds a 'lenet', not a 'alexnet'" in capsys.readouterr().err
+    assert "holds weights of 'lenet' (says the meta.json beside it), not 'alexnet'" in capsys.readouterr().err
 
 
 def test_evaluate_pretrained(run_cli, tmp_path):
     proc = run_cli('evaluate', 'lenet', '--pretrained', '--confusion', tmp_path / 'c.png', env=ONE)
     assert proc.returncode == 0, proc.stderr
-    acc = json.loads((ROOT / 'd2lnets' / 'weights' / 'lenet.json').read_text())['test_acc']
+    acc = json.loads((ROOT / 'd2lnets' / 'weights' / 'lenet-fashion-mnist-5a8ada67.json').read_text())['test_acc']
     assert proc.stdout.splitlines()[0] == 'lenet on the fashion-mnist test set (10000 examples): test acc %.4f' % acc
     assert (tmp_path / 'c.png').is_file()
 
@@ -79,8 +79,8 @@ def test_evaluate_pretrained(run_cli, tmp_path):
     (['train', '--resume', 'nowhere'], 'nowhere is not a checkpoint folder'),
     (['train', 'alexnet', '--resize', '28', '--limit', '10'], 'alexnet cannot take 28x28 input: pool1 (MaxPool2D) cannot take input of shape '
                                                                '(1, 256, 2, 2)'),
-    (['evaluate', 'nin', '--pretrained'], "no Fashion-MNIST weights are shipped for 'nin'"),
-    (['evaluate', 'lenet', '--params', 'missing/model.params'], 'missing/model.params does not exist'),
+    (['evaluate', 'nin', '--pretrained'], "no pretrained weights are available for 'nin'"),
+    (['evaluate', 'lenet', '--params', 'missing/model.params'], 'no such file: missing/model.params'),
 ])
 def test_bad_arguments_are_one_line(capsys, args, message):
     assert main(args) == 1
@@ -132,7 +132,7 @@ def test_ctrl_c_keeps_the_last_epoch_and_resume_finishes(tmp_path, run_cli, caps
         % (done, out)]
     assert not (out / 'model.params').exists()
     assert sorted(p.name for p in (out / 'checkpoint').iterdir()) == [
-        'epoch-%04d.params' % done, 'epoch-%04d.states' % done, 'latest.json']
+        'epoch-%04d.params' % done, 'epoch-%04d.trainer.json' % done, 'latest.json']
     resumed = run_cli('train', '--resume', out, '--epochs', done + 1, '--quiet', env=ONE)
     assert resumed.returncode == 0, resumed.stderr
     assert json.loads((out / 'meta.json').read_text())['epochs_done'] == done + 1

@@ -148,10 +148,21 @@ def test_bad_labels_and_bad_gzip_are_clear_errors(no_data_env, mnist_files):
         data.load_arrays('mnist', train=False, root=str(folder))
 
 
-def test_debian_files_get_a_reinstall_hint(monkeypatch):
+def test_debian_files_get_a_reinstall_hint(monkeypatch, tmp_path):
+    monkeypatch.setenv('MXNET_HOME', str(tmp_path))
+    monkeypatch.delenv('D2LNETS_DATA', raising=False)
     monkeypatch.setattr(data, 'read_idx', lambda path, shape: (_ for _ in ()).throw(DatasetError('%s: bad' % path)))
     with pytest.raises(DatasetError, match='sudo apt-get install --reinstall dataset-fashion-mnist'):
-        data.load_arrays('fashion-mnist', train=False, root='/nonexistent')
+        data.load_arrays('fashion-mnist', train=False)
+
+
+def test_a_data_folder_given_is_used_or_refused_never_passed_over(no_data_env, mnist_files, tmp_path):
+    src, _ = mnist_files
+    assert data.find_dataset('mnist', str(src)) == src
+    for folder, what in ((tmp_path / 'nowhere', 'does not exist'), (tmp_path, 'lacks ' + ', '.join(FILES))):
+        with pytest.raises(DatasetError, match='the data folder %s %s; give the folder that holds the mnist files'
+                                               % (folder, what)):
+            data.load_data(64, root=str(folder), dataset='mnist')
 
 
 def _parse(blob: bytes, shape=None):

@@ -67,7 +67,7 @@ def test_cli_training_on_the_parameter_server_writes_one_run(tmp_path):
     assert meta['recipe']['batch_size'] == BATCH and meta['epochs_done'] == 1
     assert (out / 'model.params').is_file() and (out / 'curves.png').is_file()
     state = json.loads((out / 'checkpoint' / 'latest.json').read_text())
-    assert state['epoch'] == 1 and state['states'] is None     # the servers hold the trainer state
+    assert state['epoch'] == 1 and state['trainer'] is None     # the servers hold the trainer state
 
 
 def test_dist_kvstore_without_a_job_is_one_line(run_cli, tmp_path):

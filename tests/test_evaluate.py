@@ -1,5 +1,4 @@
-"""Accuracy, confusion matrix, figures, and reading a run's model.params."""
-import json
+"""Accuracy and the confusion matrix of a network on a data iterator."""
 
 import mxnet as mx
 import numpy as np
@@ -8,9 +7,6 @@ import pytest
 import d2lnets
 from d2lnets import data
 from d2lnets.evaluate import accuracy_from_confusion, confusion_matrix, evaluate_accuracy, per_class_accuracy
-from d2lnets.plot import plot_confusion, plot_history
-from d2lnets.run import load_trained, read_meta
-from d2lnets.train import History
 
 
 @pytest.fixture(scope='module')
@@ -43,30 +39,3 @@ def test_confusion_matrix_counts_predictions(net_and_data):
 def test_per_class_accuracy():
     m = np.array([[3, 1, 0], [0, 0, 0], [2, 0, 2]])
     np.testing.assert_allclose(per_class_accuracy(m), [0.75, np.nan, 0.5])
-
-
-def test_figures_are_pngs(tmp_path):
-    h = History()
-    for e in range(1, 4):
-        h.append(epoch=e, loss=2.0 / e, train_acc=0.3 * e, test_acc=0.28 * e, seconds=1.0, examples_per_sec=10.0)
-    for path in (plot_history(h, tmp_path / 'curves.png'),
-                 plot_confusion(np.eye(10, dtype=int) * 5, data.classes('fashion-mnist'), tmp_path / 'c.png')):
-        assert path.read_bytes()[:8] == b'\x89PNG\r\n\x1a\n'
-    assert sorted(p.name for p in tmp_path.iterdir()) == ['c.png', 'curves.png']  # no temporary files left
-
-
-def test_load_trained_reads_meta_beside_params(net_and_data, tmp_path):
-    net, test_iter = net_and_data
-    net.save_parameters(str(tmp_path / 'model.params'))
-    with pytest.raises(ValueError, match='there is no meta.json beside .*model.params: d2lnets reads the input '
-                                         'shape and classes from it'):
-        read_meta(tmp_path / 'model.params')
-    meta = {'model': 'lenet', 'model_kwargs': {}, 'input_shape': [1, 1, 28, 28], 'classes': data.classes('mnist')}
-    (tmp_path / 'meta.json').write_text(json.dumps(meta))
-    loaded, got = load_trained(tmp_path / 'model.params')
-    assert got == meta
-    X = next(iter(test_iter))[0]
-    np.testing.assert_array_equal(loaded(X).asnumpy(), net(X).asnumpy())
-    (tmp_path / 'meta.json').write_text(json.dumps(dict(meta, model='nin')))
-    with pytest.raises(ValueError, match="model.params does not fit a 'nin'"):
-        load_trained(tmp_path / 'model.params')

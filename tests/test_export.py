@@ -238,13 +238,13 @@ def test_an_uninitialized_network_is_refused(tmp_path):
 
 
 def test_cli_export_pretrained_carries_the_manifest(tmp_path, capsys):
-    from d2lnets.weights import manifest
+    from d2lnets.models.loading import pretrained_meta
     code, out, err = run(capsys, 'export', 'lenet', '--pretrained', '--format', 'onnx', '--out', tmp_path / 'lenet',
                          '--verify')
     assert (code, err) == (0, '')
     meta = json.loads({p.key: p.value for p in onnx.load(str(tmp_path / 'lenet.onnx')).metadata_props}
                       [METADATA_KEY])
-    assert meta['sha1'] == manifest('lenet')['sha1'] and meta['classes'] == FASHION_MNIST_CLASSES
+    assert meta['sha1'] == pretrained_meta('lenet')['sha1'] and meta['classes'] == FASHION_MNIST_CLASSES
     assert onnx_input_dims(str(tmp_path / 'lenet.onnx')) == ['batch', 1, 28, 28]
 
 

@@ -6,7 +6,7 @@ from mxnet import autograd
 
 import d2lnets
 from d2lnets import nn
-from d2lnets.params import count_parameters
+from d2lnets.models.params import count_parameters
 
 ALL = ['alexnet', 'alexnet_gluoncv', 'lenet', 'nin', 'vgg11', 'vgg11_bn', 'vgg11_small', 'vgg13', 'vgg13_bn',
        'vgg16', 'vgg16_bn', 'vgg19', 'vgg19_bn']

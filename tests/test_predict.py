@@ -185,8 +185,8 @@ def test_a_photo_gets_the_class_of_the_array(tmp_path, capsys, test_set, run_dir
     ('lenet', ['--params', 'PARAMS', 'NOT_AN_IMAGE'], 'cannot read'),
     ('lenet', ['--onnx', 'nothere.onnx', 'IMAGE'], 'no such ONNX file: nothere.onnx'),
     ('lenet', ['--onnx', 'NOT_AN_IMAGE', 'IMAGE'], 'is not a model onnxruntime can run'),
-    ('lenet', ['--params', 'PARAMS', '--top', '0', 'IMAGE'], '--top must be at least 1'),
-    ('nin', ['--params', 'PARAMS', 'IMAGE'], "holds weights of 'lenet' (says meta.json), not 'nin'"),
+    ('lenet', ['--params', 'PARAMS', '--top', '0', 'IMAGE'], '(--top) must be at least 1'),
+    ('nin', ['--params', 'PARAMS', 'IMAGE'], "holds weights of 'lenet' (says the meta.json beside it), not 'nin'"),
 ])
 def test_bad_input_is_one_line(tmp_path, capsys, test_set, run_dir, name, args, message):
     not_an_image = tmp_path / 'notes.png'
@@ -220,7 +220,7 @@ def test_onnx_of_imagenet_weights_predicts_as_the_mxnet_path(tmp_path, capsys):
     GluonCV's preprocessing without MXNet: the same top 5 as d2lnets.imagenet."""
     from d2lnets import imagenet
     from d2lnets.images import imagenet_input, read_image
-    from d2lnets.loading import pretrained_meta
+    from d2lnets.models.loading import pretrained_meta
     net = d2lnets.get_model('nin', classes=1000)
     net.initialize(mx.init.Xavier(magnitude=6))
     meta = dict(pretrained_meta('vgg11'), model='nin')

@@ -89,7 +89,7 @@ def test_bad_input_names_block_and_shape(name, shape, block, got):
     assert message.startswith('%s (' % block) and str(got) in message
     assert '\n' not in message and 'Traceback' not in message
     # Nothing was initialized by the failed call: the right input still works.
-    assert not [p for p in net.collect_params().values() if d2lnets.params.is_initialized(p)]
+    assert not [p for p in net.collect_params().values() if d2lnets.models.params.is_initialized(p)]
     layer_shapes(net, d2lnets.models.default_input_shape(name))
 
 

@@ -64,7 +64,7 @@ def test_resumed_run_ends_where_an_uninterrupted_run_does(small, tmp_path):
                     checkpoint_dir=tmp_path / 'part', resume=True)
     assert history.epoch == [1, 2, 3]
     _assert_same(_params(full), _params(resumed), atol=1e-6)
-    assert sorted(p.name for p in (tmp_path / 'part').iterdir()) == ['epoch-0003.params', 'epoch-0003.states',
+    assert sorted(p.name for p in (tmp_path / 'part').iterdir()) == ['epoch-0003.params', 'epoch-0003.trainer.json',
                                                                      'latest.json']
 
 
@@ -133,7 +133,7 @@ def test_non_finite_loss_stops_and_keeps_the_good_checkpoint(small, tmp_path):
     assert 'try a lower one, such as 0.45. The checkpoint of epoch 1 is kept in %s' % tmp_path in str(err.value)
     assert checkpoint.load_checkpoint(tmp_path)['epoch'] == 1
     assert _sha1(tmp_path / 'epoch-0001.params') == good
-    assert sorted(p.name for p in tmp_path.iterdir()) == ['epoch-0001.params', 'epoch-0001.states', 'latest.json']
+    assert sorted(p.name for p in tmp_path.iterdir()) == ['epoch-0001.params', 'epoch-0001.trainer.json', 'latest.json']
 
 
 def test_bad_arguments(small):

@@ -295,7 +295,7 @@ def test_differing_shape_deep_inside_loads_nothing(tmp_path):
     fresh = small_ours(False)
     with pytest.raises(ValueError):
         zoo.load_gluoncv_params(fresh, path)
-    assert not any(d2lnets.params.is_initialized(p) for p in fresh.collect_params().values())
+    assert not any(d2lnets.models.params.is_initialized(p) for p in fresh.collect_params().values())
 
 
 def test_missing_layer_is_named(tmp_path):
@@ -340,7 +340,7 @@ def test_exclude_output_leaves_the_classifier_for_fine_tuning(tmp_path):
     ours = small_ours(True, classes=10)
     zoo.load_gluoncv_params(ours, path, exclude_output=True)
     # Everything but the classifier is loaded; the classifier waits for its initializer.
-    assert not d2lnets.params.is_initialized(ours[-1].weight)
+    assert not d2lnets.models.params.is_initialized(ours[-1].weight)
     assert d2lnets.initialize_missing(ours, mx.init.Xavier()) == 2
     assert ours(x).shape == (2, 10)
     # Up to the second hidden dense layer (and its dropout, idle in inference) all is GluonCV's.

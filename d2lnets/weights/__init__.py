@@ -1,57 +1,66 @@
-"""Weights shipped inside the package, each with a manifest.
+"""Where weights come from, what they describe, and how a file becomes them.
 
-``<name>.json`` describes ``<file>``: its sha1, the recipe it was trained with,
-its test accuracy, the date, and the fields of a run's ``meta.json`` (input
-shape, classes, normalization) that anything using the weights needs.
+- :class:`Weights`: one published set of weights (a registry entry of
+  :mod:`d2lnets.models.registry` holds its model's): where they come from (a
+  file shipped in this folder, or GluonCV's model zoo), with its sha1, the data
+  set they were trained on, its input shape, classes and preprocessing.
+- :mod:`.meta`: the ``meta.json`` schema every weights file is described by.
+- :mod:`.shipped`: the files shipped in this folder; :mod:`.zoo`: GluonCV's
+  ImageNet weights (cache, download, the layer-order converter);
+  :mod:`.params`: parameter files read and loaded whole or not at all.
+
+Importing this package (and :mod:`.meta`, :mod:`.shipped`) does not import
+MXNet: the deploy path reads metadata without it.
 """
-import json
+from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Dict, List, Optional
+from typing import Any, Dict, List, Optional, Tuple
 
-from ..io import sha1sum
-
-__all__ = ['shipped_models', 'manifest', 'params_path', 'load_shipped', 'sha1sum']
+__all__ = ['Weights', 'WEIGHTS_DIR']
 
 WEIGHTS_DIR = Path(__file__).resolve().parent
+SOURCES = ('shipped', 'gluoncv')
 
 
-def shipped_models() -> List[str]:
-    """Model names with shipped weights."""
-    return sorted(p.stem for p in WEIGHTS_DIR.glob('*.json'))
+@dataclass(frozen=True)
+class Weights:
+    """One set of published weights of a model.
 
+    Parameters
+    ----------
+    source : {'shipped', 'gluoncv'}
+        A file shipped with d2lnets (in :data:`WEIGHTS_DIR`), or GluonCV's model zoo.
+    file : str
+        ``shipped``: the file's name; ``gluoncv``: GluonCV's model name (``'vgg11'``).
+    dataset : str
+        What they were trained on (``'fashion-mnist'``, ``'imagenet'``); it fixes
+        the classes, the normalization and how image files are prepared.
+    input_shape : (1, channels, height, width)
+    sha1 : str, optional
+        The file's sha1; for ``gluoncv``, ``None`` reads it from GluonCV's own
+        table when needed (not copied here).
+    """
+    source: str
+    file: str
+    dataset: str
+    input_shape: Tuple[int, int, int, int]
+    sha1: Optional[str] = None
 
-def manifest(name: str) -> Dict[str, Any]:
-    """The manifest of ``name``'s shipped weights; ``ValueError`` if there are none."""
-    path = WEIGHTS_DIR / ('%s.json' % name)
-    if not isinstance(name, str) or not path.is_file():
-        raise ValueError('no Fashion-MNIST weights are shipped for %r; d2lnets ships them for: %s'
-                         % (name, ', '.join(shipped_models()) or 'none'))
-    return json.loads(path.read_text())
+    def __post_init__(self):
+        if self.source not in SOURCES:
+            raise ValueError('unknown weights source %r; known: %s' % (self.source, ', '.join(SOURCES)))
 
+    @property
+    def classes(self) -> List[str]:
+        """The class names, by output index."""
+        from .meta import dataset_classes
+        return dataset_classes(self.dataset)
 
-def params_path(name: str) -> Path:
-    """The shipped parameter file of ``name``, after checking its sha1."""
-    info = manifest(name)
-    path = WEIGHTS_DIR / info['file']
-    if not path.is_file():
-        raise ValueError('the shipped weights %s are missing: the installation of d2lnets is damaged; '
-                         'reinstall it' % path)
-    digest = sha1sum(path)
-    if digest != info['sha1']:
-        raise ValueError('the shipped weights %s have sha1 %s, their manifest says %s: the file is damaged; '
-                         'reinstall d2lnets' % (path, digest, info['sha1']))
-    return path
-
-
-def load_shipped(name: str, net, ctx: Optional[Any] = None):
-    """Load ``name``'s shipped weights into ``net`` (all of them, shapes
-    checked) and return ``net``."""
-    import mxnet as mx
-    path = params_path(name)
-    try:
-        net.load_parameters(str(path), ctx=ctx or mx.cpu())
-    except (AssertionError, mx.base.MXNetError) as err:
-        raise ValueError('the shipped weights of %r do not fit this network (was it built with other '
-                         'arguments than %s?): %s' % (name, manifest(name).get('model_kwargs', {}),
-                                                     str(err).strip().splitlines()[0])) from None
-    return net
+    def meta(self) -> Dict[str, Any]:
+        """What ``meta.json`` says of them (see :mod:`.meta`): a shipped file's
+        manifest, or GluonCV's ImageNet facts."""
+        from .meta import dataset_meta
+        if self.source == 'shipped':
+            from .shipped import manifest_for
+            return manifest_for(self)
+        return dict(dataset_meta(self.dataset), input_shape=list(self.input_shape))

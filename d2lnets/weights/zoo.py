@@ -21,51 +21,13 @@ from typing import Dict, List, Optional, Sequence, Tuple, Union
 
 import mxnet as mx
 
-from .io import atomic_write, download, gluon_repo, mxnet_home, sha1sum
+from ..io import atomic_write, download, gluon_repo, mxnet_home, sha1sum
+from .load import check_finite, read_params, strip_prefix
 
 PathLike = Union[str, os.PathLike]
 
-# d2lnets name -> GluonCV model-zoo name (both build the same network).
-_gluoncv_names: Dict[str, str] = {'alexnet_gluoncv': 'alexnet'}
-_gluoncv_names.update({'vgg%d%s' % (d, bn): 'vgg%d%s' % (d, bn)
-                       for d in (11, 13, 16, 19) for bn in ('', '_bn')})
-
-IMAGENET_CLASSES = 1000
-
 # Seconds to wait for GluonCV's server before telling the user to place the file.
 _TIMEOUT = 30
-
-
-def zoo_names() -> List[str]:
-    """The d2lnets names that have GluonCV ImageNet weights, sorted."""
-    return sorted(_gluoncv_names)
-
-
-def no_weights_message(name: str) -> str:
-    """Why ``name`` has no ImageNet weights, and what to use instead."""
-    if name == 'alexnet':
-        return ("no ImageNet weights fit the lecture's 'alexnet' (96/256/384/384/256 channels): "
-                "GluonCV's AlexNet weights belong to a different layout (64/192/384/256/256 "
-                "channels, padding 2 on the first convolution); use get_model('alexnet_gluoncv', "
-                "pretrained=True) for them")
-    return ('no pretrained weights are available for %r; GluonCV ImageNet weights exist for %s'
-            % (name, ', '.join(zoo_names())))
-
-
-def imagenet_kwargs(name: str, kwargs: dict) -> dict:
-    """The builder arguments for ``name`` with ImageNet weights: ``classes=1000``.
-
-    Raises ``ValueError`` for a name without weights or another ``classes``.
-    """
-    if name not in _gluoncv_names:
-        raise ValueError(no_weights_message(name))
-    classes = kwargs.get('classes', IMAGENET_CLASSES)
-    if classes != IMAGENET_CLASSES:
-        raise ValueError('the ImageNet weights of %r have %d classes, got classes=%r; to fine-tune '
-                         'to %r classes, build with pretrained=False and load with '
-                         'd2lnets.zoo.load_pretrained(net, %r, exclude_output=True)'
-                         % (name, IMAGENET_CLASSES, classes, classes, name))
-    return dict(kwargs, classes=IMAGENET_CLASSES)
 
 
 def _sha1_table() -> Dict[str, str]:
@@ -73,12 +35,17 @@ def _sha1_table() -> Dict[str, str]:
     return model_store._model_sha1
 
 
-def file_name(name: str) -> str:
-    """GluonCV's file name for ``name``'s weights, e.g. ``vgg11-dd221b16.params``."""
-    if name not in _gluoncv_names:
-        raise ValueError(no_weights_message(name))
-    gname = _gluoncv_names[name]
-    return '%s-%s.params' % (gname, _sha1_table()[gname][:8])
+def file_name(gname: str) -> str:
+    """GluonCV's file name for the weights of its model ``gname``, e.g. ``vgg11-dd221b16.params``."""
+    return '%s-%s.params' % (gname, sha1(gname)[:8])
+
+
+def sha1(gname: str) -> str:
+    """The sha1 GluonCV publishes for its model ``gname``'s weights."""
+    try:
+        return _sha1_table()[gname]
+    except KeyError:
+        raise ValueError('GluonCV publishes no weights named %r' % gname) from None
 
 
 def cache_dirs(root: Optional[PathLike] = None) -> List[Path]:
@@ -89,26 +56,26 @@ def cache_dirs(root: Optional[PathLike] = None) -> List[Path]:
     return list(dict.fromkeys(dirs))
 
 
-def _check_sha1(path: Path, name: str) -> None:
-    expected = _sha1_table()[_gluoncv_names[name]]
+def _check_sha1(path: Path, gname: str) -> None:
+    expected = sha1(gname)
     actual = sha1sum(path)
     if actual != expected:
         raise ValueError('%s has sha1 %s, but GluonCV publishes %r with sha1 %s: the file is '
                          'corrupted, truncated or another version. Delete it and run again to '
                          'download it, or put the right file in its place'
-                         % (path, actual, _gluoncv_names[name], expected))
+                         % (path, actual, gname, expected))
 
 
-def download_url(name: str) -> str:
-    """GluonCV's URL for ``name``'s zipped weights; ``$MXNET_GLUON_REPO`` replaces
+def download_url(gname: str) -> str:
+    """GluonCV's URL for its model ``gname``'s zipped weights; ``$MXNET_GLUON_REPO`` replaces
     the repository, as in GluonCV."""
     from gluoncv.model_zoo import model_store
     return model_store._url_format.format(repo_url=gluon_repo(model_store.apache_repo_url),
-                                          file_name=file_name(name)[:-len('.params')])
+                                          file_name=file_name(gname)[:-len('.params')])
 
 
-def find_weights(name: str, root: Optional[PathLike] = None, download: bool = True) -> Path:
-    """The verified path of ``name``'s GluonCV weights.
+def find_weights(gname: str, root: Optional[PathLike] = None, download: bool = True) -> Path:
+    """The verified path of the weights of GluonCV's model ``gname``.
 
     Looks in :func:`cache_dirs` (``root`` first); a file found is checked
     against GluonCV's full sha1 and refused if it differs (never replaced
@@ -123,34 +90,34 @@ def find_weights(name: str, root: Optional[PathLike] = None, download: bool = Tr
         The file is missing and could not be downloaded; the message says
         which file to place where.
     """
-    fname = file_name(name)
+    fname = file_name(gname)
     dirs = cache_dirs(root)
     for d in dirs:
         if (d / fname).is_file():
-            _check_sha1(d / fname, name)
+            _check_sha1(d / fname, gname)
             return d / fname
     where = ' or '.join(str(d) for d in dirs)
     place = ('place GluonCV\'s %s (sha1 %s, in the zip at %s) in %s'
-             % (fname, _sha1_table()[_gluoncv_names[name]], download_url(name), where))
+             % (fname, sha1(gname), download_url(gname), where))
     if not download:
         raise OSError('%s not found; %s' % (fname, place))
     try:
-        return download_weights(name, dirs[0])
+        return download_weights(gname, dirs[0])
     except (OSError, zipfile.BadZipFile) as err:
         reason = getattr(err, 'reason', None) or err
         raise OSError('%s not found and could not be downloaded (%s); %s'
                       % (fname, reason, place)) from None
 
 
-def download_weights(name: str, directory: PathLike) -> Path:
-    """Download ``name``'s zipped weights from GluonCV's URL into ``directory``
+def download_weights(gname: str, directory: PathLike) -> Path:
+    """Download the zipped weights of GluonCV's model ``gname`` from GluonCV's URL into ``directory``
     with a progress bar, verify the sha1 and return the ``.params`` path.
 
     The file appears under its final name only once complete and verified;
     the zip is a temporary (see :mod:`d2lnets.io`).
     """
     directory = Path(directory).expanduser()
-    fname, url = file_name(name), download_url(name)
+    fname, url = file_name(gname), download_url(gname)
 
     def fetch_and_extract(tmp: str) -> None:
         archive = Path(tmp + '.zip')
@@ -165,7 +132,7 @@ def download_weights(name: str, directory: PathLike) -> Path:
         finally:
             if archive.exists():
                 archive.unlink()
-        _check_sha1(Path(tmp), name)
+        _check_sha1(Path(tmp), gname)
 
     return atomic_write(directory / fname, fetch_and_extract)
 
@@ -224,7 +191,7 @@ def _layer_order(layer: str, structural: bool) -> tuple:
 
 def _file_layers(arrays: Dict[str, mx.nd.NDArray]) -> List[Layer]:
     """Group a loaded file's arrays into layers, in forward order."""
-    keys = [k[4:] if k.startswith(('arg:', 'aux:')) else k for k in arrays]
+    keys = [strip_prefix(k) for k in arrays]
     structural = all('.' in k for k in keys)
     if not structural and any('.' in k for k in keys):
         raise ValueError('the file mixes structural keys (features.0.weight) with parameter names '
@@ -299,20 +266,6 @@ def map_gluoncv_params(net: mx.gluon.Block, arrays: Dict[str, mx.nd.NDArray],
     return mapped
 
 
-def read_params(filename: PathLike) -> Dict[str, mx.nd.NDArray]:
-    """The named arrays of an MXNet ``.params`` file; ``ValueError`` if it is not one."""
-    try:
-        arrays = mx.nd.load(str(filename))
-    except mx.base.MXNetError:
-        if not Path(filename).is_file():
-            raise FileNotFoundError('no such file: %s' % filename) from None
-        raise ValueError('%s is not a readable MXNet .params file (corrupted or truncated?)'
-                         % filename) from None
-    if not isinstance(arrays, dict) or not arrays:
-        raise ValueError('%s holds no named parameters' % filename)
-    return arrays
-
-
 def load_gluoncv_params(net: mx.gluon.Block, filename: PathLike, exclude_output: bool = False,
                         ctx: Optional[Union[mx.Context, Sequence[mx.Context]]] = None) -> None:
     """Load a GluonCV ``.params`` file into a lecture-style network.
@@ -351,17 +304,9 @@ def load_gluoncv_params(net: mx.gluon.Block, filename: PathLike, exclude_output:
     >>> d2lnets.initialize_missing(net, mx.init.Xavier())   # the new classifier
     """
     arrays = read_params(filename)
+    check_finite(arrays, str(filename))
     try:
         mapped = map_gluoncv_params(net, arrays, exclude_output)
     except ValueError as err:
         raise ValueError('cannot load %s: %s' % (filename, err)) from None
     net.collect_params().load_dict(mapped, ctx=ctx, allow_missing=exclude_output)
-
-
-def load_pretrained(net: mx.gluon.Block, name: str, root: Optional[PathLike] = None,
-                    exclude_output: bool = False,
-                    ctx: Optional[Union[mx.Context, Sequence[mx.Context]]] = None) -> mx.gluon.Block:
-    """Load GluonCV's ImageNet weights for ``name`` into ``net`` (see
-    :func:`find_weights` for where they come from); returns ``net``."""
-    load_gluoncv_params(net, find_weights(name, root), exclude_output=exclude_output, ctx=ctx)
-    return net

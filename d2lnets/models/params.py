@@ -3,10 +3,6 @@ from typing import Optional, Sequence, Union
 
 import mxnet as mx
 
-from .runtime import start_engine_quietly
-
-start_engine_quietly()
-
 Ctx = Union[mx.Context, Sequence[mx.Context]]
 
 

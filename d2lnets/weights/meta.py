@@ -1,0 +1,150 @@
+"""``meta.json``: what a weights file was trained on, one schema for every reader.
+
+``d2lnets train`` writes it beside ``model.params``; the shipped weights'
+manifests and the metadata stored in ONNX files have the same fields. Every
+reader and writer goes through :func:`validate`, so a damaged or hand-edited
+file gives one error naming the file and the field, never a traceback or a
+silently wrong result.
+
+The contract for a missing file: :func:`read_meta` returns ``None``, and the
+loader (:func:`d2lnets.models.loading.load_network`) reads what it needs off
+the weights themselves. MXNet is not imported here.
+"""
+import json
+import math
+import numbers
+from pathlib import Path
+from typing import Any, Dict, List, Optional
+
+from ..io import write_json
+
+__all__ = ['META_FILE', 'FORMAT', 'DATASETS', 'read_meta', 'write_meta', 'validate', 'dataset_meta',
+           'dataset_classes', 'preprocessing']
+
+META_FILE = 'meta.json'
+FORMAT = 'd2lnets-run/1'
+
+# How the images of each data set are prepared for a network trained on it
+# (d2lnets.images): Fashion-MNIST's form (grayscale, 28 x 28, light on dark), or
+# GluonCV's ImageNet evaluation transform. The single owner of that choice.
+DATASETS = {'fashion-mnist': 'grayscale', 'mnist': 'grayscale', 'imagenet': 'imagenet'}
+CHANNELS = {'grayscale': None, 'imagenet': 3}   # None: any (grayscale is repeated over the channels)
+
+
+def preprocessing(dataset: str) -> str:
+    """``'grayscale'`` or ``'imagenet'``: how image files are prepared for ``dataset``."""
+    try:
+        return DATASETS[dataset]
+    except (KeyError, TypeError):
+        raise ValueError('unknown dataset %r; d2lnets knows %s' % (dataset, ', '.join(DATASETS))) from None
+
+
+def dataset_classes(dataset: str) -> List[str]:
+    """The class names of ``dataset`` by label (ImageNet's in GluonCV's order)."""
+    if preprocessing(dataset) == 'imagenet':
+        from gluoncv.data import ImageNet1kAttr
+        return list(ImageNet1kAttr().classes)
+    from ..data import classes
+    return classes(dataset)
+
+
+def dataset_meta(dataset: str) -> Dict[str, Any]:
+    """The ``meta.json`` fields that follow from the data set alone."""
+    if preprocessing(dataset) == 'imagenet':
+        from ..images import IMAGENET_CROP, IMAGENET_NORMALIZATION
+        return {'dataset': dataset, 'classes': dataset_classes(dataset),
+                'input_shape': [1, 3, IMAGENET_CROP, IMAGENET_CROP],
+                'normalization': dict(IMAGENET_NORMALIZATION)}
+    from ..data import IMAGE_SIZE, NORMALIZATION
+    return {'dataset': dataset, 'classes': dataset_classes(dataset), 'input_shape': [1, 1, IMAGE_SIZE, IMAGE_SIZE],
+            'normalization': dict(NORMALIZATION)}
+
+
+def _number(x) -> bool:
+    return isinstance(x, numbers.Real) and not isinstance(x, bool) and math.isfinite(x)
+
+
+def _positive_int(x) -> bool:
+    return isinstance(x, numbers.Integral) and not isinstance(x, bool) and x > 0
+
+
+class _Checker:
+    def __init__(self, meta: Dict[str, Any], source: str):
+        self.meta, self.source = meta, source
+
+    def fail(self, field: str, what: str) -> None:
+        raise ValueError('%s: the field %r %s; write the file anew with `d2lnets train` (or fix that field)'
+                         % (self.source, field, what))
+
+    def check(self, field: str, ok, what: str, optional: bool = True) -> None:
+        if field not in self.meta or (optional and self.meta[field] is None):
+            if not optional:
+                self.fail(field, 'is missing')
+            return
+        if not ok(self.meta[field]):
+            self.fail(field, 'must be %s, not %s' % (what, json.dumps(self.meta[field])[:60]))
+
+
+def _normalization_ok(norm) -> bool:
+    if not isinstance(norm, dict) or set(norm) != {'scale', 'mean', 'std'} or not _number(norm['scale']):
+        return False
+    values = [norm[k] if isinstance(norm[k], list) else [norm[k]] for k in ('mean', 'std')]
+    return all(v and all(_number(x) for x in v) for v in values) and all(x != 0 for x in values[1])
+
+
+def validate(meta: Any, source: str, required: tuple = ()) -> Dict[str, Any]:
+    """Check ``meta`` against the schema and return it; ``ValueError`` naming
+    ``source`` (the file) and the field otherwise. ``required`` fields must be present."""
+    if not isinstance(meta, dict):
+        raise ValueError('%s must hold a JSON object, not %s; write it anew with `d2lnets train`'
+                         % (source, type(meta).__name__))
+    c = _Checker(meta, source)
+    for field in required:
+        c.check(field, lambda v: True, '', optional=False)
+    c.check('format', lambda v: v == FORMAT, repr(FORMAT))
+    c.check('model', lambda v: isinstance(v, str) and v, 'a model name (see `d2lnets list`)')
+    c.check('model_kwargs', lambda v: isinstance(v, dict) and all(isinstance(k, str) for k in v),
+            'an object of builder arguments')
+    c.check('classes', lambda v: isinstance(v, list) and v and all(isinstance(n, str) for n in v),
+            'a non-empty list of class names')
+    c.check('input_shape', lambda v: isinstance(v, list) and len(v) == 4 and all(_positive_int(d) for d in v),
+            'a list [1, channels, height, width] of positive integers')
+    c.check('dataset', lambda v: v in DATASETS, 'one of %s' % ', '.join(DATASETS))
+    c.check('resize', _positive_int, 'null or a positive integer')
+    c.check('normalization', _normalization_ok,
+            'an object {"scale": number, "mean": number(s), "std": non-zero number(s)}')
+    c.check('recipe', lambda v: isinstance(v, dict), 'an object')
+    c.check('seed', lambda v: isinstance(v, numbers.Integral) and not isinstance(v, bool) and v >= 0,
+            'a non-negative integer')
+    c.check('epochs_done', lambda v: isinstance(v, numbers.Integral) and not isinstance(v, bool) and v >= 0,
+            'a non-negative integer')
+    c.check('test_acc', lambda v: _number(v) and 0 <= v <= 1, 'null or a number from 0 to 1')
+    dataset, shape = meta.get('dataset'), meta.get('input_shape')
+    channels = CHANNELS[DATASETS[dataset]] if dataset else None
+    if channels and shape and shape[1] != channels:
+        c.fail('input_shape', 'says %d channel(s), but %s images have %d' % (shape[1], dataset, channels))
+    norm = meta.get('normalization')
+    if norm and shape:
+        for key in ('mean', 'std'):
+            if isinstance(norm[key], list) and len(norm[key]) not in (1, shape[1]):
+                c.fail('normalization', 'has %d %s values for %d channel(s)' % (len(norm[key]), key, shape[1]))
+    return meta
+
+
+def read_meta(params_file: Any) -> Optional[Dict[str, Any]]:
+    """The validated ``meta.json`` beside ``params_file``, or ``None`` if there is none."""
+    path = Path(params_file).absolute().parent / META_FILE
+    if not path.is_file():
+        return None
+    try:
+        meta = json.loads(path.read_text())
+    except (ValueError, UnicodeDecodeError) as err:
+        raise ValueError('%s is not valid JSON (%s); remove it or write it anew with `d2lnets train`'
+                         % (path, err)) from None
+    return validate(meta, str(path))
+
+
+def write_meta(folder: Any, meta: Dict[str, Any]) -> Path:
+    """Validate ``meta`` and write it atomically as ``folder/meta.json``."""
+    path = Path(folder) / META_FILE
+    return write_json(path, validate(meta, str(path)))
