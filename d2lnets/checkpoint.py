@@ -133,7 +133,10 @@ def _check_files(folder: Path, state: Dict[str, Any]) -> None:
     if trainer is not None:
         if not isinstance(trainer, str) or not (folder / trainer).is_file():
             raise ValueError('its trainer state %s is missing' % trainer)
-        info = json.loads((folder / trainer).read_text())
+        try:
+            info = json.loads((folder / trainer).read_text())
+        except ValueError:
+            info = None
         if not isinstance(info, dict) or not isinstance(info.get('states'), list):
             raise ValueError('its trainer state %s is not one d2lnets wrote' % trainer)
         if info.get('arrays') is not None and not (folder / str(info['arrays'])).is_file():

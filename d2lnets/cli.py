@@ -92,12 +92,12 @@ def _add_export(sub) -> None:
 
 
 def _run_export(args) -> int:
-    from .export import TOLERANCE, check_format, export
+    from .export import TOLERANCE, check_format, export, output_prefix
     from .models.loading import load_network
     check_format(args.format)
     net, meta = load_network(args.name, args.params, args.pretrained, args.input_shape)
     shape = args.input_shape or tuple(meta['input_shape'])
-    result = export(net, args.out, shape, args.format, metadata=meta,
+    result = export(net, output_prefix(args.out, args.name), shape, args.format, metadata=meta,
                     tolerance=TOLERANCE if args.verify else None)
     for batch, diff in sorted(result.differences.items()):
         print('verified: largest absolute difference %.3g at batch size %d' % (diff, batch))

@@ -14,13 +14,13 @@ import contextlib
 import json
 import os
 import shutil
-import tempfile
 import warnings
 from typing import Dict, Iterator, List, NamedTuple, Optional, Sequence, Tuple
 
 import mxnet as mx
 import numpy as np
 
+from .io import remove_stale_temporaries, temporary_name
 from .models.params import is_initialized
 from .summary import check_input_shape, infer_block_shapes
 
@@ -73,18 +73,50 @@ def _context(net: mx.gluon.Block) -> mx.Context:
     return next(iter(net.collect_params().values())).list_ctx()[0]
 
 
+def output_prefix(out: str, name: str) -> str:
+    """``--out`` as a prefix: a folder (an existing one, or text ending in ``/``)
+    stands for ``FOLDER/NAME``, so no file is named only by its extension."""
+    if out.endswith(os.sep) or os.path.isdir(out):
+        return os.path.join(out, name)
+    return out
+
+
 @contextlib.contextmanager
 def _staging(prefix: str) -> Iterator[str]:
     """A temporary directory beside ``prefix`` (same file system, so the final
-    ``os.replace`` is atomic); removed afterwards, whatever happened."""
+    ``os.replace`` is atomic); removed afterwards, whatever happened, and by
+    the next export into that folder if this process is killed (see d2lnets.io)."""
     directory = os.path.dirname(os.path.abspath(prefix))
     if not os.path.isdir(directory):
         raise FileNotFoundError('the output directory %s does not exist; create it first' % directory)
-    tmp = tempfile.mkdtemp(prefix='.%s-export-' % os.path.basename(prefix), dir=directory)
+    remove_stale_temporaries(directory)
+    tmp = temporary_name(prefix)
+    os.mkdir(tmp)
     try:
         yield tmp
     finally:
         shutil.rmtree(tmp, ignore_errors=True)
+
+
+def _replace_all(staged: Sequence[str], targets: Sequence[str]) -> None:
+    """Put every staged file in place, or (on any error) none: files already
+    replaced get their old content back."""
+    done = []
+    try:
+        for src, dst in zip(staged, targets):
+            backup = None
+            if os.path.isfile(dst):
+                backup = src + '.old'
+                os.link(dst, backup)     # keeps the old content once dst is replaced
+            os.replace(src, dst)
+            done.append((dst, backup))
+    except BaseException:
+        for dst, backup in reversed(done):
+            if backup is not None:
+                os.replace(backup, dst)
+            else:
+                os.unlink(dst)
+        raise
 
 
 def _export_symbol_files(net: mx.gluon.HybridBlock, prefix: str) -> Tuple[str, str]:
@@ -200,6 +232,10 @@ def export(net: mx.gluon.HybridBlock, prefix: str, input_shape: Sequence[int], f
     shape = _check_input_shape(input_shape)
     _trace(net, shape)
     targets = output_files(prefix, fmt)
+    for target in targets:
+        if os.path.isdir(target):
+            raise ValueError('%s is a folder; give --out a path for the file (e.g. %s)'
+                             % (target, os.path.join(target, 'model')))
     differences = {}
     with _staging(prefix) as tmp:
         staged_prefix = os.path.join(tmp, 'model')
@@ -216,8 +252,7 @@ def export(net: mx.gluon.HybridBlock, prefix: str, input_shape: Sequence[int], f
             if not worst <= tolerance:  # also catches NaN
                 raise ValueError('the exported model differs from the network by up to %.3g (tolerance '
                                  '%.3g); nothing was written' % (worst, tolerance))
-        for src, dst in zip(staged, targets):
-            os.replace(src, dst)
+        _replace_all(staged, targets)
     return Exported(targets, differences)
 
 

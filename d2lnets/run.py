@@ -37,7 +37,7 @@ from .io import atomic_write, remove_stale_temporaries, write_json, write_text
 from .models import get_model, recipe_for
 from .models.loading import load_network
 from .summary import infer_block_shapes
-from .train import History, train
+from .train import History, TrainingInterrupted, train
 from .weights.meta import META_FILE, FORMAT, preprocessing, write_meta
 
 __all__ = ['make_meta', 'train_run', 'resume_run', 'train_or_resume', 'evaluate_saved', 'RunFolder', 'LOCK']
@@ -152,6 +152,8 @@ class RunFolder:
         try:
             held._check_free()
         except BaseException:
+            if not created:
+                (path / LOCK).unlink()
             held._release(remove=created)
             raise
         return held
@@ -200,13 +202,19 @@ class RunFolder:
 
     def __exit__(self, exc_type, exc, tb) -> None:
         # Nothing complete to keep: leave no dead end behind (the folder was free before).
-        incomplete = exc_type is not None and not checkpoint.is_checkpoint(self.path / 'checkpoint')
+        ckpt = self.path / 'checkpoint'
+        incomplete = exc_type is not None and not checkpoint.is_checkpoint(ckpt)
         if not incomplete:
             try:
                 (self.path / LOCK).unlink()
             except OSError:
                 pass
         self._release(remove=incomplete)
+        if exc_type is not None and issubclass(exc_type, KeyboardInterrupt) \
+                and not issubclass(exc_type, TrainingInterrupted):
+            # Ctrl-C (or SIGTERM) before the loop began: say what is kept, as the loop does.
+            done = 0 if incomplete else checkpoint.load_checkpoint(ckpt)['epoch']
+            raise TrainingInterrupted(done, ckpt if done else None) from None
 
 
 class _RunWriter:
