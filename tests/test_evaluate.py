@@ -70,3 +70,25 @@ def test_load_trained_reads_meta_beside_params(net_and_data, tmp_path):
     (tmp_path / 'meta.json').write_text(json.dumps(dict(meta, model='nin')))
     with pytest.raises(ValueError, match="model.params does not fit a 'nin'"):
         load_trained(tmp_path / 'model.params')
+
+
+def test_batches_smaller_than_the_device_count_are_counted_exactly(net_and_data):
+    """A batch of one example on two devices goes to one of them; the counts
+    are those of one device."""
+    from d2lnets.evaluate import split_batch
+    two = [mx.cpu(0), mx.cpu(1)]
+    X, y = mx.nd.arange(3 * 4).reshape(3, 4), mx.nd.arange(3)
+    xs, ys = split_batch(X, y, two)
+    assert [(x.shape[0], x.context) for x in xs] == [(2, mx.cpu(0)), (1, mx.cpu(1))]
+    xs, ys = split_batch(X[:1], y[:1], two)
+    assert [(x.shape[0], x.context) for x in xs] == [(1, mx.cpu(0))] and ys[0].asnumpy().tolist() == [0]
+    net, test_iter = net_and_data
+    singles = [(X[i:i + 1], y[i:i + 1]) for X, y in list(test_iter)[:1] for i in range(5)]
+    expected = confusion_matrix(net, singles, 10, mx.cpu())
+    net.collect_params().reset_ctx(two)
+    try:
+        np.testing.assert_array_equal(confusion_matrix(net, singles, 10, two), expected)
+        assert evaluate_accuracy(net, singles, two) == accuracy_from_confusion(expected)
+    finally:
+        net.collect_params().reset_ctx(mx.cpu(0))
+    assert expected.sum() == 5
