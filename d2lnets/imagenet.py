@@ -20,7 +20,7 @@ from .predict import Prediction, format_predictions, top_k as _top_k  # noqa: F4
 MEAN = tuple(IMAGENET_NORMALIZATION['mean'])
 STD = tuple(IMAGENET_NORMALIZATION['std'])
 
-Image = Union[np.ndarray, mx.nd.NDArray]
+ImageArray = Union[np.ndarray, mx.nd.NDArray]   # (H, W, 3) uint8 RGB
 
 
 def class_names() -> List[str]:
@@ -35,7 +35,7 @@ def read_image(path: Union[str, Path]) -> np.ndarray:
     return _images.read_image(path, 'RGB')
 
 
-def preprocess(image: Image, ctx: Optional[mx.Context] = None) -> mx.nd.NDArray:
+def preprocess(image: ImageArray, ctx: Optional[mx.Context] = None) -> mx.nd.NDArray:
     """(H, W, 3) uint8 RGB (numpy or NDArray) -> (1, 3, 224, 224) float32 on ``ctx``.
 
     Resize the shorter side to 256 (keeping the aspect ratio), crop the
@@ -56,7 +56,7 @@ def top_k(logits: mx.nd.NDArray, k: int = 5) -> List[List[Prediction]]:
     return _top_k(logits.asnumpy(), class_names(), k)
 
 
-def predict(net: mx.gluon.Block, images: Sequence[Union[str, Path, Image]], k: int = 5,
+def predict(net: mx.gluon.Block, images: Sequence[Union[str, Path, ImageArray]], k: int = 5,
             ctx: Optional[mx.Context] = None) -> List[List[Prediction]]:
     """Top-``k`` ImageNet predictions of ``net`` (with ImageNet weights) for
     each image, given as a file or an (H, W, 3) uint8 RGB array:
