@@ -11,7 +11,7 @@ VGG, NiN) then get the training pipeline's bilinear resize.
 Needs only numpy and Pillow (no MXNet), for the ONNX deploy path.
 """
 import os
-from typing import Dict, Optional, Sequence, Tuple
+from typing import Dict, Optional, Sequence, Tuple, Union
 
 import numpy as np
 
@@ -23,24 +23,99 @@ FORM_SIZE = IMAGE_SIZE
 TRIM_THRESHOLD = 0.05 * 255
 
 
-def read_image(path: str, mode: str = 'L') -> np.ndarray:
+# The most pixels an image may have; checked from the header, before decoding.
+# Pillow's own warning threshold (0.25 GB as 8-bit RGB), for both the
+# Fashion-MNIST and the ImageNet path: a 20000 x 20000 PNG is refused in
+# milliseconds instead of decoded into 1.2 GB of RGB.
+MAX_PIXELS = 89_478_485
+
+# Pillow modes with 8 bits per channel, which Pillow converts to 'L' and 'RGB' correctly.
+_EIGHT_BIT_MODES = frozenset(['1', 'L', 'LA', 'La', 'P', 'PA', 'RGB', 'RGBA', 'RGBa', 'RGBX', 'CMYK', 'YCbCr'])
+# Pillow's 16-bit unsigned grayscale, as a mode (Pillow >= 10 for PNG) or as the
+# raw mode of an 'I' (32-bit) image (older Pillow opened 16-bit PNGs so).
+_SIXTEEN_BIT = frozenset(['I;16', 'I;16L', 'I;16B', 'I;16N'])
+
+
+def _too_large(path: str, pixels: str) -> ValueError:
+    return ValueError('%s has %s pixels, more than the %d that d2lnets decodes (a guard against '
+                      'decompression bombs); downscale it first, e.g. to 4000 pixels on its longer side'
+                      % (path, pixels, MAX_PIXELS))
+
+
+def _raw_mode(img) -> str:
+    """The raw mode of the first tile (how the file stores pixels), '' if none."""
+    if not img.tile:
+        return ''
+    args = img.tile[0][3]
+    return args[0] if isinstance(args, tuple) else str(args)
+
+
+def _eight_bit(img, raw_mode: str, path: str):
+    """``img`` with 8 bits per channel: 16-bit grayscale divided by 257
+    (65535 -> 255), float grayscale in [0, 1] multiplied by 255, both rounded.
+
+    Pillow's own conversion clips them instead (a 16-bit white becomes 255, but
+    so does every grey above 255/65535), so they are scaled here; a mode whose
+    range is not known is refused.
+    """
+    from PIL import Image
+    if img.mode in _EIGHT_BIT_MODES:
+        return img
+    if img.mode in _SIXTEEN_BIT or (img.mode == 'I' and raw_mode in _SIXTEEN_BIT):
+        a = np.asarray(img).astype(np.uint32)           # (H, W), 0 ... 65535
+        return Image.fromarray(((a * 255 + 32767) // 65535).astype(np.uint8), 'L')
+    if img.mode == 'F':
+        a = np.asarray(img, dtype=np.float32)            # (H, W)
+        low, high = (float(a.min()), float(a.max())) if a.size else (0.0, 0.0)
+        if not (np.isfinite(low) and np.isfinite(high) and 0 <= low and high <= 1):
+            raise ValueError('%s holds float pixels from %g to %g; d2lnets reads float images with '
+                             'values in [0, 1] (0 black, 1 white): scale it so, or save it as an 8- or '
+                             '16-bit PNG' % (path, low, high))
+        return Image.fromarray(np.rint(a * 255).astype(np.uint8), 'L')
+    raise ValueError('%s has pixels of Pillow mode %r (%s), whose range d2lnets does not know; '
+                     'save it as an 8- or 16-bit PNG or as a JPEG'
+                     % (path, img.mode, raw_mode or 'no raw mode'))
+
+
+def read_image(path: Union[str, 'os.PathLike[str]'], mode: str = 'L') -> np.ndarray:
     """A PNG, JPEG (or any image Pillow reads) as uint8: (height, width)
     grayscale for ``mode='L'``, (height, width, 3) for ``mode='RGB'``.
 
+    The one reader of image files, for every network and for the ONNX path.
     Transparent pixels count as white, the background of product photos.
+    16-bit images are scaled from 0 ... 65535, float images from 0 ... 1, to
+    0 ... 255. ``ValueError`` for an unreadable file, a pixel format of unknown
+    range, or more than :data:`MAX_PIXELS` pixels (checked before decoding).
     """
+    import re
+    import warnings
     from PIL import Image, UnidentifiedImageError
+    if mode not in ('L', 'RGB'):
+        raise ValueError("mode must be 'L' or 'RGB', got %r" % (mode,))
+    path = str(path)
     if not os.path.isfile(path):
         raise FileNotFoundError('no such image file: %s' % path)
     try:
-        with Image.open(path) as img:
-            img.load()
-            if img.mode in ('RGBA', 'LA', 'PA') or (img.mode == 'P' and 'transparency' in img.info):
-                rgba = img.convert('RGBA')
-                white = Image.new('RGBA', rgba.size, (255, 255, 255, 255))
-                img = Image.alpha_composite(white, rgba)
-            return np.asarray(img.convert(mode), dtype=np.uint8)
-    except (UnidentifiedImageError, Image.DecompressionBombError, OSError, SyntaxError) as err:
+        with warnings.catch_warnings():
+            # Our limit is Pillow's warning threshold: refused below, never warned about.
+            warnings.simplefilter('ignore', Image.DecompressionBombWarning)
+            with Image.open(path) as img:
+                width, height = img.size        # from the header: nothing is decoded yet
+                if width * height > MAX_PIXELS:
+                    raise _too_large(path, '%d x %d = %d' % (width, height, width * height))
+                raw_mode = _raw_mode(img)
+                img.load()
+                img = _eight_bit(img, raw_mode, path)
+                if img.mode in ('RGBA', 'LA', 'PA', 'RGBa', 'La') or (img.mode == 'P' and 'transparency' in img.info):
+                    rgba = img.convert('RGBA')
+                    white = Image.new('RGBA', rgba.size, (255, 255, 255, 255))
+                    img = Image.alpha_composite(white, rgba)
+                return np.asarray(img.convert(mode), dtype=np.uint8)
+    except Image.DecompressionBombError as err:
+        # Pillow refuses twice our limit when it opens the file, before we see its size.
+        found = re.search(r'\((\d+) pixels\)', str(err))
+        raise _too_large(path, found.group(1) if found else 'more') from None
+    except (UnidentifiedImageError, OSError, SyntaxError) as err:
         # Pillow raises SyntaxError for some damaged PNGs.
         raise ValueError('cannot read %s as an image (%s); give a PNG or JPEG file'
                          % (path, str(err).strip() or type(err).__name__)) from None
@@ -136,26 +211,75 @@ def load_images(paths: Sequence[str], input_shape: Tuple[int, int, int],
     return to_input([read_image(p) for p in paths], input_shape, normalization)
 
 
-# GluonCV's ImageNet evaluation (as d2lnets.imagenet, which needs MXNet):
-# shorter side to 256, centre 224 x 224, per-channel mean and std.
+# GluonCV's ImageNet evaluation (``transform_eval``; d2lnets.imagenet runs it
+# for MXNet networks): shorter side to 256, centre 224 x 224, per-channel
+# mean and std. Here in numpy, for the ONNX path too.
 IMAGENET_RESIZE, IMAGENET_CROP = 256, 224
 IMAGENET_NORMALIZATION = {'scale': 1 / 255, 'mean': [0.485, 0.456, 0.406], 'std': [0.229, 0.224, 0.225]}
+
+# OpenCV's fixed-point bilinear resize of 8-bit images: weights in 1/2048.
+_CV_COEF_SCALE = 2048
+
+
+def _opencv_taps(n_in: int, n_out: int, clamp: bool):
+    """The two source indices and fixed-point weights of each output pixel of
+    OpenCV's ``INTER_LINEAR``, computed in float32 as OpenCV does.
+    ``clamp``: columns put the edge weight on one pixel (rows clip indices only)."""
+    f = ((np.arange(n_out) + 0.5) * (n_in / n_out) - 0.5).astype(np.float32)
+    lo = np.floor(f).astype(np.int64)
+    f = f - lo.astype(np.float32)
+    if clamp:
+        edge = (lo < 0) | (lo >= n_in - 1)
+        f[edge] = 0
+        lo = np.where(lo < 0, 0, np.minimum(lo, n_in - 1))
+    # saturate_cast<short>: round half to even, as np.rint.
+    w0 = np.rint((np.float32(1) - f) * np.float32(_CV_COEF_SCALE)).astype(np.int64)
+    w1 = np.rint(f * np.float32(_CV_COEF_SCALE)).astype(np.int64)
+    return np.clip(lo, 0, n_in - 1), np.clip(lo + 1, 0, n_in - 1), w0, w1
+
+
+def resize_uint8(image: np.ndarray, height: int, width: int) -> np.ndarray:
+    """(H, W, C) uint8 -> (height, width, C) uint8, bit for bit as OpenCV's
+    ``cv2.resize(..., interpolation=INTER_LINEAR)`` on x86 (MXNet's
+    ``image.resize``, hence GluonCV's ``transform_eval``).
+
+    OpenCV works in fixed point: the horizontal pass sums ``pixel * weight``
+    in integers, the vertical pass (its SSE2/AVX2 form) shifts by 4, takes the
+    high 16 bits of each product, adds 2 and shifts by 2. An exact halving of
+    both sides is OpenCV's 2 x 2 area average instead.
+    """
+    image = np.asarray(image)
+    if image.dtype != np.uint8 or image.ndim != 3:
+        raise ValueError('expected an (H, W, C) uint8 image, got %s %s' % (image.dtype, image.shape))
+    h, w = image.shape[:2]
+    src = image.astype(np.int64)
+    if (h, w) == (2 * height, 2 * width):
+        return ((src[0::2, 0::2] + src[1::2, 0::2] + src[0::2, 1::2] + src[1::2, 1::2] + 2) >> 2).astype(np.uint8)
+    x0, x1, a0, a1 = _opencv_taps(w, width, clamp=True)
+    rows = src[:, x0] * a0[:, None] + src[:, x1] * a1[:, None]      # (H, width, C), scaled by 2048
+    y0, y1, b0, b1 = _opencv_taps(h, height, clamp=False)
+    out = (((rows[y0] >> 4) * b0[:, None, None]) >> 16) + (((rows[y1] >> 4) * b1[:, None, None]) >> 16)
+    return np.clip((out + 2) >> 2, 0, 255).astype(np.uint8)
 
 
 def imagenet_input(rgb: np.ndarray, normalization: Optional[Dict] = None) -> np.ndarray:
     """(height, width, 3) uint8 RGB -> (3, 224, 224) float32, as GluonCV's
-    ``transform_eval``: the shorter side resized to 256 (bilinear, rounded to
-    uint8 as OpenCV does), the centre cropped, scaled and normalized per channel."""
+    ``transform_eval`` (equal to its output): the shorter side resized to 256
+    as OpenCV resizes, the centre cropped, scaled and normalized per channel."""
     norm = dict(IMAGENET_NORMALIZATION, **(normalization or {}))
+    rgb = np.asarray(rgb)
+    if rgb.ndim != 3 or rgb.shape[2] != 3 or rgb.dtype != np.uint8:
+        raise ValueError('expected an (H, W, 3) uint8 RGB image, got %s of shape %s' % (rgb.dtype, rgb.shape))
     h, w = rgb.shape[:2]
     # MXNet's image.resize with keep_ratio: integer arithmetic, as here.
     if h > w:
         nh, nw = h * IMAGENET_RESIZE // w, IMAGENET_RESIZE
     else:
         nh, nw = IMAGENET_RESIZE, w * IMAGENET_RESIZE // h
-    x = np.clip(np.floor(resize_bilinear(rgb.transpose(2, 0, 1), nh, nw) + 0.5), 0, 255)
     top, left = (nh - IMAGENET_CROP) // 2, (nw - IMAGENET_CROP) // 2
-    x = x[:, top:top + IMAGENET_CROP, left:left + IMAGENET_CROP] * np.float32(norm['scale'])
+    x = resize_uint8(rgb, nh, nw)[top:top + IMAGENET_CROP, left:left + IMAGENET_CROP]
+    # As MXNet's ToTensor (pixel / 255.0f) and Normalize ((x - mean) / std), in float32.
+    x = x.transpose(2, 0, 1).astype(np.float32) / np.float32(1 / norm['scale'])
     mean = np.asarray(norm['mean'], np.float32).reshape(-1, 1, 1)
     std = np.asarray(norm['std'], np.float32).reshape(-1, 1, 1)
     return ((x - mean) / std).astype(np.float32)

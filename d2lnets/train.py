@@ -107,10 +107,15 @@ def train_step(net: mx.gluon.Block, trainer: gluon.Trainer, loss_fn: gluon.loss.
     size). Returns, per context, the summed loss and the number of correct
     predictions, as NDArrays on that context (nothing is waited for)."""
     xs, ys = split_batch(X, y, ctxs)
+    # A batch smaller than the device count leaves devices idle; the kvstore
+    # still sums every device's gradient, so theirs must be fresh zeros: one
+    # example at weight 0 (an exact zero gradient, as the trainer requires).
+    idle = [(X[:1].as_in_context(c), y[:1].as_in_context(c)) for c in ctxs[len(xs):]]
     with autograd.record():
         outs = [net(x) for x in xs]
         losses = [loss_fn(o, t) for o, t in zip(outs, ys)]
-    for l in losses:
+        idle = [loss_fn(net(x), t) * 0 for x, t in idle]
+    for l in losses + idle:
         l.backward()
     trainer.step(batch_size or X.shape[0])
     return ([l.sum() for l in losses],

@@ -71,23 +71,30 @@ def mnist_files(tmp_path_factory):
     return folder, arrays
 
 
-@pytest.fixture
-def http_server():
-    """Start a real HTTP server on 127.0.0.1 serving a folder; returns
+class HTTPServers:
+    """Real HTTP servers on 127.0.0.1, each serving a folder. Call it:
     ``serve(folder, drop_after=None, trickle=None) -> base URL``. With
     ``drop_after=N`` the server announces the full length, sends N bytes and
-    closes the connection; with ``trickle=S`` it sends one byte every S seconds."""
-    import functools
-    import http.server
-    import threading
-    import time
+    closes the connection; with ``trickle=S`` it sends one byte every S seconds.
+    ``requests`` lists the path of every GET, in order, over all servers."""
 
-    servers = []
+    def __init__(self):
+        self.servers, self.requests = [], []
 
-    def serve(folder, drop_after=None, trickle=None):
+    def __call__(self, folder, drop_after=None, trickle=None) -> str:
+        import functools
+        import http.server
+        import threading
+        import time
+        requests = self.requests
+
         class Handler(http.server.SimpleHTTPRequestHandler):
             def log_message(self, *args):
                 pass
+
+            def do_GET(self):
+                requests.append(self.path)
+                super().do_GET()
 
             def copyfile(self, source, outputfile):
                 if trickle is not None:
@@ -109,13 +116,42 @@ def http_server():
         server = http.server.ThreadingHTTPServer(('127.0.0.1', 0),
                                                  functools.partial(Handler, directory=str(folder)))
         threading.Thread(target=server.serve_forever, daemon=True).start()
-        servers.append(server)
+        self.servers.append(server)
         return 'http://127.0.0.1:%d/' % server.server_address[1]
 
-    yield serve
-    for server in servers:
-        server.shutdown()
-        server.server_close()
+    def close(self):
+        for server in self.servers:
+            server.shutdown()
+            server.server_close()
+
+
+@pytest.fixture
+def http_server():
+    """:class:`HTTPServers`: ``http_server(folder) -> base URL``, and
+    ``http_server.requests``; the servers stop after the test."""
+    servers = HTTPServers()
+    yield servers
+    servers.close()
+
+
+@pytest.fixture
+def cache(tmp_path, monkeypatch):
+    """A private HOME and MXNET_HOME, so no test reads or writes the user's
+    model cache; returns MXNet's models folder in it (not created)."""
+    monkeypatch.setenv('HOME', str(tmp_path / 'home'))
+    monkeypatch.setenv('MXNET_HOME', str(tmp_path / 'mxnet'))
+    return tmp_path / 'mxnet' / 'models'
+
+
+def make_picture(path, height=300, width=400):
+    """Write a smooth RGB test picture (colour ramps) as ``path`` (by its
+    extension) with OpenCV; return it as (height, width, 3) uint8 RGB."""
+    import cv2
+    import numpy as np
+    rng = np.random.RandomState(0)
+    rgb = (np.linspace(0, 255, width)[None, :, None] * rng.uniform(0.3, 1, (height, 1, 3))).astype('uint8')
+    cv2.imwrite(str(path), rgb[:, :, ::-1])
+    return rgb
 
 
 @pytest.fixture

@@ -71,6 +71,26 @@ def test_evaluate_pretrained(run_cli, tmp_path):
     assert (tmp_path / 'c.png').is_file()
 
 
+def test_two_devices_take_a_last_batch_smaller_than_their_count(run_cli, tmp_path):
+    """513 training examples in batches of 256 leave a last batch of one for
+    two devices; 257 test examples, one. Both commands finish, and the counts
+    are those of one device."""
+    two = 'cpu:0,cpu:1'
+    proc = run_cli('train', 'lenet', '--ctx', two, '--limit', '513', '--epochs', '1', '--seed', '1',
+                   '--out', tmp_path / 'run', env=ONE)
+    assert proc.returncode == 0, proc.stderr
+    assert proc.stdout.splitlines()[1].endswith(' examples/sec on [cpu(0), cpu(1)]')
+    params = tmp_path / 'run' / 'model.params'
+    outputs = []
+    for ctx in (two, 'cpu'):
+        proc = run_cli('evaluate', 'lenet', '--params', params, '--ctx', ctx, '--limit', '257',
+                       '--confusion', tmp_path / 'c.png', env=ONE)
+        assert proc.returncode == 0, proc.stderr
+        outputs.append(proc.stdout)
+    assert outputs[0].startswith('lenet on the fashion-mnist test set (257 examples): test acc ')
+    assert outputs[0] == outputs[1]
+
+
 @pytest.mark.parametrize('args, message', [
     (['train', 'resnet'], "unknown model 'resnet'; valid names: alexnet, alexnet_gluoncv, lenet"),
     (['train', 'lenet', '--resume', '.'], 'is not a checkpoint folder'),

@@ -1,5 +1,4 @@
 """Accuracy and the confusion matrix of a network on a data iterator."""
-
 import mxnet as mx
 import numpy as np
 import pytest
@@ -39,3 +38,25 @@ def test_confusion_matrix_counts_predictions(net_and_data):
 def test_per_class_accuracy():
     m = np.array([[3, 1, 0], [0, 0, 0], [2, 0, 2]])
     np.testing.assert_allclose(per_class_accuracy(m), [0.75, np.nan, 0.5])
+
+
+def test_batches_smaller_than_the_device_count_are_counted_exactly(net_and_data):
+    """A batch of one example on two devices goes to one of them; the counts
+    are those of one device."""
+    from d2lnets.evaluate import split_batch
+    two = [mx.cpu(0), mx.cpu(1)]
+    X, y = mx.nd.arange(3 * 4).reshape(3, 4), mx.nd.arange(3)
+    xs, ys = split_batch(X, y, two)
+    assert [(x.shape[0], x.context) for x in xs] == [(2, mx.cpu(0)), (1, mx.cpu(1))]
+    xs, ys = split_batch(X[:1], y[:1], two)
+    assert [(x.shape[0], x.context) for x in xs] == [(1, mx.cpu(0))] and ys[0].asnumpy().tolist() == [0]
+    net, test_iter = net_and_data
+    singles = [(X[i:i + 1], y[i:i + 1]) for X, y in list(test_iter)[:1] for i in range(5)]
+    expected = confusion_matrix(net, singles, 10, mx.cpu())
+    net.collect_params().reset_ctx(two)
+    try:
+        np.testing.assert_array_equal(confusion_matrix(net, singles, 10, two), expected)
+        assert evaluate_accuracy(net, singles, two) == accuracy_from_confusion(expected)
+    finally:
+        net.collect_params().reset_ctx(mx.cpu(0))
+    assert expected.sum() == 5

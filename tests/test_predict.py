@@ -13,11 +13,13 @@ import pytest
 from PIL import Image
 
 import d2lnets
-from d2lnets import cli
+from d2lnets import cli, imagenet
 from d2lnets.data import FASHION_MNIST_CLASSES, load_arrays, to_tensor
 from d2lnets.export import export
 from d2lnets.images import load_images
 from d2lnets.predict import softmax
+
+from conftest import make_picture
 
 # Two test images of each class.
 PER_CLASS = 2
@@ -218,7 +220,6 @@ def smooth_picture(path, height, width, seed):
 def test_onnx_of_imagenet_weights_predicts_as_the_mxnet_path(tmp_path, capsys):
     """An ONNX file of ImageNet weights (3x224x224, ImageNet's classes) gets
     GluonCV's preprocessing without MXNet: the same top 5 as d2lnets.imagenet."""
-    from d2lnets import imagenet
     from d2lnets.images import imagenet_input, read_image
     from d2lnets.models.loading import pretrained_meta
     net = d2lnets.get_model('nin', classes=1000)
@@ -227,13 +228,53 @@ def test_onnx_of_imagenet_weights_predicts_as_the_mxnet_path(tmp_path, capsys):
     export(net, str(tmp_path / 'nin'), (1, 3, 224, 224), 'onnx', metadata=meta)
     paths = [smooth_picture(str(tmp_path / ('%d.png' % i)), h, w, i)
              for i, (h, w) in enumerate([(300, 400), (500, 333), (224, 224)])]
-    one_level = 1 / 255 / min(imagenet.STD) + 1e-6
     for path in paths:
         ours = imagenet_input(read_image(path, 'RGB'))
-        assert np.abs(ours - imagenet.preprocess(imagenet.read_image(path)).asnumpy()[0]).max() <= one_level
+        np.testing.assert_array_equal(ours, imagenet.preprocess(imagenet.read_image(path)).asnumpy()[0])
     code, out, err = run(capsys, 'predict', 'nin', '--onnx', tmp_path / 'nin.onnx', *paths)
     assert (code, err) == (0, '')
     got = parse(out)
     for path, expected in zip(paths, imagenet.predict(net, paths, k=5)):
         assert [(i, name) for _, i, name in got[path]] == [(i, name) for i, name, _ in expected]
         assert np.allclose([p for p, _, _ in got[path]], [p for _, _, p in expected], atol=1e-3)
+
+
+# --- ImageNet weights: top-k names, and what the command line refuses -----------------------
+
+def test_top_k_names_and_probabilities():
+    logits = mx.nd.zeros((1, 1000))
+    logits[0, 281] = 5
+    logits[0, 1] = 4
+    (top,) = imagenet.top_k(logits, k=3)
+    assert [(i, n) for i, n, _ in top] == [(281, 'tabby'), (1, 'goldfish'), (0, 'tench')]
+    e = np.exp([5.0, 4.0, 0.0])
+    np.testing.assert_allclose([p for _, _, p in top], e / (e[:2].sum() + 998), rtol=1e-6)
+    assert len(imagenet.class_names()) == 1000
+    with pytest.raises(ValueError, match=r'\(batch, 1000\)'):
+        imagenet.top_k(mx.nd.zeros((1, 10)))
+
+
+def test_predict_errors_are_one_line(run_cli, tmp_path):
+    picture = tmp_path / 'p.png'
+    make_picture(picture)
+    proc = run_cli('predict', 'alexnet', '--pretrained', picture)
+    assert proc.returncode == 1 and proc.stdout == '' and len(proc.stderr.strip().splitlines()) == 1
+    assert "d2lnets predict: error: no ImageNet weights fit the lecture's 'alexnet'" in proc.stderr
+    assert "use get_model('alexnet_gluoncv', pretrained=True)" in proc.stderr
+
+
+@pytest.mark.parametrize('argv, match', [
+    (['predict', 'nin', '--pretrained', 'IMG'], "no pretrained weights are available for 'nin'"),
+    (['predict', 'vgg11', 'IMG'], 'say which weights to use: --pretrained'),
+    (['predict', 'vgg11', '--pretrained', 'missing.jpg'], 'no such image file: missing.jpg'),
+    (['predict', 'vgg11', '--pretrained', 'NOTIMG'], 'n.png as an image'),
+    (['predict', 'vgg11', '--pretrained', 'IMG'], 'vgg11-dd221b16.params not found'),
+])
+def test_predict_refusals(argv, match, cache, tmp_path, monkeypatch, capsys):
+    monkeypatch.setenv('MXNET_GLUON_REPO', 'http://127.0.0.1:9/')
+    make_picture(tmp_path / 'p.png')
+    (tmp_path / 'n.png').write_text('not an image')
+    argv = [{'IMG': str(tmp_path / 'p.png'), 'NOTIMG': str(tmp_path / 'n.png')}.get(a, a) for a in argv]
+    assert cli.main(argv) == 1
+    err = capsys.readouterr().err
+    assert len(err.strip().splitlines()) == 1 and match in err

@@ -99,6 +99,20 @@ def test_two_devices_train_as_one(small):
     assert h1.test_acc == h2.test_acc
 
 
+def test_a_last_batch_smaller_than_the_device_count_trains_as_on_one_device():
+    """513 examples in batches of 256: the last batch holds one example for two
+    devices. It goes to one device, the idle one adds a zero gradient, and the
+    run equals the single-device run."""
+    iters = data.load_fashion_mnist(256, limit=513, seed=7)
+    assert [X.shape[0] for X, _ in iters[0]] == [256, 256, 1]
+    one, two = d2lnets.get_model('lenet'), d2lnets.get_model('lenet')
+    h1 = train(one, *iters, num_epochs=1, lr=0.9, ctx=mx.cpu(0), seed=3, verbose=False)
+    h2 = train(two, *iters, num_epochs=1, lr=0.9, ctx=[mx.cpu(0), mx.cpu(1)], seed=3, verbose=False)
+    _assert_same(_params(one), _params(two), atol=1e-5)
+    assert h1.loss[0] == pytest.approx(h2.loss[0], rel=1e-5)
+    assert h1.train_acc == h2.train_acc and h1.test_acc == h2.test_acc
+
+
 def test_hybridized_and_imperative_training_agree(small):
     a, b = d2lnets.get_model('lenet'), d2lnets.get_model('lenet')
     train(a, *small, num_epochs=1, lr=0.9, ctx=mx.cpu(), seed=4, verbose=False)

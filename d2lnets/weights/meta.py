@@ -28,6 +28,7 @@ FORMAT = 'd2lnets-run/1'
 # (d2lnets.images): Fashion-MNIST's form (grayscale, 28 x 28, light on dark), or
 # GluonCV's ImageNet evaluation transform. The single owner of that choice.
 DATASETS = {'fashion-mnist': 'grayscale', 'mnist': 'grayscale', 'imagenet': 'imagenet'}
+TITLES = {'fashion-mnist': 'Fashion-MNIST', 'mnist': 'MNIST', 'imagenet': 'ImageNet'}
 CHANNELS = {'grayscale': None, 'imagenet': 3}   # None: any (grayscale is repeated over the channels)
 
 

@@ -1,0 +1,178 @@
+"""Image files in: one reader for every network (8-bit, 16-bit and float
+pixels, a pixel limit checked before decoding), and ImageNet's preprocessing
+in numpy, equal to GluonCV's ``transform_eval`` bit for bit."""
+import struct
+import time
+import zlib
+
+import mxnet as mx
+import numpy as np
+import pytest
+from PIL import Image
+
+from d2lnets import cli, imagenet, images
+from d2lnets.data import load_arrays
+
+from conftest import make_picture
+
+
+# --- ImageNet preprocessing: GluonCV's transform_eval, in numpy ---------------------------
+
+def test_preprocessing_is_gluoncvs_transform_eval(tmp_path):
+    from gluoncv.data.transforms.presets.imagenet import transform_eval
+    rgb = make_picture(tmp_path / 'p.png')
+    image = imagenet.read_image(tmp_path / 'p.png')
+    assert isinstance(image, np.ndarray)
+    np.testing.assert_array_equal(image, rgb)
+    np.testing.assert_array_equal(image, mx.image.imread(str(tmp_path / 'p.png')).asnumpy())   # OpenCV's decoding
+    x = imagenet.preprocess(image)
+    assert x.shape == (1, 3, 224, 224) and x.dtype == np.float32
+    np.testing.assert_array_equal(x.asnumpy(), transform_eval(mx.nd.array(image, dtype='uint8')).asnumpy())
+    np.testing.assert_array_equal(imagenet.preprocess(mx.nd.array(image, dtype='uint8')).asnumpy(), x.asnumpy())
+    # The centre crop of the resized 256 x 341 image, normalized per channel.
+    resized = mx.image.imresize(mx.nd.array(image, dtype='uint8'), 341, 256)
+    crop = resized[16:240, 58:282].asnumpy().astype('float32') / 255
+    expected = ((crop - imagenet.MEAN) / imagenet.STD).transpose(2, 0, 1)
+    np.testing.assert_allclose(x[0].asnumpy(), expected, rtol=1e-5, atol=1e-5)
+
+
+@pytest.mark.parametrize('height, width', [(300, 400), (500, 333), (224, 224), (512, 512), (511, 1023),
+                                           (30, 40)], ids=str)
+def test_imagenet_input_equals_transform_eval_on_noise(height, width):
+    """Random pixels (where every rounding shows): landscape, portrait, the
+    crop size, an exact halving (OpenCV's area path), odd sizes, upscaling."""
+    from gluoncv.data.transforms.presets.imagenet import transform_eval
+    rgb = np.random.RandomState(height * width).randint(0, 256, (height, width, 3)).astype(np.uint8)
+    expected = transform_eval(mx.nd.array(rgb, dtype='uint8')).asnumpy()[0]
+    np.testing.assert_array_equal(images.imagenet_input(rgb), expected)
+
+
+@pytest.mark.parametrize('shape, size', [((300, 400, 3), (256, 341)), ((97, 61, 1), (200, 130)),
+                                         ((64, 64, 3), (32, 32)), ((50, 80, 3), (49, 81))], ids=str)
+def test_resize_uint8_is_opencvs_bit_for_bit(shape, size):
+    src = np.random.RandomState(0).randint(0, 256, shape).astype(np.uint8)
+    expected = mx.image.imresize(mx.nd.array(src, dtype='uint8'), size[1], size[0]).asnumpy()
+    np.testing.assert_array_equal(images.resize_uint8(src, *size), expected.reshape(size + shape[2:]))
+
+
+def test_imagenet_input_refuses_other_arrays():
+    with pytest.raises(ValueError, match=r'expected an \(H, W, 3\) uint8 RGB image, got float32'):
+        images.imagenet_input(np.zeros((300, 400, 3), np.float32))
+    with pytest.raises(ValueError, match=r'got uint8 of shape \(300, 400\)'):
+        imagenet.preprocess(np.zeros((300, 400), np.uint8))
+
+
+# --- 16-bit and float pixels: scaled, not clipped -----------------------------------------
+
+@pytest.fixture(scope='module')
+def boot():
+    """The first ankle boot (class 9) of the real Fashion-MNIST test set, (28, 28) uint8."""
+    pictures, labels = load_arrays('fashion-mnist', train=False, download=False)
+    return pictures[np.flatnonzero(labels == 9)[0]]
+
+
+def save_variants(folder, gray):
+    """``gray`` (uint8) as an 8-bit PNG, a 16-bit PNG, a 16-bit TIFF and a float TIFF."""
+    paths = {'8-bit': folder / 'boot8.png', '16-bit': folder / 'boot16.png', '16-bit TIFF': folder / 'boot16.tif',
+             'float': folder / 'bootf.tif'}
+    Image.fromarray(gray).save(paths['8-bit'])
+    Image.fromarray(gray.astype(np.uint16) * 257).save(paths['16-bit'])          # 255 -> 65535
+    Image.fromarray(gray.astype(np.uint16) * 257).save(paths['16-bit TIFF'])
+    Image.fromarray(gray.astype(np.float32) / 255, 'F').save(paths['float'])     # 255 -> 1.0
+    assert [Image.open(p).mode for p in paths.values()] == ['L', 'I;16', 'I;16', 'F']
+    return {k: str(p) for k, p in paths.items()}
+
+
+def predictions(capsys, *argv):
+    assert cli.main([str(a) for a in argv]) == 0
+    out, err = capsys.readouterr()
+    assert err == ''
+    blocks = out.strip().split('\n')
+    return [blocks[i + 1:i + 4] for i in range(0, len(blocks), 4)]   # 3 lines per image after its path
+
+
+def test_16_bit_and_float_images_are_classified_as_the_8_bit_one(tmp_path, capsys, boot):
+    paths = save_variants(tmp_path, boot)
+    for path in paths.values():
+        np.testing.assert_array_equal(images.read_image(path), boot, err_msg=path)
+        np.testing.assert_array_equal(imagenet.read_image(path), np.repeat(boot[..., None], 3, axis=2))
+    # Through the command line, with the shipped LeNet: the same classes and probabilities.
+    eight, *others = predictions(capsys, 'predict', 'lenet', '--pretrained', *paths.values())
+    assert eight[0].split()[2:] == ['ankle', 'boot']
+    assert others == [eight] * 3
+
+
+def test_16_bit_pixels_are_scaled_from_their_range(tmp_path):
+    ramp = np.linspace(0, 65535, 510).astype(np.uint16).reshape(15, 34)
+    Image.fromarray(ramp).save(tmp_path / 'ramp.png')
+    got = images.read_image(tmp_path / 'ramp.png')
+    np.testing.assert_array_equal(got, np.rint(ramp / 257.0).astype(np.uint8))   # v / 257 is never a tie
+    # Every 8-bit level appears; Pillow's convert('L') would clip all but the first 2 to 255.
+    assert len(np.unique(got)) == 256
+    # 16-bit colour (48-bit PNG): Pillow keeps each channel's high byte, the same scale.
+    import cv2
+    rgb = make_picture(tmp_path / 'p8.png')
+    cv2.imwrite(str(tmp_path / 'p16.png'), rgb[:, :, ::-1].astype(np.uint16) * 257)
+    np.testing.assert_array_equal(imagenet.read_image(tmp_path / 'p16.png'), rgb)
+
+
+@pytest.mark.parametrize('pixels, message', [
+    (np.full((8, 8), 255, np.float32), r"holds float pixels from 255 to 255; d2lnets reads float images with "
+                                       r"values in \[0, 1\]"),
+    (np.array([[0.5, np.nan]], np.float32), 'holds float pixels from'),
+    (np.full((8, 8), 70000, np.int32), r"has pixels of Pillow mode 'I' \(I;32S\), whose range d2lnets does not "
+                                       r"know; save it as an 8- or 16-bit PNG or as a JPEG"),
+], ids=['float 0-255', 'float NaN', '32-bit integers'])
+def test_pixels_of_unknown_range_are_refused(tmp_path, capsys, pixels, message):
+    path = tmp_path / 'odd.tif'
+    Image.fromarray(pixels).save(path)
+    for mode in ('L', 'RGB'):
+        with pytest.raises(ValueError, match=message):
+            images.read_image(path, mode)
+    assert cli.main(['predict', 'lenet', '--pretrained', str(path)]) == 1
+    err = capsys.readouterr().err
+    assert len(err.strip().splitlines()) == 1 and str(path) in err
+
+
+# --- one pixel limit, checked before decoding ---------------------------------------------
+
+def png_header(width, height):
+    """A PNG that announces ``width`` x ``height`` 8-bit gray pixels but holds
+    one row: a few hundred bytes, yet decoding it allocates the whole image."""
+    def chunk(kind, data):
+        return struct.pack('>I', len(data)) + kind + data + struct.pack('>I', zlib.crc32(kind + data))
+    return (b'\x89PNG\r\n\x1a\n' + chunk(b'IHDR', struct.pack('>IIBBBBB', width, height, 8, 0, 0, 0, 0))
+            + chunk(b'IDAT', zlib.compress(b'\0' * (width + 1))) + chunk(b'IEND', b''))
+
+
+@pytest.mark.parametrize('side, pixels', [(20000, '400000000'), (10000, '10000 x 10000 = 100000000')])
+def test_too_many_pixels_are_refused_before_decoding_on_both_paths(tmp_path, capsys, cache, monkeypatch,
+                                                                  side, pixels):
+    """20000^2 is beyond Pillow's own error threshold; 10000^2 only beyond its
+    warning one, where d2lnets' limit (the same for every path) refuses it."""
+    monkeypatch.setenv('MXNET_GLUON_REPO', 'http://127.0.0.1:9/')     # no weights are ever fetched
+    path = tmp_path / 'bomb.png'
+    path.write_bytes(png_header(side, side))
+    message = '%s has %s pixels, more than the %d that d2lnets decodes' % (path, pixels, images.MAX_PIXELS)
+    start = time.perf_counter()
+    for read in (images.read_image, imagenet.read_image, lambda p: images.read_image(p, 'RGB')):
+        with pytest.raises(ValueError) as info:
+            read(path)
+        assert str(info.value).startswith(message)
+    for name in ('lenet', 'vgg11'):    # the Fashion-MNIST path and the ImageNet path
+        assert cli.main(['predict', name, '--pretrained', str(path)]) == 1
+        err = capsys.readouterr().err
+        assert len(err.strip().splitlines()) == 1 and message in err, err
+    assert time.perf_counter() - start < 5     # decoding 400 megapixels would take far longer
+    # Below the limit the same kind of file is decoded (Pillow fills the missing rows).
+    path.write_bytes(png_header(300, 200))
+    assert images.read_image(path).shape == (200, 300)
+
+
+def test_missing_and_unreadable_files_say_so_the_same_way_on_both_paths(tmp_path):
+    (tmp_path / 'n.png').write_text('not an image')
+    for read in (images.read_image, imagenet.read_image):
+        with pytest.raises(FileNotFoundError, match='no such image file: .*missing.png'):
+            read(tmp_path / 'missing.png')
+        with pytest.raises(ValueError, match=r'cannot read .*n.png as an image \(.*\); give a PNG or JPEG file'):
+            read(tmp_path / 'n.png')
