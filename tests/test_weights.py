@@ -66,7 +66,7 @@ def test_names_without_weights_and_other_shapes_are_clear_errors():
         d2lnets.get_model('nin', pretrained=True)
     with pytest.raises(ValueError, match="no ImageNet weights fit the lecture's 'alexnet'"):
         d2lnets.get_model('alexnet', pretrained=True)
-    with pytest.raises(ValueError, match="the fashion-mnist weights of 'lenet' have 10 classes, got classes=5; to "
+    with pytest.raises(ValueError, match="the Fashion-MNIST weights of 'lenet' have 10 classes, got classes=5; to "
                                          "fine-tune to 5 classes, build with pretrained=False"):
         d2lnets.get_model('lenet', pretrained=True, classes=5)
 

@@ -8,6 +8,7 @@ from typing import Optional
 
 import mxnet as mx
 
+from ..weights.meta import TITLES
 from .alexnet import alexnet, alexnet_gluoncv
 from .lenet import lenet
 from .nin import nin, nin_block
@@ -63,7 +64,7 @@ def get_model(name: str, pretrained: bool = False, root: Optional[str] = None,
             raise ValueError('the %s weights of %r have %d classes, got classes=%r; to fine-tune to %r classes, '
                              'build with pretrained=False and load with d2lnets.models.loading.load_pretrained('
                              'net, %r, exclude_output=True)'
-                             % (weights.dataset, name, classes, kwargs['classes'], kwargs['classes'], name))
+                             % (TITLES[weights.dataset], name, classes, kwargs['classes'], kwargs['classes'], name))
         kwargs = dict(kwargs, classes=classes)
     with mx.name.NameManager():
         net = model.builder(**kwargs)
