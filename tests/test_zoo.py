@@ -421,8 +421,8 @@ def test_wrong_sha1_in_cache_is_refused_not_redownloaded(cache, server, tmp_path
 
 
 @pytest.mark.parametrize('name, kwargs, match', [
-    ('nin', {}, r"no pretrained weights are available for 'nin'; GluonCV ImageNet weights exist for "
-                r"alexnet_gluoncv, vgg11, vgg11_bn"),
+    ('nin', {}, r"no pretrained weights are available for 'nin'; weights exist for "
+                r"alexnet_gluoncv, lenet, vgg11, vgg11_bn"),
     ('vgg11_small', {}, 'no pretrained weights'),
     ('vgg16', {'classes': 10}, r"the ImageNet weights of 'vgg16' have 1000 classes, got classes=10; "
                                r"to fine-tune .*exclude_output=True"),
