@@ -6,7 +6,7 @@ VENV := .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed-stamp
 # Debian package:path that shows it is installed. g++ builds d2lnets' fused
-# CPU kernels for LeNet (d2lnets/fused.py); without it LeNet trains 2-3x slower.
+# CPU kernels for LeNet (d2lnets/perf/fused.py); without it LeNet trains 2-3x slower.
 SYSTEM_DEPS := graphviz:/usr/bin/dot g++:/usr/bin/g++
 # Fashion-MNIST: needed only when d2lnets' data locator finds no copy of it
 # (--data-dir, $$D2LNETS_DATA, $$MXNET_HOME/datasets, Debian's folder).
@@ -34,7 +34,7 @@ setup: $(STAMP) system
 system: $(STAMP)
 	@bash scripts/system-deps.sh $(SYSTEM_DEPS) \
 	  $$($(PY) -c 'import d2lnets.data as d; print("" if d.locate("fashion-mnist") else "$(DATA_DEPS)")')
-	@$(PY) -m d2lnets.fused || true
+	@$(PY) -m d2lnets.perf.fused || true
 
 # LeNet with the lecture's recipe (batch 256, lr 0.9, 10 epochs) on the real
 # Fashion-MNIST; the last line names the run directory and its curves.png.

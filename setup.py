@@ -16,8 +16,8 @@ setup(
     license='Apache-2.0',
     packages=find_packages(include=['d2lnets', 'd2lnets.*']),
     # Shipped weights and manifests, and the fused kernels' source (built on
-    # first use, d2lnets/fused.py), travel with a non-editable install.
-    package_data={'d2lnets': ['weights/*.params', 'weights/*.json', 'csrc/*.cc']},
+    # first use, d2lnets/perf/fused.py), travel with a non-editable install.
+    package_data={'d2lnets': ['weights/*.params', 'weights/*.json', 'perf/csrc/*.cc']},
     python_requires='>=3.8,<3.12',
     # MXNet itself is not listed: `mxnet` (CPU) and `mxnet-cu112` (GPU) both
     # install the module `mxnet`, and one would overwrite the other. Install

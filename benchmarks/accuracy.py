@@ -21,7 +21,7 @@ HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE.parent))
 
 import d2lnets  # noqa: E402  (first: sets OMP_NUM_THREADS before mxnet is imported)
-from d2lnets.run import train_run  # noqa: E402
+from d2lnets.training.runs import train_run  # noqa: E402
 
 
 def main() -> None:

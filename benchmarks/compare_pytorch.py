@@ -6,7 +6,7 @@ round by round so that a busy machine slows all of them alike:
 - ``mxnet-before``: the foundation's settings (threaded engine, OpenMP's
   default wait policy, plain ``hybridize()``);
 - ``mxnet``: d2lnets' defaults (see docs/performance.md), LeNet's training
-  through d2lnets' fused operator (d2lnets/fused.py);
+  through d2lnets' fused operator (d2lnets/perf/fused.py);
 - ``mxnet-unfused``: the same through MXNet's own layers (LeNet training only,
   the one case the fused operator changes);
 - ``pytorch``: the same networks in PyTorch, eager (benchmarks/pytorch_nets.py),
@@ -57,7 +57,7 @@ def run_mxnet(name, mode, batch, before=False, runs=3, seconds=1.0, warmup=3, pe
     # `before` runs OpenMP as the foundation did, with libgomp's default spinning (d2lnets sets
     # GOMP_SPINCOUNT at import, before mxnet, and so libgomp, is loaded: take it back out).
     code = ('import json, os, d2lnets; %s'
-            'import d2lnets.bench as b; ' % ("os.environ.pop('GOMP_SPINCOUNT'); " if before else '') +
+            'import d2lnets.perf.bench as b; ' % ("os.environ.pop('GOMP_SPINCOUNT'); " if before else '') +
             'p = b.matmul_peak() if %r else None; '
             'r = b.bench(%r, %r, %d, runs=%d, seconds_per_run=%r, warmup=%d, static=%r, peak=p, fuse=%r); '
             'print(json.dumps(r.to_dict()))' % (peak, name, mode, batch, runs, seconds, warmup, not before,

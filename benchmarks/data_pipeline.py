@@ -23,9 +23,9 @@ import mxnet as mx  # noqa: E402
 from mxnet import gluon  # noqa: E402
 
 from d2lnets import data  # noqa: E402
-from d2lnets.params import initialize_missing  # noqa: E402
-from d2lnets.run import recipe_for  # noqa: E402
-from d2lnets.train import make_trainer, train_step  # noqa: E402
+from d2lnets.models.params import initialize_missing  # noqa: E402
+from d2lnets.training.runs import recipe_for  # noqa: E402
+from d2lnets.training.loop import make_trainer, train_step  # noqa: E402
 
 
 def measure(name: str, steps: int, warmup: int = 3) -> dict:

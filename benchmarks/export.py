@@ -25,7 +25,7 @@ sys.path.insert(0, str(HERE.parent))
 import d2lnets  # noqa: E402  (first: sets OMP_NUM_THREADS before mxnet is imported)
 import mxnet as mx  # noqa: E402
 import numpy as np  # noqa: E402
-from d2lnets.export import export, verify  # noqa: E402
+from d2lnets.deploy.export import export, verify  # noqa: E402
 
 # name: input (channels, height, width), the lecture's: Fashion-MNIST, resized to 224 but for LeNet.
 NETWORKS = {'lenet': (1, 28, 28), 'alexnet': (1, 224, 224), 'vgg11': (1, 224, 224),

@@ -1,6 +1,6 @@
 """LeNet's costly operators and the reformulations tried for them (MXNet 1.9.1, CPU),
 and LeNet's two blocks (convolution, sigmoid, 2x2 average pooling) as MXNet's
-layers and as d2lnets' fused operator (d2lnets/fused.py).
+layers and as d2lnets' fused operator (d2lnets/perf/fused.py).
 
 For each candidate: forward and forward+backward CPU time per batch of 256
 (process time on one OpenMP thread, the median of 7 runs, so that other work
@@ -126,7 +126,7 @@ GROUPS = [
 
 
 def main():
-    from d2lnets import fused
+    from d2lnets.perf import fused
     if not fused.load():
         raise SystemExit('the fused operator did not build (see the warning above)')
     print('MXNet %s, OMP_NUM_THREADS=%s, %s; CPU ms per batch of %d'

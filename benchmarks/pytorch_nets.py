@@ -1,7 +1,7 @@
 """The lecture's networks in PyTorch (eager), for the side-by-side benchmark.
 
 Same layers, shapes and parameter counts as d2lnets' MXNet networks (checked
-by ``check_counts``); timed exactly as ``d2lnets.bench`` times MXNet: synthetic
+by ``check_counts``); timed exactly as ``d2lnets.perf.bench`` times MXNet: synthetic
 data, warm-up, then the median of several runs of training steps (forward,
 backward, SGD update) or inference, without synchronising per batch.
 
@@ -88,7 +88,7 @@ def bench(name, mode='train', batch_size=None, runs=5, seconds_per_run=1.0, warm
     opt = torch.optim.SGD(net.parameters(), lr=lr)
     net.train(mode == 'train')
 
-    # The same timing as d2lnets.bench, written out again on purpose: this process must not import
+    # The same timing as d2lnets.perf.bench, written out again on purpose: this process must not import
     # d2lnets or MXNet, whose import changes OpenMP's settings for PyTorch too.
     def steps(n):
         for _ in range(n):

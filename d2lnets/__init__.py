@@ -6,7 +6,7 @@ deploy path (``d2lnets predict NAME --onnx FILE IMAGE...``) runs; any other
 name raises an ImportError that says how to install MXNet.
 """
 import importlib
-import importlib.util
+import sys
 
 from ._version import __version__
 from .runtime import apply_defaults as _apply_defaults
@@ -23,33 +23,34 @@ _apply_defaults()
 # public name -> module that defines it
 _exports = {
     'get_model': 'models', 'list_models': 'models',
-    'layer_shapes': 'summary', 'format_layer_shapes': 'summary', 'print_layer_shapes': 'summary',
-    'complexity': 'summary',
+    'layer_shapes': 'models.summary', 'format_layer_shapes': 'models.summary',
+    'print_layer_shapes': 'models.summary', 'complexity': 'models.summary',
     'count_parameters': 'models.params', 'initialize_missing': 'models.params',
-    'load_gluoncv_params': 'weights.zoo',
+    'load_gluoncv_params': 'weights.zoo', 'load_network': 'models.loading',
+    'train': 'training.loop', 'export': 'deploy.export',
 }
-_submodules = {'nn', 'models', 'summary', 'cli', 'runtime', 'weights', 'imagenet', 'io',
-               'data', 'train', 'evaluate', 'plot', 'run', 'checkpoint', 'context', 'weights',
-               'complexity_report', 'bench', 'fused', 'launch', 'distributed',
-               'export', 'images', 'predict', 'onnx_model'}
-# The deploy path runs an exported ONNX file without MXNet (onnxruntime, numpy, Pillow).
-_without_mxnet = {'cli', 'runtime', 'io', 'data', 'images', 'predict', 'onnx_model', 'weights'}
+# d2lnets.NAME -> its module; the packages are the architecture (docs/architecture.md)
+_submodules = {name: name for name in ('cli', 'context', 'data', 'deploy', 'io', 'models', 'perf', 'registry',
+                                       'runtime', 'training', 'weights')}
+_submodules['nn'] = 'models.nn'   # the lecture writes `from d2lnets import nn`
 
 __all__ = ['__version__'] + sorted(_exports) + sorted(_submodules)
 
 
 def __getattr__(name):
-    module = _exports.get(name, name)
-    package = module.split('.')[0]
-    if package not in _submodules:
+    module = _exports.get(name) or _submodules.get(name)
+    if module is None:
         raise AttributeError('module %r has no attribute %r' % (__name__, name))
-    if package not in _without_mxnet:
-        if importlib.util.find_spec('mxnet') is None:
-            raise ImportError(MISSING_MXNET, name='mxnet')
+    try:
+        loaded = importlib.import_module('.' + module, __name__)
+    except ImportError as err:
+        if err.name == 'mxnet':
+            raise ImportError(MISSING_MXNET, name='mxnet') from None
+        raise
+    if 'mxnet' in sys.modules:
         # MXNet would log its engine type at the first operation, in every notebook.
         from .runtime import start_engine_quietly
         start_engine_quietly()
-    loaded = importlib.import_module('.' + module, __name__)
     return getattr(loaded, name) if name in _exports else loaded
 
 

@@ -40,7 +40,7 @@ def _add_summary(sub) -> None:
 
 def _run_summary(args) -> int:
     from .models import default_input_shape, get_model
-    from .summary import format_layer_shapes, layer_shapes
+    from .models.summary import format_layer_shapes, layer_shapes
     shape = args.input_shape or default_input_shape(args.name)
     net = get_model(args.name)
     for line in format_layer_shapes(layer_shapes(net, shape), batch=not args.no_batch):
@@ -92,7 +92,7 @@ def _add_export(sub) -> None:
 
 
 def _run_export(args) -> int:
-    from .export import TOLERANCE, check_format, export, output_prefix
+    from .deploy.export import TOLERANCE, check_format, export, output_prefix
     from .models.loading import load_network
     check_format(args.format)
     net, meta = load_network(args.name, args.params, args.pretrained, args.input_shape)
@@ -126,7 +126,7 @@ def _add_predict(sub) -> None:
 
 def _run_predict(args) -> int:
     # predict --onnx runs on onnxruntime alone: predict imports MXNet only for the other sources.
-    from .predict import format_predictions, predict_files
+    from .deploy.predict import format_predictions, predict_files
     predictions = predict_files(args.name, args.images, params=args.params, pretrained=args.pretrained,
                                 onnx=args.onnx, k=args.top, root=args.root)
     for path, preds in zip(args.images, predictions):
@@ -192,8 +192,8 @@ def _add_train(sub) -> None:
 
 
 def _run_train(args) -> int:
-    from .run import train_or_resume
-    from .train import TrainingInterrupted
+    from .training.loop import TrainingInterrupted
+    from .training.runs import train_or_resume
     verbose = not args.quiet
     try:
         with _sigterm_as_interrupt():
@@ -243,8 +243,8 @@ def _add_evaluate(sub) -> None:
 
 def _run_evaluate(args) -> int:
     from pathlib import Path
-    from .plot import plot_confusion
-    from .run import evaluate_saved
+    from .training.plot import plot_confusion
+    from .training.runs import evaluate_saved
     result = evaluate_saved(args.name, params=args.params, pretrained=args.pretrained, data_dir=args.data_dir,
                             batch_size=args.batch_size, ctx=args.ctx, limit=args.limit)
     meta = result['meta']
@@ -279,14 +279,14 @@ def _add_complexity(sub) -> None:
 
 
 def _run_complexity(args) -> int:
-    from . import complexity_report as report
+    from .perf import complexity_report as report
     if not (args.name or args.compare or args.plot):
         raise ValueError('name a network (e.g. `d2lnets complexity alexnet`), or use --compare or --plot')
     if args.name and args.compare:
         raise ValueError('give either a network name or --compare NAME..., not both')
     if args.name:
         from .models import default_input_shape, get_model
-        from .summary import complexity
+        from .models.summary import complexity
         shape = args.input_shape or default_input_shape(args.name)
         print(report.format_complexity(complexity(get_model(args.name, classes=args.classes), shape),
                                        args.format))
@@ -310,7 +310,7 @@ def _add_bench(sub) -> None:
                    help="default: the lecture's (256 for lenet, 128 for the others)")
     p.add_argument('--imperative', action='store_true', help='do not hybridize')
     p.add_argument('--no-fused', action='store_true',
-                   help="train through MXNet's own layers, not d2lnets' fused CPU operator (d2lnets.fused)")
+                   help="train through MXNet's own layers, not d2lnets' fused CPU operator (d2lnets.perf.fused)")
     p.add_argument('--runs', type=int, default=5, help='timed runs; the median is reported (default 5)')
     p.add_argument('--seconds', type=float, default=1.0, help='length of one timed run (default 1)')
     p.add_argument('--json', action='store_true', help='print JSON instead of a table')
@@ -318,7 +318,7 @@ def _add_bench(sub) -> None:
 
 def _run_bench(args) -> int:
     import json
-    from .bench import bench, format_results, matmul_peak
+    from .perf.bench import bench, format_results, matmul_peak
     from .models import get_builder
     for name in args.names:
         get_builder(name)
@@ -349,7 +349,7 @@ def _add_launch(sub) -> None:
 
 
 def _run_launch(args) -> int:
-    from .launch import launch
+    from .training.launch import launch
     command = args.worker_command[1:] if args.worker_command[:1] == ['--'] else args.worker_command
     return launch(command, args.num_workers, args.num_servers, host=args.host, port=args.port,
                   timeout=args.timeout)

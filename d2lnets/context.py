@@ -1,10 +1,11 @@
-"""Devices: the best one available, and ``--ctx`` text such as ``cpu:0,cpu:1``."""
+"""Devices: the best one available, ``--ctx`` text such as ``cpu:0,cpu:1``, and a
+batch split over several (data parallelism)."""
 import re
 from typing import List, Optional, Sequence, Union
 
 import mxnet as mx
 
-__all__ = ['num_gpus', 'best_context', 'parse_ctx', 'as_context_list']
+__all__ = ['num_gpus', 'best_context', 'parse_ctx', 'as_context_list', 'split_batch']
 
 
 def num_gpus() -> int:
@@ -61,3 +62,17 @@ def as_context_list(ctx: Union[None, str, mx.Context, Sequence[mx.Context]]) -> 
 def describe(ctxs: Sequence[mx.Context]) -> str:
     """``cpu(0)`` for one context, ``[cpu(0), cpu(1)]`` for several."""
     return str(ctxs[0]) if len(ctxs) == 1 else '[%s]' % ', '.join(map(str, ctxs))
+
+
+def split_batch(X: mx.nd.NDArray, y: mx.nd.NDArray, ctxs: List[mx.Context]):
+    """Slices of a batch, one per context (data parallelism).
+
+    A batch with fewer examples than contexts (the last one of an epoch, say)
+    goes to its first ``len(X)`` contexts, one example each: fewer slices
+    than contexts are returned, never an empty slice (which MXNet cannot copy).
+    """
+    ctxs = ctxs[:max(1, min(len(ctxs), X.shape[0]))]
+    if len(ctxs) == 1:
+        return [X.as_in_context(ctxs[0])], [y.as_in_context(ctxs[0])]
+    return (mx.gluon.utils.split_and_load(X, ctxs, even_split=False),
+            mx.gluon.utils.split_and_load(y, ctxs, even_split=False))

@@ -76,6 +76,11 @@ DATASETS: Dict[str, Dataset] = {
 
 IMAGE_SIZE = 28
 
+# ImageNet, as GluonCV's weights were evaluated (transform_eval): the shorter side
+# resized to 256, the centre 224 x 224 cropped, per-channel mean and std.
+IMAGENET_RESIZE, IMAGENET_CROP = 256, 224
+IMAGENET_NORMALIZATION = {'scale': 1 / 255, 'mean': [0.485, 0.456, 0.406], 'std': [0.229, 0.224, 0.225]}
+
 
 class DatasetError(ValueError):
     """A data set file is missing, corrupt, truncated or does not match its
@@ -335,7 +340,7 @@ class ArrayIter:
         each, so the workers together see what one process with the global
         batch would. An incomplete last global batch is dropped, so that
         every worker takes the same number of steps. All workers must shuffle
-        alike: give them the same ``seed`` (or, as :func:`d2lnets.train.train`
+        alike: give them the same ``seed`` (or, as :func:`d2lnets.training.loop.train`
         does, seed NumPy alike before each pass)."""
         if not (isinstance(count, int) and count >= 1 and isinstance(index, int) and 0 <= index < count):
             raise ValueError('shard %r of %r: need 0 <= index < count' % (index, count))

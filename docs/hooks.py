@@ -36,7 +36,7 @@ def _cli_help() -> str:
     parser = cli.build_parser()
     sections = ['```text\n%s```\n' % parser.format_help()]
     sub = next(a for a in parser._actions if a.__class__.__name__ == '_SubParsersAction')
-    for name in cli._commands:
+    for name in cli._COMMANDS:
         sections.append('## d2lnets %s\n\n```text\n%s```\n' % (name, sub.choices[name].format_help()))
     return '\n'.join(sections)
 
@@ -46,8 +46,8 @@ def on_pre_build(config, **kwargs):
     warnings.filterwarnings('ignore', category=DeprecationWarning)
     import d2lnets  # first: sets MXNet's thread defaults
     import mxnet as mx
-    from d2lnets.complexity_report import format_compare
-    from d2lnets.summary import format_layer_shapes, layer_shapes
+    from d2lnets.perf.complexity_report import format_compare
+    from d2lnets.models.summary import format_layer_shapes, layer_shapes
 
     GENERATED.mkdir(exist_ok=True)
     _write('complexity-compare.txt', format_compare(['lenet', 'alexnet'], 'markdown') + '\n')
@@ -62,3 +62,6 @@ def on_pre_build(config, **kwargs):
                                         node_attrs={'fontsize': '10'})
         _write(page + '.svg', graph.pipe(format='svg'))
     _write('cli-help.txt', _cli_help())
+    import graphviz
+    dot = (Path(__file__).resolve().parent / 'architecture.dot').read_text()
+    _write('architecture.svg', graphviz.Source(dot).pipe(format='svg'))

@@ -7,7 +7,7 @@ import d2lnets  # noqa: F401  (first: MXNet's settings)
 import mxnet as mx
 
 from d2lnets.data import load_fashion_mnist
-from d2lnets.train import train
+from d2lnets.training.loop import train
 
 out, batch, limit, seed = sys.argv[1], int(sys.argv[2]), int(sys.argv[3]), int(sys.argv[4])
 kv = mx.kv.create('dist_sync')

@@ -6,7 +6,7 @@ import sys
 
 import pytest
 
-from d2lnets.bench import bench, format_results, matmul_peak, peak_rss_mb
+from d2lnets.perf.bench import bench, format_results, matmul_peak, peak_rss_mb
 
 
 def test_matmul_peak_is_a_rate():

@@ -68,3 +68,19 @@ def test_user_thread_setting_is_kept_and_late_import_warns():
     code = "import os, d2lnets; print(os.environ['OMP_NUM_THREADS'])"
     proc = subprocess.run([sys.executable, '-c', code], capture_output=True, text=True, env=env)
     assert proc.stdout.strip() == '1'
+
+
+def test_an_unexpected_error_is_one_line_saying_where_to_report_and_debug_shows_the_traceback(monkeypatch, capsys):
+    from d2lnets import cli
+
+    def broken(args):
+        raise RuntimeError('something no one expected')
+    monkeypatch.setitem(cli._COMMANDS, 'list', (cli._add_list, broken))
+    assert cli.main(['list']) == 1
+    err = capsys.readouterr().err.strip().splitlines()
+    assert err == ['d2lnets list: internal error: RuntimeError: something no one expected; this is a bug in '
+                   'd2lnets; please report it with the command line and the output of `d2lnets --version`, and '
+                   'run again with --debug for the traceback']
+    assert cli.main(['--debug', 'list']) == 1
+    err = capsys.readouterr().err
+    assert err.startswith('d2lnets list: internal error: RuntimeError') and 'Traceback (most recent call last)' in err

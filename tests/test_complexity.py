@@ -8,8 +8,8 @@ import pytest
 
 import d2lnets
 from d2lnets import nn
-from d2lnets.complexity_report import compare, format_compare, format_complexity, layer_groups
-from d2lnets.summary import complexity, layer_shapes
+from d2lnets.perf.complexity_report import compare, format_compare, format_complexity, layer_groups
+from d2lnets.models.summary import complexity, layer_shapes
 
 
 def _cost(name, shape):

@@ -11,7 +11,7 @@ import pytest
 
 import d2lnets
 from d2lnets.data import load_fashion_mnist
-from d2lnets.train import train
+from d2lnets.training.loop import train
 
 HERE = Path(__file__).resolve().parent
 BATCH, LIMIT, SEED = 64, 512, 11     # 2 workers x 64 = global batch 128: 4 steps

@@ -5,7 +5,7 @@ import pytest
 
 import d2lnets
 from d2lnets import data
-from d2lnets.evaluate import accuracy_from_confusion, confusion_matrix, evaluate_accuracy, per_class_accuracy
+from d2lnets.training.metrics import accuracy_from_confusion, confusion_matrix, evaluate_accuracy, per_class_accuracy
 
 
 @pytest.fixture(scope='module')
@@ -43,7 +43,7 @@ def test_per_class_accuracy():
 def test_batches_smaller_than_the_device_count_are_counted_exactly(net_and_data):
     """A batch of one example on two devices goes to one of them; the counts
     are those of one device."""
-    from d2lnets.evaluate import split_batch
+    from d2lnets.training.metrics import split_batch
     two = [mx.cpu(0), mx.cpu(1)]
     X, y = mx.nd.arange(3 * 4).reshape(3, 4), mx.nd.arange(3)
     xs, ys = split_batch(X, y, two)

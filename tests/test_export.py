@@ -6,6 +6,8 @@ rather than through d2lnets' own runner.
 """
 import json
 import os
+import subprocess
+import sys
 from typing import NamedTuple
 
 import mxnet as mx
@@ -16,7 +18,7 @@ import pytest
 
 import d2lnets
 from d2lnets import cli, data
-from d2lnets.export import METADATA_KEY, TOLERANCE, export, verify
+from d2lnets.deploy.export import METADATA_KEY, TOLERANCE, export, verify
 
 # name: (builder arguments, input (channels, height, width)); VGG with its
 # channels divided by 8, as the lecture's small VGG divides them by 4.
@@ -253,3 +255,44 @@ def test_cli_pretrained_without_weights_is_one_line(tmp_path, capsys):
     assert code == 1 and len(err.strip().splitlines()) == 1
     assert "no pretrained weights are available for 'nin'" in err
     assert list(tmp_path.iterdir()) == []
+
+
+def test_a_folder_as_out_gets_the_models_name_and_dead_staging_is_removed(tmp_path, capsys):
+    out = tmp_path / 'ex'
+    out.mkdir()
+    # What an export killed by SIGKILL left: its staging folder, named with its (dead) process id.
+    dead = subprocess.run([sys.executable, '-c', 'import os; print(os.getpid())'], capture_output=True, text=True)
+    stale = out / ('.lenet.%s.0123abcd.tmp' % dead.stdout.strip())
+    stale.mkdir()
+    (stale / 'model-0000.params').write_bytes(b'x' * 1000)
+    code, stdout, err = run(capsys, 'export', 'lenet', '--pretrained', '--format', 'symbol', '--out', str(out) + '/')
+    assert (code, err) == (0, '')
+    assert sorted(os.listdir(out)) == ['lenet-0000.params', 'lenet-symbol.json']
+
+
+def test_replacing_is_all_or_nothing(tmp_path, monkeypatch):
+    from d2lnets.deploy import export as export_module
+    net = d2lnets.get_model('lenet')
+    net.initialize()
+    (tmp_path / 'lenet-symbol.json').write_text('old symbol')
+    (tmp_path / 'lenet-0000.params').mkdir()          # the second file cannot be replaced
+    with pytest.raises(ValueError, match='lenet-0000.params is a folder'):
+        export(net, str(tmp_path / 'lenet'), (1, 1, 28, 28), 'symbol')
+    assert (tmp_path / 'lenet-symbol.json').read_text() == 'old symbol'
+    # A failure while replacing (here: the second rename) puts the first file back.
+    (tmp_path / 'lenet-0000.params').rmdir()
+    (tmp_path / 'lenet-0000.params').write_text('old params')
+    real_replace, calls = os.replace, []
+
+    def failing_replace(src, dst):
+        calls.append(dst)
+        if len(calls) == 2:
+            raise OSError(28, 'No space left on device')
+        return real_replace(src, dst)
+    monkeypatch.setattr(export_module.os, 'replace', failing_replace)
+    with pytest.raises(OSError):
+        export(net, str(tmp_path / 'lenet'), (1, 1, 28, 28), 'symbol')
+    monkeypatch.undo()
+    assert (tmp_path / 'lenet-symbol.json').read_text() == 'old symbol'
+    assert (tmp_path / 'lenet-0000.params').read_text() == 'old params'
+    assert sorted(os.listdir(tmp_path)) == ['lenet-0000.params', 'lenet-symbol.json']

@@ -1,4 +1,4 @@
-"""The fused conv-sigmoid-pool operator (d2lnets/fused.py): built by the real
+"""The fused conv-sigmoid-pool operator (d2lnets/perf/fused.py): built by the real
 compiler, equal to MXNet's own Convolution -> sigmoid -> Pooling in values and
 gradients, used by the training loop only where it applies."""
 import json
@@ -12,8 +12,8 @@ import pytest
 from mxnet import autograd
 
 import d2lnets
-from d2lnets import fused
-from d2lnets.train import train
+from d2lnets.perf import fused
+from d2lnets.training.loop import train
 
 
 @pytest.fixture(scope='module')
@@ -172,7 +172,7 @@ def test_parameters_accumulating_gradients_are_left_to_mxnet():
 
 
 def test_off_switch_and_other_devices_keep_the_network():
-    code = ('import d2lnets, mxnet as mx; from d2lnets import fused; net = d2lnets.get_model("lenet"); '
+    code = ('import d2lnets, mxnet as mx; from d2lnets.perf import fused; net = d2lnets.get_model("lenet"); '
             'net.initialize(); t = fused.for_training(net, [mx.cpu()]); t(mx.nd.ones((1, 1, 28, 28))); '
             'print(t.fused)')
     env = dict(os.environ, D2LNETS_FUSED='0')
@@ -184,7 +184,7 @@ def test_off_switch_and_other_devices_keep_the_network():
 
 
 def test_without_a_compiler_training_warns_once_and_uses_the_network(tmp_path):
-    code = ('import warnings, d2lnets, mxnet as mx; from d2lnets import fused; '
+    code = ('import warnings, d2lnets, mxnet as mx; from d2lnets.perf import fused; '
             'net = d2lnets.get_model("lenet"); net.initialize(); '
             'ts = [fused.for_training(net, [mx.cpu()]) for _ in range(2)]; '
             '[t(mx.nd.ones((1, 1, 28, 28))) for t in ts]; print([t.fused for t in ts])')

@@ -10,7 +10,9 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from d2lnets import cli, imagenet, images
+from d2lnets import cli
+from d2lnets.deploy import imagenet
+from d2lnets.deploy import images
 from d2lnets.data import load_arrays
 
 from conftest import make_picture

@@ -2,8 +2,8 @@
 import numpy as np
 
 from d2lnets import data
-from d2lnets.plot import plot_confusion, plot_history
-from d2lnets.train import History
+from d2lnets.training.plot import plot_confusion, plot_history
+from d2lnets.training.loop import History
 
 
 def test_figures_are_pngs(tmp_path):

@@ -13,11 +13,12 @@ import pytest
 from PIL import Image
 
 import d2lnets
-from d2lnets import cli, imagenet
+from d2lnets import cli
+from d2lnets.deploy import imagenet
 from d2lnets.data import FASHION_MNIST_CLASSES, load_arrays, to_tensor
-from d2lnets.export import export
-from d2lnets.images import load_images
-from d2lnets.predict import softmax
+from d2lnets.deploy.export import export
+from d2lnets.deploy.images import load_images
+from d2lnets.deploy.predict import softmax
 
 from conftest import make_picture
 
@@ -220,7 +221,7 @@ def smooth_picture(path, height, width, seed):
 def test_onnx_of_imagenet_weights_predicts_as_the_mxnet_path(tmp_path, capsys):
     """An ONNX file of ImageNet weights (3x224x224, ImageNet's classes) gets
     GluonCV's preprocessing without MXNet: the same top 5 as d2lnets.imagenet."""
-    from d2lnets.images import imagenet_input, read_image
+    from d2lnets.deploy.images import imagenet_input, read_image
     from d2lnets.models.loading import pretrained_meta
     net = d2lnets.get_model('nin', classes=1000)
     net.initialize(mx.init.Xavier(magnitude=6))

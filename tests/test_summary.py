@@ -4,7 +4,7 @@ import pytest
 
 import d2lnets
 from d2lnets import nn
-from d2lnets.summary import format_layer_shapes, infer_block_shapes, layer_shapes
+from d2lnets.models.summary import format_layer_shapes, infer_block_shapes, layer_shapes
 
 from conftest import fold
 

@@ -8,8 +8,9 @@ import numpy as np
 import pytest
 
 import d2lnets
-from d2lnets import checkpoint, data
-from d2lnets.train import History, NonFiniteLoss, train
+from d2lnets import data
+from d2lnets.training import checkpoint
+from d2lnets.training.loop import History, NonFiniteLoss, train
 
 LINE = re.compile(r'^epoch (\d+), loss (\d+\.\d{4}), train acc (0\.\d{3}|1\.000), test acc (0\.\d{3}|1\.000), '
                   r'time (\d+\.\d) sec$')

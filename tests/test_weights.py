@@ -6,7 +6,7 @@ import pytest
 
 import d2lnets
 from d2lnets import data
-from d2lnets.evaluate import evaluate_accuracy
+from d2lnets.training.metrics import evaluate_accuracy
 from d2lnets.io import sha1sum
 from d2lnets.registry import REGISTRY, entry, list_models
 from d2lnets.weights import WEIGHTS_DIR, shipped

@@ -14,7 +14,8 @@ import numpy as np
 import pytest
 
 import d2lnets
-from d2lnets import cli, imagenet
+from d2lnets import cli
+from d2lnets.deploy import imagenet
 from d2lnets.io import sha1sum
 from d2lnets.registry import REGISTRY
 from d2lnets.weights import zoo

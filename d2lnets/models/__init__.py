@@ -8,12 +8,12 @@ from typing import Optional
 
 import mxnet as mx
 
+from ..registry import (ModelEntry, Recipe, check_kwargs, default_input_shape, entry, get_builder, list_models,
+                        recipe_for)
 from ..weights.meta import TITLES
 from .alexnet import alexnet, alexnet_gluoncv
 from .lenet import lenet
 from .nin import nin, nin_block
-from ..registry import (ModelEntry, Recipe, check_kwargs, default_input_shape, entry, get_builder, list_models,
-                        recipe_for)
 from .vgg import (conv_archs, vgg, vgg_block, vgg11, vgg11_bn, vgg11_small, vgg13, vgg13_bn,
                   vgg16, vgg16_bn, vgg19, vgg19_bn)
 

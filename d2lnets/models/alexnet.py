@@ -1,5 +1,5 @@
 """AlexNet (Krizhevsky et al., 2012), as the lecture writes it."""
-from .. import nn
+from . import nn
 from ._checks import check_classes, check_dropout
 
 

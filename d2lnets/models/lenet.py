@@ -1,5 +1,5 @@
 """LeNet (LeCun et al., 1998), as the lecture writes it."""
-from .. import nn
+from . import nn
 from ._checks import check_classes
 
 

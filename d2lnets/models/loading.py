@@ -14,7 +14,7 @@ from typing import Any, Dict, Optional, Sequence, Tuple, Union
 
 import mxnet as mx
 
-from ..summary import infer_block_shapes
+from .summary import infer_block_shapes
 from ..weights.load import by_structure, check_finite, check_fit, load_weights, read_params, structural_params
 from ..weights.meta import read_meta
 from . import entry, get_model

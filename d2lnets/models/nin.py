@@ -1,5 +1,5 @@
 """Network in Network (Lin et al., 2013), as the lecture writes it."""
-from .. import nn
+from . import nn
 from ._checks import check_classes, check_dropout
 
 

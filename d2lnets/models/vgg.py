@@ -1,7 +1,7 @@
 """VGG (Simonyan and Zisserman, 2014), as the lecture writes it."""
 from typing import Sequence, Tuple
 
-from .. import nn
+from . import nn
 from ._checks import check_classes, check_dropout
 
 # (number of convolutions, output channels) per VGG block, as in the paper.

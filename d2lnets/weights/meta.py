@@ -25,7 +25,7 @@ META_FILE = 'meta.json'
 FORMAT = 'd2lnets-run/1'
 
 # How the images of each data set are prepared for a network trained on it
-# (d2lnets.images): Fashion-MNIST's form (grayscale, 28 x 28, light on dark), or
+# (d2lnets.deploy.images): Fashion-MNIST's form (grayscale, 28 x 28, light on dark), or
 # GluonCV's ImageNet evaluation transform. The single owner of that choice.
 DATASETS = {'fashion-mnist': 'grayscale', 'mnist': 'grayscale', 'imagenet': 'imagenet'}
 TITLES = {'fashion-mnist': 'Fashion-MNIST', 'mnist': 'MNIST', 'imagenet': 'ImageNet'}
@@ -52,7 +52,7 @@ def dataset_classes(dataset: str) -> List[str]:
 def dataset_meta(dataset: str) -> Dict[str, Any]:
     """The ``meta.json`` fields that follow from the data set alone."""
     if preprocessing(dataset) == 'imagenet':
-        from ..images import IMAGENET_CROP, IMAGENET_NORMALIZATION
+        from ..data import IMAGENET_CROP, IMAGENET_NORMALIZATION
         return {'dataset': dataset, 'classes': dataset_classes(dataset),
                 'input_shape': [1, 3, IMAGENET_CROP, IMAGENET_CROP],
                 'normalization': dict(IMAGENET_NORMALIZATION)}

@@ -1,4 +1,4 @@
-"""The lecture's complexity tables and figure, from :func:`d2lnets.summary.complexity`.
+"""The lecture's complexity tables and figure, from :func:`d2lnets.models.summary.complexity`.
 
 - :func:`format_complexity`: one network's per-layer costs as a table, CSV,
   JSON or Markdown.
@@ -12,9 +12,9 @@ import json
 import os
 from typing import Dict, List, Optional, Sequence, Tuple
 
-from .io import atomic_write
-from .registry import entry
-from .summary import Complexity, complexity
+from ..io import atomic_write
+from ..models.summary import Complexity, complexity
+from ..registry import entry
 
 FORMATS = ('table', 'csv', 'json', 'markdown')
 
@@ -111,7 +111,7 @@ def compare(names: Sequence[str], classes: int = 10) -> Dict:
     """The slide's comparison for ``names`` (the first is the base of the
     ``Increase`` row): per network, its input shape and per row its exact
     weights and MACs, with the slide's figures where the slide has them."""
-    from .models import get_model
+    from ..models import get_model
     if not names:
         raise ValueError('name at least one network to compare, such as: lenet alexnet')
     costs = {name: complexity(get_model(name, classes=classes), slide_input_shape(name)) for name in names}
@@ -193,7 +193,7 @@ def plot_complexity(path: str, names: Sequence[str] = PLOT_NETWORKS, classes: in
     import matplotlib
     matplotlib.use('Agg')  # files only: no display needed
     import matplotlib.pyplot as plt
-    from .models import get_model
+    from ..models import get_model
 
     ext = os.path.splitext(path)[1].lstrip('.').lower()
     if ext not in plt.figure().canvas.get_supported_filetypes():

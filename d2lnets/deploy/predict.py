@@ -3,7 +3,7 @@
 Two ways to run the network: the MXNet network itself
 (:func:`predict_network`), or an exported ONNX file in onnxruntime
 (:func:`predict_onnx`), which needs neither MXNet nor a parameter file.
-Images are prepared by :mod:`d2lnets.images` for both: as Fashion-MNIST was
+Images are prepared by :mod:`d2lnets.deploy.images` for both: as Fashion-MNIST was
 made for the Fashion-MNIST networks, as GluonCV evaluates for ImageNet weights.
 
 This module imports MXNet only inside :func:`predict_network`.
@@ -12,10 +12,10 @@ from typing import Any, Dict, List, Optional, Sequence, Tuple
 
 import numpy as np
 
-from .data import FASHION_MNIST_CLASSES, MNIST_CLASSES   # data imports MXNet only to iterate
+from ..data import FASHION_MNIST_CLASSES, MNIST_CLASSES   # data imports MXNet only to iterate
 from .images import imagenet_input, load_images, read_image
 
-# Data sets whose images :mod:`d2lnets.images` prepares (grayscale, 28 x 28 form).
+# Data sets whose images :mod:`d2lnets.deploy.images` prepares (grayscale, 28 x 28 form).
 GRAYSCALE_DATASETS = ('fashion-mnist', 'mnist')
 
 Prediction = Tuple[int, str, float]   # (class index, class name, probability)
@@ -95,7 +95,7 @@ def predict_network(net, meta: Dict[str, Any], paths: Sequence[str], k: Optional
     """Top-``k`` predictions of the MXNet network ``net`` for image files.
 
     ``meta`` describes what ``net`` was trained on, as
-    :func:`d2lnets.loading.load_network` returns it (``input_shape``,
+    :func:`d2lnets.models.loading.load_network` returns it (``input_shape``,
     ``classes``, ``normalization``, ``dataset``).
     """
     import mxnet as mx
@@ -123,6 +123,6 @@ def predict_files(name: str, paths: Sequence[str], params: Optional[str] = None,
         return predict_onnx(onnx, paths, k, name=name)
     for path in paths:   # a bad image fails before the weights load
         read_image(path)
-    from .models.loading import load_network
+    from ..models.loading import load_network
     net, meta = load_network(name, params, pretrained, root=root)
     return predict_network(net, meta, paths, k)

@@ -22,7 +22,7 @@ from typing import Dict, List, Optional, Sequence, Tuple
 import mxnet as mx
 from mxnet.base import MXNetError
 
-from .models.params import initialize_missing
+from .params import initialize_missing
 
 Shape = Tuple[int, ...]
 

@@ -9,8 +9,8 @@ The timed loop is the one a training loop must keep to stay this fast: no
 synchronisation per batch (no ``asscalar()``, ``asnumpy()`` or metric
 update that reads values back), one ``trainer.step`` per batch, and the
 network hybridized with static memory (``static_alloc``, ``static_shape``).
-Training steps go through :func:`d2lnets.fused.for_training`, as
-:func:`d2lnets.train` does (LeNet's blocks fused on CPUs).
+Training steps go through :func:`d2lnets.perf.fused.for_training`, as
+:func:`d2lnets.training.loop` does (LeNet's blocks fused on CPUs).
 """
 import os
 import resource
@@ -23,9 +23,9 @@ import mxnet as mx
 from mxnet import autograd, gluon
 
 from . import fused
-from .models import get_model
-from .registry import entry
-from .summary import complexity
+from ..models import get_model
+from ..models.summary import complexity
+from ..registry import entry
 
 MODES = ('train', 'infer')
 
@@ -48,7 +48,7 @@ class BenchResult:
     percent_of_peak: Optional[float]
     peak_rss_mb: float
     settings: Dict[str, str] = field(default_factory=dict)
-    fused: bool = False           # trained through d2lnets' fused operator (d2lnets.fused)
+    fused: bool = False           # trained through d2lnets' fused operator (d2lnets.perf.fused)
 
     def to_dict(self) -> Dict:
         return asdict(self)
@@ -126,8 +126,8 @@ def bench(name: str, mode: str = 'train', batch_size: Optional[int] = None, hybr
         Hybridize with ``static_alloc`` and ``static_shape`` (the default,
         and faster); ``False`` times a plain ``hybridize()``.
     fuse : bool
-        Train a hybridized network through :mod:`d2lnets.fused` where it
-        applies, as :func:`d2lnets.train` does (the default).
+        Train a hybridized network through :mod:`d2lnets.perf.fused` where it
+        applies, as :func:`d2lnets.training.loop` does (the default).
     """
     if mode not in MODES:
         raise ValueError('mode must be one of %s, got %r' % (', '.join(MODES), mode))

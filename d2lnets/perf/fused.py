@@ -5,11 +5,11 @@ LeNet's blocks, ``Conv2D(activation='sigmoid')`` then ``AvgPool2D(2, 2)``, have
 those convolutions and their gradients through a generic GEMM path, and the
 sigmoid and the pooling each take one more pass over memory. d2lnets ships one
 C++ operator that does convolution, sigmoid and 2x2 average pooling in one
-pass, forward and backward (``d2lnets/csrc/conv_sigmoid_avgpool.cc``, with the
+pass, forward and backward (``d2lnets/perf/csrc/conv_sigmoid_avgpool.cc``, with the
 output channels as vector lanes). It is built with the system's C++ compiler
 on first use and cached, then loaded with ``mx.library.load``.
 
-:func:`for_training` gives what :func:`d2lnets.train` steps through: a copy of
+:func:`for_training` gives what :func:`d2lnets.training.loop` steps through: a copy of
 the network's graph in which every such chain is that operator, sharing the
 network's parameters. The network itself, its printout, its exports and its
 ONNX graph keep Gluon's own layers. The fused graph is used when every context
@@ -33,7 +33,7 @@ from typing import Any, Dict, List, Optional, Tuple
 import mxnet as mx
 import numpy as np
 
-from .checkpoint import atomic_write
+from ..io import atomic_write
 
 OP_NAME = 'd2l_conv_sigmoid_avgpool'
 SOURCE = Path(__file__).resolve().parent / 'csrc' / 'conv_sigmoid_avgpool.cc'
@@ -284,7 +284,7 @@ def for_training(net: mx.gluon.Block, ctxs: List[mx.Context]) -> TrainingNet:
 
 if __name__ == '__main__':  # python -m d2lnets.fused: build now (make setup does), say where or why not
     import sys
-    from .runtime import start_engine_quietly
+    from ..runtime import start_engine_quietly
     start_engine_quietly()  # else MXNet logs its engine type when the process exits
     try:
         print('d2lnets fused CPU kernels: %s' % build())

@@ -24,11 +24,12 @@ import mxnet as mx
 import numpy as np
 from mxnet import autograd, gluon
 
-from . import checkpoint, fused
+from ..context import as_context_list, describe, split_batch
+from ..models.params import initialize_missing
+from ..perf import fused
+from . import checkpoint
 from .distributed import Job, join
-from .context import as_context_list, describe
-from .evaluate import evaluate_accuracy, split_batch
-from .models.params import initialize_missing
+from .metrics import evaluate_accuracy
 
 __all__ = ['History', 'NonFiniteLoss', 'TrainingInterrupted', 'train', 'train_step', 'make_trainer',
            'epoch_seed', 'evaluate_accuracy']
@@ -172,7 +173,7 @@ def train(net: mx.gluon.Block, train_iter: Iterable, test_iter: Iterable, num_ep
     hybridize : bool
         Compile the network into one graph first (default). On CPUs, chains of
         convolution, sigmoid and 2x2 average pooling (LeNet's) then train
-        through d2lnets' fused operator; see :mod:`d2lnets.fused`.
+        through d2lnets' fused operator; see :mod:`d2lnets.perf.fused`.
     progress : bool, optional
         A progress bar over batches; default: when verbose and stderr is a terminal.
     check_every : int

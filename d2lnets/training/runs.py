@@ -7,7 +7,7 @@
     history.csv     one row per epoch; history.json the same as columns
     curves.png      loss, train and test accuracy per epoch
     command.txt     the command lines that made the run
-    checkpoint/     the last complete epoch (see d2lnets.checkpoint)
+    checkpoint/     the last complete epoch (see d2lnets.training.checkpoint)
     .lock           held while a process writes the folder
 
 What a run folder promises (docs/guarantees.md): everything is checked before
@@ -30,15 +30,16 @@ from typing import Any, Dict, Optional, Sequence, Tuple
 
 import mxnet as mx
 
-from . import __version__, checkpoint, data
-from .context import as_context_list
+from .. import __version__, data
+from ..context import as_context_list
+from ..io import atomic_write, remove_stale_temporaries, write_json, write_text
+from ..models import get_model, recipe_for
+from ..models.loading import load_network
+from ..models.summary import infer_block_shapes
+from ..weights.meta import META_FILE, FORMAT, preprocessing, write_meta
+from . import checkpoint
 from .distributed import Job, join
-from .io import atomic_write, remove_stale_temporaries, write_json, write_text
-from .models import get_model, recipe_for
-from .models.loading import load_network
-from .summary import infer_block_shapes
-from .train import History, TrainingInterrupted, train
-from .weights.meta import META_FILE, FORMAT, preprocessing, write_meta
+from .loop import History, TrainingInterrupted, train
 
 __all__ = ['make_meta', 'train_run', 'resume_run', 'train_or_resume', 'evaluate_saved', 'RunFolder', 'LOCK']
 
@@ -335,7 +336,7 @@ def evaluate_saved(name: str, params: Optional[Path] = None, pretrained: bool = 
     Returns a dict with ``accuracy``, ``per_class`` (list), ``matrix``
     (numpy, rows true, columns predicted), ``classes`` and ``meta``.
     """
-    from .evaluate import accuracy_from_confusion, confusion_matrix, per_class_accuracy
+    from .metrics import accuracy_from_confusion, confusion_matrix, per_class_accuracy
     if (params is None) == (not pretrained):
         raise ValueError('give either a parameter file (--params) or --pretrained')
     _check_positive('the batch size', batch_size)

@@ -6,7 +6,7 @@ from typing import Sequence
 
 import numpy as np
 
-from .io import atomic_write
+from ..io import atomic_write
 
 __all__ = ['plot_history', 'plot_confusion', 'Animator']
 

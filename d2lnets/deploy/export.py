@@ -10,6 +10,8 @@ Two deploy formats leave d2lnets:
 Files are written under temporary names beside the target and renamed at the
 end, so a failed export leaves nothing behind.
 """
+from __future__ import annotations
+
 import contextlib
 import json
 import os
@@ -17,12 +19,10 @@ import shutil
 import warnings
 from typing import Dict, Iterator, List, NamedTuple, Optional, Sequence, Tuple
 
-import mxnet as mx
 import numpy as np
 
-from .io import remove_stale_temporaries, temporary_name
-from .models.params import is_initialized
-from .summary import check_input_shape, infer_block_shapes
+from ..io import remove_stale_temporaries, temporary_name
+from .onnx_model import METADATA_KEY
 
 FORMATS = ('symbol', 'onnx')
 # `d2lnets export --verify` fails above this largest absolute difference.
@@ -31,9 +31,6 @@ TOLERANCE = 1e-4
 # The graph's input and the batch axis' name in the ONNX file.
 INPUT_NAME = 'data'
 BATCH_AXIS = 'batch'
-# Key of the JSON metadata d2lnets stores in the ONNX file (model name, classes,
-# input shape, preprocessing), read by ``d2lnets predict --onnx``.
-METADATA_KEY = 'd2lnets'
 
 
 def output_files(prefix: str, fmt: str) -> List[str]:
@@ -50,6 +47,7 @@ def check_format(fmt: str) -> None:
 
 
 def _check_input_shape(input_shape: Sequence[int]) -> Tuple[int, ...]:
+    from ..models.summary import check_input_shape
     shape = check_input_shape(input_shape)
     if len(shape) != 4:
         raise ValueError('input shape must be (batch, channels, height, width), got %r' % (tuple(input_shape),))
@@ -59,6 +57,9 @@ def _check_input_shape(input_shape: Sequence[int]) -> Tuple[int, ...]:
 def _trace(net: mx.gluon.HybridBlock, input_shape: Tuple[int, ...]) -> None:
     """Hybridize ``net`` without a backend (fused operators do not export) and
     run it once, so that it holds the graph ``HybridBlock.export`` saves."""
+    import mxnet as mx
+    from ..models.params import is_initialized
+    from ..models.summary import infer_block_shapes
     if not isinstance(net, mx.gluon.HybridBlock):
         raise ValueError('only a HybridBlock can be exported, got %s' % type(net).__name__)
     if not all(is_initialized(p) for p in net.collect_params().values()):
@@ -159,6 +160,7 @@ def _weights_as_raw_bytes() -> Iterator[None]:
 
 def _export_onnx_file(symbol_file: str, params_file: str, input_shape: Tuple[int, ...],
                       path: str, metadata: Optional[Dict] = None) -> None:
+    import mxnet as mx
     import onnx
     with _weights_as_raw_bytes():
         mx.onnx.export_model(symbol_file, params_file, [input_shape], [np.float32], path,
@@ -264,6 +266,7 @@ def random_batch(input_shape: Sequence[int], seed: int = 0) -> np.ndarray:
 def run_exported(files: Sequence[str], batch: np.ndarray, ctx: Optional[mx.Context] = None) -> np.ndarray:
     """Run exported ``files`` (as :func:`export` returns them) on ``batch``:
     ``SymbolBlock.imports`` for the symbol format, onnxruntime for ONNX."""
+    import mxnet as mx
     if len(files) == 1 and files[0].endswith('.onnx'):
         from .onnx_model import OnnxModel
         return OnnxModel(files[0]).run(batch)
@@ -283,6 +286,7 @@ def verify(net: mx.gluon.HybridBlock, files: Sequence[str], input_shape: Sequenc
     """Largest absolute difference between the exported model and ``net`` on
     the same random batch of ``input_shape`` (any batch size: the exported
     batch axis is dynamic)."""
+    import mxnet as mx
     batch = random_batch(_check_input_shape(input_shape), seed)
     ctx = _context(net)
     expected = net(mx.nd.array(batch, ctx=ctx)).asnumpy()

@@ -2,7 +2,7 @@
  * Convolution -> sigmoid -> 2x2 average pooling (stride 2), fused, on the CPU:
  * forward and backward, as one MXNet operator (`d2l_conv_sigmoid_avgpool`),
  * loaded with mx.library.load(). d2lnets builds it on first use
- * (d2lnets/fused.py) and uses it only to train; exports and printouts keep
+ * (d2lnets/perf/fused.py) and uses it only to train; exports and printouts keep
  * Gluon's own layers.
  *
  * Why: LeNet's convolutions have 1 and 6 input channels and 6 and 16 output

@@ -15,7 +15,7 @@ from typing import Dict, Optional, Sequence, Tuple, Union
 
 import numpy as np
 
-from .data import IMAGE_SIZE, NORMALIZATION   # 28; the lecture's ToTensor: pixel / 255
+from ..data import IMAGE_SIZE, IMAGENET_CROP, IMAGENET_NORMALIZATION, IMAGENET_RESIZE, NORMALIZATION   # 28; the lecture's ToTensor: pixel / 255
 
 # Fashion-MNIST's side length.
 FORM_SIZE = IMAGE_SIZE
@@ -211,12 +211,10 @@ def load_images(paths: Sequence[str], input_shape: Tuple[int, int, int],
     return to_input([read_image(p) for p in paths], input_shape, normalization)
 
 
-# GluonCV's ImageNet evaluation (``transform_eval``; d2lnets.imagenet runs it
-# for MXNet networks): shorter side to 256, centre 224 x 224, per-channel
-# mean and std. Here in numpy, for the ONNX path too.
-IMAGENET_RESIZE, IMAGENET_CROP = 256, 224
-IMAGENET_NORMALIZATION = {'scale': 1 / 255, 'mean': [0.485, 0.456, 0.406], 'std': [0.229, 0.224, 0.225]}
-
+# GluonCV's ImageNet evaluation (``transform_eval``; d2lnets.deploy.imagenet runs it
+# for MXNet networks), here in numpy, for the ONNX path too: shorter side to
+# IMAGENET_RESIZE, centre IMAGENET_CROP x IMAGENET_CROP, per-channel mean and
+# std (d2lnets.data holds the data sets' facts).
 # OpenCV's fixed-point bilinear resize of 8-bit images: weights in 1/2048.
 _CV_COEF_SCALE = 2048
 

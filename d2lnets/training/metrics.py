@@ -7,25 +7,11 @@ from typing import Iterable, List, Optional, Sequence, Union
 import mxnet as mx
 import numpy as np
 
-from .context import as_context_list
+from ..context import as_context_list, split_batch
 
 Ctx = Union[mx.Context, Sequence[mx.Context], None]
 
-__all__ = ['evaluate_accuracy', 'confusion_matrix', 'per_class_accuracy', 'split_batch']
-
-
-def split_batch(X: mx.nd.NDArray, y: mx.nd.NDArray, ctxs: List[mx.Context]):
-    """Slices of a batch, one per context (data parallelism).
-
-    A batch with fewer examples than contexts (the last one of an epoch, say)
-    goes to its first ``len(X)`` contexts, one example each: fewer slices
-    than contexts are returned, never an empty slice (which MXNet cannot copy).
-    """
-    ctxs = ctxs[:max(1, min(len(ctxs), X.shape[0]))]
-    if len(ctxs) == 1:
-        return [X.as_in_context(ctxs[0])], [y.as_in_context(ctxs[0])]
-    return (mx.gluon.utils.split_and_load(X, ctxs, even_split=False),
-            mx.gluon.utils.split_and_load(y, ctxs, even_split=False))
+__all__ = ['evaluate_accuracy', 'confusion_matrix', 'per_class_accuracy']
 
 
 def evaluate_accuracy(net: mx.gluon.Block, data_iter: Iterable, ctx: Ctx = None) -> float:

@@ -9,7 +9,10 @@ from typing import Dict, Optional, Tuple
 
 import numpy as np
 
-# Same values as in d2lnets.export, which imports MXNet and so is not imported here.
+from ..weights.meta import validate
+
+# Key of the JSON metadata d2lnets stores in the ONNX file (model name, classes,
+# input shape, preprocessing: meta.json's fields), read by ``d2lnets predict --onnx``.
 METADATA_KEY = 'd2lnets'
 
 
@@ -42,7 +45,12 @@ class OnnxModel:
             raise ValueError('%s has %d inputs; expected one image batch' % (path, len(inputs)))
         self.input_name = inputs[0].name
         raw = self.session.get_modelmeta().custom_metadata_map.get(METADATA_KEY)
-        self.metadata: Dict = json.loads(raw) if raw else {}
+        try:
+            meta = json.loads(raw) if raw else {}
+        except ValueError as err:
+            raise ValueError('%s holds d2lnets metadata that is not valid JSON (%s); export it again'
+                             % (path, err)) from None
+        self.metadata: Dict = validate(meta, '%s (its d2lnets metadata)' % path)
         self._input_dims = inputs[0].shape
 
     @property

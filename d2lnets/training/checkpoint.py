@@ -23,7 +23,7 @@ import numbers
 from pathlib import Path
 from typing import Any, Dict, List, Optional
 
-from .io import atomic_write, write_json
+from ..io import atomic_write, write_json
 
 __all__ = ['save_checkpoint', 'load_checkpoint', 'is_checkpoint', 'restore_trainer', 'LATEST',
            'CheckpointError']
@@ -156,7 +156,7 @@ def load_checkpoint(folder: Path, required: tuple = ()) -> Dict[str, Any]:
         truncated, of the wrong kind; a field missing or of the wrong type);
         the message says which and what to do.
     """
-    from .weights.meta import validate
+    from ..weights.meta import validate
     folder = Path(folder)
     if not is_checkpoint(folder):
         raise CheckpointError('%s is not a checkpoint folder (it has no %s); give the output folder of '
