@@ -356,7 +356,8 @@ def _add_launch(sub) -> None:
     p = sub.add_parser('launch', help="run a command as workers of MXNet's parameter server on this host",
                        description="Start a scheduler, SERVERS servers and WORKERS copies of COMMAND with "
                                    "MXNet's DMLC_* environment, all bound to 127.0.0.1; stream their output "
-                                   "prefixed by role; stop them all when one worker fails.",
+                                   "prefixed by role; stop them all when one worker fails or the launcher gets "
+                                   "SIGINT, SIGTERM or SIGHUP; they die with the launcher.",
                        epilog='example: d2lnets launch -n 2 -s 1 -- d2lnets train lenet --kvstore dist_sync')
     p.add_argument('-n', '--num-workers', type=int, required=True, metavar='WORKERS')
     p.add_argument('-s', '--num-servers', type=int, default=1, metavar='SERVERS')
