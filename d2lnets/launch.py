@@ -24,10 +24,15 @@ import subprocess
 import sys
 import threading
 import time
-from typing import Callable, Dict, Iterator, List, Optional, Sequence, TextIO
+from typing import Callable, Dict, Iterator, List, Optional, Sequence, TextIO, Tuple
 
 SERVER_COMMAND = [sys.executable, '-c', 'import mxnet']
 PR_SET_PDEATHSIG = 1        # from <linux/prctl.h>
+DEFAULT_REMOTE = 'ssh -o BatchMode=yes -o ConnectTimeout=10 {host}'
+DEFAULT_PORT = 9091         # MXNet's tools/launch.py starts its scheduler there too
+# What `python -m d2lnets.launch --child` says on its stdout besides the process's output.
+_STARTED = 'd2lnets-launch: started pid '
+_ENDED = 'd2lnets-launch: ended '
 # Looked up once here: the child calls it between fork and exec, where it should do as little as it can.
 _prctl = getattr(ctypes.CDLL(None, use_errno=True), 'prctl', None) if sys.platform.startswith('linux') else None
 
@@ -89,13 +94,24 @@ def _die_with(launcher_pid: int) -> Callable[[], None]:
 
 
 class _Proc:
-    """One process of the job, its output prefixed with ``[label]``."""
+    """One process of the job, its output prefixed with ``[label]``.
 
-    def __init__(self, label: str, role: str, command: Sequence[str], env: Dict[str, str]):
-        self.label, self.role = label, role
+    A process started on a host through the remote template (``host`` set) runs
+    under ``python -m d2lnets.launch --child``, which reports the real
+    process's pid and how it ended; its stdin stays open as a lifeline.
+    """
+
+    def __init__(self, label: str, role: str, command: Sequence[str], env: Dict[str, str],
+                 host: Optional[str] = None):
+        self.label, self.role, self.host = label, role, host
+        self.started = threading.Event()
+        self.remote_pid: Optional[int] = None
+        self.remote_code: Optional[int] = None
+        self.last_lines: List[str] = []
         # The child's death signal fires when the thread that started it ends: the
         # launcher starts every child from the thread that waits for them.
-        self.popen = subprocess.Popen(list(command), env=env, stdin=subprocess.DEVNULL,
+        self.popen = subprocess.Popen(list(command), env=env,
+                                      stdin=subprocess.PIPE if host else subprocess.DEVNULL,
                                       stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
                                       start_new_session=True, bufsize=1, text=True, errors='replace',
                                       preexec_fn=_die_with(os.getpid()))
@@ -108,6 +124,14 @@ class _Proc:
 
     def _pump(self, out: TextIO) -> None:
         for line in self.popen.stdout:
+            if self.host and line.startswith(_STARTED):
+                self.remote_pid = int(line[len(_STARTED):])
+                self.started.set()
+                continue
+            if self.host and line.startswith(_ENDED):
+                self.remote_code = int(line[len(_ENDED):])
+                continue
+            self.last_lines = (self.last_lines + [line.rstrip('\n')])[-3:]
             out.write('[%s] %s' % (self.label, line if line.endswith('\n') else line + '\n'))
             out.flush()
 
@@ -121,12 +145,24 @@ class _Proc:
             except ProcessLookupError:
                 pass
 
+    def code(self) -> int:
+        """The return code of the process itself (on its host, when it reported one)."""
+        if self.host and self.remote_code is not None:
+            return self.remote_code
+        return self.popen.returncode
+
     def describe(self) -> str:
         """How it ended: ``'worker 1 (kvstore rank 1, pid 42) was killed by SIGKILL'``."""
-        code = self.popen.returncode
+        if self.host and self.remote_code is None:
+            # The remote command itself ended without word from the process: ssh lost, or killed.
+            code = self.popen.returncode
+            how = ('was killed by %s' % signal_name(-code)) if code < 0 else 'exited with status %d' % code
+            return 'the remote command of %s (local pid %d) %s' % (self.label, self.popen.pid, how)
+        code = self.code()
         how = ('was killed by %s' % signal_name(-code)) if code < 0 else 'exited with status %d' % code
         rank = 'kvstore rank %s, ' % self.label.split()[-1] if self.role == 'worker' else ''
-        return '%s (%spid %d) %s' % (self.label, rank, self.popen.pid, how)
+        pid = ('pid %d on %s' % (self.remote_pid, self.host)) if self.host else 'pid %d' % self.popen.pid
+        return '%s (%s%s) %s' % (self.label, rank, pid, how)
 
 
 def exit_status(code: int) -> int:
@@ -234,8 +270,10 @@ def _check(procs: List[_Proc], state: Dict[str, float], grace: float, out: TextI
     codes = [w.poll() for w in workers]
     failed = [w for w, c in zip(workers, codes) if c not in (None, 0)]
     if failed:
+        if failed[0].thread is not None:
+            failed[0].thread.join(1.0)      # its last words: how the process on its host ended
         out.write('[launch] %s: stopping all processes\n' % failed[0].describe())
-        return exit_status(failed[0].popen.returncode)
+        return exit_status(failed[0].code())
     if all(c == 0 for c in codes):
         return 0
     # A scheduler or server that leaves early leaves the workers waiting forever.
@@ -246,8 +284,7 @@ def _check(procs: List[_Proc], state: Dict[str, float], grace: float, out: TextI
         if time.monotonic() - state['lost_since'] < grace:
             return None
     if lost:
-        out.write('[launch] the %s stopped before the workers finished: stopping all processes\n'
-                  % lost[0].describe())
+        out.write('[launch] %s before the workers finished: stopping all processes\n' % lost[0].describe())
         return 1
     return None
 
@@ -346,3 +383,211 @@ def launch(command: Sequence[str], num_workers: int, num_servers: int = 1, host:
         finally:
             _stop_all(procs, grace)
     return status
+
+
+# --- across hosts: `launch --hosts FILE --remote TEMPLATE` ---
+
+def read_hosts(path: str) -> List[Tuple[str, int]]:
+    """``[(host, slots), ...]`` from a hosts file: one ``host [slots]`` a line.
+
+    ``slots`` (default 1; also written ``slots=N``) is how many workers the host
+    takes; 0 makes a host that runs only the scheduler and servers. ``#`` starts
+    a comment.
+    """
+    try:
+        text = open(path).read()
+    except OSError as err:
+        raise OSError('cannot read the hosts file %s: %s' % (path, err.strerror or err)) from None
+    hosts = []
+    for number, line in enumerate(text.splitlines(), 1):
+        words = line.split('#')[0].split()
+        if not words:
+            continue
+        slots = words[1][len('slots='):] if len(words) == 2 and words[1].startswith('slots=') else \
+            (words[1] if len(words) == 2 else '1')
+        if len(words) > 2 or not slots.isdigit():
+            raise ValueError('%s:%d: expected "HOST [SLOTS]" (SLOTS a number of workers, 0 or more), got %r'
+                             % (path, number, line.strip()))
+        hosts.append((words[0], int(slots)))
+    if not hosts:
+        raise ValueError('the hosts file %s lists no host: write one address or name a line' % path)
+    return hosts
+
+
+def place(hosts: Sequence[Tuple[str, int]], num_workers: int) -> List[str]:
+    """The host of each worker: each host's slots filled in the file's order."""
+    free = sum(slots for _, slots in hosts)
+    if num_workers > free:
+        raise ValueError('-n %d workers need %d slots, the hosts file gives %d: give hosts more slots '
+                         '("HOST SLOTS") or start fewer workers' % (num_workers, num_workers, free))
+    placed: List[str] = []
+    for host, slots in hosts:
+        placed += [host] * min(slots, num_workers - len(placed))
+    return placed
+
+
+def _address(host: str) -> str:
+    # Each process listens on its host's address (DMLC_NODE_HOST), which ps-lite wants numeric.
+    try:
+        return socket.gethostbyname(host)
+    except OSError as err:
+        raise OSError('cannot resolve the host %s from the hosts file: %s' % (host, err)) from None
+
+
+def _ranks(addresses: Sequence[str], ports: Sequence[int]) -> List[int]:
+    # The scheduler of MXNet 1.9.1 (ps-lite) numbers the workers in the order of
+    # (address descending as a string, port ascending).
+    order = sorted(range(len(addresses)), key=lambda i: ports[i])
+    order.sort(key=lambda i: addresses[i], reverse=True)
+    ranks = [0] * len(addresses)
+    for rank, i in enumerate(order):
+        ranks[i] = rank
+    return ranks
+
+
+def remote_command(template: str, host: str, env: Dict[str, str], command: Sequence[str],
+                   threads_divisor: int = 1) -> List[str]:
+    """The local command that runs ``command`` on ``host`` with exactly ``env``.
+
+    ``template`` (``{host}`` replaced) must run its last argument, one POSIX
+    shell command line, on the host, as ``ssh HOST`` does (for commands that
+    take an argument vector instead, end the template with ``sh -c``).
+    """
+    if '{host}' not in template:
+        raise ValueError('the remote template %r has no {host}: e.g. %r' % (template, DEFAULT_REMOTE))
+    words = [w.replace('{host}', host) for w in shlex.split(template)]
+    child = [sys.executable, '-m', 'd2lnets.launch', '--child', '--threads-divisor', str(threads_divisor), '--']
+    line = 'cd %s && exec env %s %s' % (shlex.quote(os.getcwd()),
+                                         ' '.join('%s=%s' % (k, shlex.quote(v)) for k, v in sorted(env.items())),
+                                         shlex.join(child + list(command)))
+    return words + [line]
+
+
+def _passed_on(base: Dict[str, str]) -> Dict[str, str]:
+    # What the launcher's environment gives every process: d2lnets' and MXNet's settings, threads.
+    return {k: v for k, v in base.items() if k.startswith(('D2LNETS_', 'MXNET_')) or k == 'OMP_NUM_THREADS'}
+
+
+def _start_on_hosts(procs: List[_Proc], command: Sequence[str], hosts: Sequence[Tuple[str, int]],
+                    num_workers: int, num_servers: int, port: int, template: str) -> None:
+    first = hosts[0][0]
+    worker_hosts = place(hosts, num_workers)
+    address = {h: _address(h) for h, _ in hosts}
+    # Ports: the scheduler's, then one each for servers and workers, so none
+    # collide wherever they run: port .. port + servers + workers on every host.
+    ports = [port + 1 + i for i in range(num_servers + num_workers)]
+    ranks = _ranks([address[h] for h in worker_hosts], ports[num_servers:])
+    common = dict(_passed_on(dict(os.environ)), DMLC_PS_ROOT_URI=address[first], DMLC_PS_ROOT_PORT=str(port),
+                  DMLC_NUM_WORKER=str(num_workers), DMLC_NUM_SERVER=str(num_servers))
+
+    def start(label: str, role: str, host: str, cmd: Sequence[str], port_: Optional[int], share: int) -> None:
+        env = dict(common, DMLC_ROLE=role, DMLC_NODE_HOST=address[host])
+        if port_ is not None:
+            env['PORT'] = str(port_)
+        procs.append(_Proc('%s %s' % (host, label), role, remote_command(template, host, env, cmd, share),
+                           dict(os.environ), host=host))
+    start('scheduler', 'scheduler', first, SERVER_COMMAND, None, 0)
+    for i in range(num_servers):
+        start('server %d' % i, 'server', first, SERVER_COMMAND, ports[i], 0)
+    for i, host in enumerate(worker_hosts):
+        start('worker %d' % ranks[i], 'worker', host, command, ports[num_servers + i], worker_hosts.count(host))
+
+
+def _await_started(procs: List[_Proc], timeout: float) -> None:
+    """Wait until every remote process runs; one clear error naming the host otherwise."""
+    deadline = time.monotonic() + timeout
+    for p in procs:
+        while not p.started.wait(0.05):
+            if p.poll() is not None:
+                p.thread.join(1.0)
+                raise OSError('cannot start the %s on %s: the remote command exited with status %d%s'
+                              % (p.label.split(' ', 1)[1], p.host, exit_status(p.popen.returncode),
+                                 ': ' + ' / '.join(p.last_lines) if p.last_lines else ''))
+            if time.monotonic() > deadline:
+                raise OSError('the host %s did not start the %s within %g s: is it reachable, and does the '
+                              'remote command work (try it by hand)?' % (p.host, p.label.split(' ', 1)[1], timeout))
+
+
+def launch_hosts(command: Sequence[str], hosts: Sequence[Tuple[str, int]], num_workers: int,
+                 num_servers: int = 1, port: int = DEFAULT_PORT, remote: str = DEFAULT_REMOTE,
+                 timeout: Optional[float] = None, start_timeout: float = 30.0, grace: float = 5.0,
+                 out: TextIO = sys.stdout) -> int:
+    """Run ``command`` as ``num_workers`` workers spread over ``hosts`` (see ``read_hosts``).
+
+    The scheduler and the servers run on the first host; each process is
+    started through ``remote`` (``{host}`` replaced) with its whole
+    environment on the command line. Returns as :func:`launch` does.
+    """
+    if not command:
+        raise ValueError('no worker command given: put it after "--", e.g. d2lnets launch --hosts hosts -n 2 '
+                         '-- d2lnets train lenet --kvstore dist_sync')
+    if num_workers < 1 or num_servers < 1:
+        raise ValueError('need at least one worker and one server, got -n %d -s %d' % (num_workers, num_servers))
+    warning = check_worker_command(command)
+    if warning:
+        out.write('[launch] warning: %s\n' % warning)
+    procs: List[_Proc] = []
+    with _signals_stop_the_job():
+        try:
+            _start_on_hosts(procs, command, hosts, num_workers, num_servers, port, remote)
+            for p in procs:
+                p.pump(out)
+            _await_started(procs, start_timeout)
+            status = _wait(procs, timeout, grace, out)
+            if status == 0:
+                _finish(procs, grace, out)
+                rank0 = next(p for p in procs if p.label.endswith(' worker 0'))
+                out.write('[launch] done; worker 0 ran on %s: a run folder it wrote is there\n' % rank0.host)
+        except (KeyboardInterrupt, _Interrupted) as err:
+            signum = getattr(err, 'signum', signal.SIGINT)
+            out.write('[launch] got %s: stopping all processes\n' % signal_name(signum))
+            status = 128 + signum
+        finally:
+            _stop_all(procs, grace)
+    return status
+
+
+# --- on each host: `python -m d2lnets.launch --child [--threads-divisor K] -- COMMAND` ---
+
+def _child_main(argv: Sequence[str]) -> int:
+    """Run COMMAND for a launcher elsewhere; stop it when the launcher is gone.
+
+    The launcher is gone when stdin closes (ssh ended: the launcher died or
+    stopped it) or when this process's parent dies (a local remote template).
+    """
+    divisor = int(argv[argv.index('--threads-divisor') + 1]) if '--threads-divisor' in argv else 0
+    command = list(argv[argv.index('--') + 1:])
+    env = dict(os.environ)
+    if divisor and 'OMP_NUM_THREADS' not in env:
+        env['OMP_NUM_THREADS'] = str(max(1, len(os.sched_getaffinity(0)) // divisor))
+    if _prctl is not None:
+        _prctl(PR_SET_PDEATHSIG, signal.SIGKILL, 0, 0, 0)
+    proc = subprocess.Popen(command, env=env, stdin=subprocess.DEVNULL, start_new_session=True,
+                            preexec_fn=_die_with(os.getpid()))
+    print(_STARTED + str(proc.pid), flush=True)
+
+    def stop(*_) -> None:
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(proc.pid, signal.SIGTERM)
+        with contextlib.suppress(subprocess.TimeoutExpired):
+            proc.wait(5.0)
+            return
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(proc.pid, signal.SIGKILL)
+
+    def lifeline() -> None:
+        sys.stdin.buffer.read()          # returns at EOF: the launcher is gone or stopped us
+        stop()
+    threading.Thread(target=lifeline, daemon=True).start()
+    for s in (signal.SIGTERM, signal.SIGHUP, signal.SIGINT):
+        signal.signal(s, lambda *_: threading.Thread(target=stop, daemon=True).start())
+    code = proc.wait()
+    with contextlib.suppress(OSError):      # no one may be listening any more
+        print(_ENDED + str(code), flush=True)
+    return exit_status(code)
+
+
+if __name__ == '__main__' and sys.argv[1:2] == ['--child']:
+    status = _child_main(sys.argv[1:])
+    sys.stdout.flush()
+    os._exit(status)     # not a normal exit: the lifeline thread still blocks in a read of stdin
