@@ -1,4 +1,5 @@
-"""Data-parallel training on MXNet's parameter server, for real, over the loopback."""
+"""Data-parallel training on MXNet's parameter server, for real, over the loopback and across
+network namespaces."""
 import json
 import os
 import subprocess
@@ -13,18 +14,25 @@ import d2lnets
 from d2lnets.data import load_fashion_mnist
 from d2lnets.train import train
 from dist_train_worker import RecordingXavier
+from proctools import hosts_fixture
 
 HERE = Path(__file__).resolve().parent
 BATCH, LIMIT, SEED = 64, 512, 11     # 2 workers x 64 = global batch 128: 4 steps
 ATOL = 1e-6
 
 
-def launch(*command, timeout=240):
+def launch(*command, timeout=240, options=()):
     # One OpenMP thread per process: five MXNet processes share two cores.
     env = dict(os.environ, OMP_NUM_THREADS='1')
-    return subprocess.run([sys.executable, '-m', 'd2lnets', 'launch', '-n', '2', '-s', '1',
+    return subprocess.run([sys.executable, '-m', 'd2lnets', 'launch', '-n', '2', '-s', '1', *options,
                            '--timeout', str(timeout - 30), '--', *command],
                           capture_output=True, text=True, timeout=timeout, env=env)
+
+
+@pytest.fixture
+def hosts():
+    """Three hosts with their own addresses: network namespaces (root only, else skipped)."""
+    yield from hosts_fixture()
 
 
 def params(path):
@@ -35,9 +43,28 @@ def test_two_workers_equal_one_process_on_the_global_batch(tmp_path):
     proc = launch(sys.executable, str(HERE / 'dist_train_worker.py'), str(tmp_path), str(BATCH), str(LIMIT),
                   str(SEED))
     assert proc.returncode == 0, proc.stdout + proc.stderr
-    assert sorted(line.split('] ', 1)[1].split(':')[0] for line in proc.stdout.splitlines()
-                  if 'steps' in line) == ['rank 0', 'rank 1']
-    assert all(' 4 steps' in line for line in proc.stdout.splitlines() if 'steps' in line)
+    assert sorted(line.split(': ')[0] for line in proc.stdout.splitlines() if 'steps' in line) == [
+        '[worker 0] rank 0', '[worker 1] rank 1']
+    assert_equal_to_one_process(tmp_path, proc.stdout)
+
+
+def test_two_workers_on_two_hosts_equal_one_process(tmp_path, hosts):
+    services, a, b = hosts.addresses
+    (tmp_path / 'hosts').write_text('%s 0   # scheduler and server only\n%s\n%s slots=1\n' % (services, a, b))
+    proc = launch(sys.executable, str(HERE / 'dist_train_worker.py'), str(tmp_path), str(BATCH), str(LIMIT),
+                  str(SEED), options=['--hosts', str(tmp_path / 'hosts'), '--remote', hosts.template,
+                                      '--port', '9191'])
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    # Labels: host, role, rank (the scheduler ranks the higher address first).
+    assert sorted(line.split(': ')[0] for line in proc.stdout.splitlines() if 'steps' in line) == sorted([
+        '[%s worker 0] rank 0' % b, '[%s worker 1] rank 1' % a])
+    assert proc.stdout.splitlines()[-1] == '[launch] done; worker 0 ran on %s: a run folder it wrote is there' % b
+    assert_equal_to_one_process(tmp_path, proc.stdout)
+    assert not hosts.pids()
+
+
+def assert_equal_to_one_process(tmp_path, stdout):
+    assert all(' 4 steps' in line for line in stdout.splitlines() if 'steps' in line)
     w0, w1 = params(tmp_path / 'rank0.params'), params(tmp_path / 'rank1.params')
     init0, init1 = params(tmp_path / 'rank0-init.params'), params(tmp_path / 'rank1-init.params')
     assert sorted(w0) == sorted(w1) == sorted(init0) == sorted(init1) and len(w0) == 10   # LeNet: 5 layers
