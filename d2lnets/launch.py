@@ -562,8 +562,12 @@ def _child_main(argv: Sequence[str]) -> int:
         env['OMP_NUM_THREADS'] = str(max(1, len(os.sched_getaffinity(0)) // divisor))
     if _prctl is not None:
         _prctl(PR_SET_PDEATHSIG, signal.SIGKILL, 0, 0, 0)
-    proc = subprocess.Popen(command, env=env, stdin=subprocess.DEVNULL, start_new_session=True,
-                            preexec_fn=_die_with(os.getpid()))
+    try:
+        proc = subprocess.Popen(command, env=env, stdin=subprocess.DEVNULL, start_new_session=True,
+                                preexec_fn=_die_with(os.getpid()))
+    except OSError as err:
+        print('cannot run %s on %s: %s' % (command[0], socket.gethostname(), err.strerror or err), flush=True)
+        return 127
     print(_STARTED + str(proc.pid), flush=True)
 
     def stop(*_) -> None:

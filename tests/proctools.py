@@ -44,18 +44,22 @@ def _decode(address: str, v6: bool) -> str:
 
 
 def listening_addresses(pids: Set[int]) -> Dict[int, List[Tuple[str, int]]]:
-    """``{pid: [(ip, port), ...]}`` of the TCP sockets these processes listen on."""
-    by_inode = {}
-    for table, v6 in (('/proc/net/tcp', False), ('/proc/net/tcp6', True)):
-        try:
-            lines = open(table).read().splitlines()[1:]
-        except OSError:
-            continue
-        for line in lines:
-            cols = line.split()
-            if cols[3] == '0A':      # LISTEN
-                by_inode[cols[9]] = (_decode(cols[1], v6), int(cols[1].split(':')[1], 16))
-    return {pid: [by_inode[i] for i in _socket_inodes(pid) if i in by_inode] for pid in pids}
+    """``{pid: [(ip, port), ...]}`` of the TCP sockets these processes listen on
+    (each read in its own network namespace, through /proc/PID/net)."""
+    found = {}
+    for pid in pids:
+        by_inode = {}
+        for table, v6 in (('/proc/%d/net/tcp' % pid, False), ('/proc/%d/net/tcp6' % pid, True)):
+            try:
+                lines = open(table).read().splitlines()[1:]
+            except OSError:
+                continue
+            for line in lines:
+                cols = line.split()
+                if cols[3] == '0A':      # LISTEN
+                    by_inode[cols[9]] = (_decode(cols[1], v6), int(cols[1].split(':')[1], 16))
+        found[pid] = [by_inode[i] for i in _socket_inodes(pid) if i in by_inode]
+    return found
 
 
 # --- separate hosts on one machine: Linux network namespaces (root only) ---

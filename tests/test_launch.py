@@ -1,5 +1,6 @@
-"""The parameter-server launcher, for real, over the loopback."""
+"""The parameter-server launcher, for real, over the loopback and across network namespaces."""
 import os
+import re
 import signal
 import subprocess
 import sys
@@ -9,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from proctools import listening_addresses, pids_with_env
+from proctools import hosts_fixture, listening_addresses, pids_with_env
 
 WORKER = str(Path(__file__).resolve().parent / 'dist_worker.py')
 
@@ -18,7 +19,7 @@ def start_launch(tmp_path, *launch_args, steps=3, sleep=0.0):
     marker = 'd2lnets-test-%s' % uuid.uuid4().hex
     (tmp_path / 'pids').mkdir()
     env = dict(os.environ, D2LNETS_TEST_MARK=marker, D2LNETS_TEST_PIDS=str(tmp_path / 'pids'),
-               D2LNETS_TEST_STEPS=str(steps), D2LNETS_TEST_SLEEP=str(sleep))
+               D2LNETS_TEST_STEPS=str(steps), D2LNETS_TEST_SLEEP=str(sleep), OMP_NUM_THREADS='1')
     proc = subprocess.Popen([sys.executable, '-m', 'd2lnets', 'launch', *launch_args, '--',
                              sys.executable, WORKER], env=env, stdout=subprocess.PIPE,
                             stderr=subprocess.STDOUT, text=True, start_new_session=True)
@@ -166,3 +167,116 @@ def test_workers_that_never_join_are_reported(tmp_path):
     assert proc.stdout.splitlines()[-1] == ('[launch] warning: the workers finished, but the scheduler still '
                                             'waited for them: they never joined the parameter server '
                                             '(no dist kvstore)')
+
+
+# --- across hosts: network namespaces, each a host with its own address ---
+
+@pytest.fixture
+def hosts():
+    """Three hosts with their own addresses: network namespaces (root only, else skipped)."""
+    yield from hosts_fixture()
+
+
+def hosts_file(tmp_path, *lines):
+    path = tmp_path / 'hosts'
+    path.write_text(''.join(line + '\n' for line in lines))
+    return str(path)
+
+
+def test_across_hosts_a_killed_worker_stops_every_host(tmp_path, hosts):
+    services, a, b = hosts.addresses
+    proc, marker = start_launch(tmp_path, '-n', '2', '--hosts', hosts_file(tmp_path, services + ' 0', a, b),
+                                '--remote', hosts.template, '--port', '9291', steps=100000, sleep=0.05)
+    try:
+        ranks = wait_for_workers(tmp_path)
+        # Every process listens on its own host's address, nothing on the loopback or a wildcard.
+        listening = listening_addresses(hosts.pids())
+        assert {ip for socks in listening.values() for ip, _ in socks} == {services, a, b}, listening
+        victim = max(ranks, key=ranks.get)       # rank 1: on a, the lower address
+        os.kill(victim, signal.SIGKILL)
+        out, _ = proc.communicate(timeout=30)
+        left = wait_for(lambda: not hosts.pids(), timeout=10) or hosts.pids()
+    finally:
+        cleanup(proc, marker)
+    assert proc.returncode == 128 + signal.SIGKILL, out
+    assert ('[launch] %s worker 1 (kvstore rank 1, pid %d on %s) was killed by SIGKILL: stopping all processes\n'
+            % (a, victim, a)) in out
+    assert left is True, 'left running: %s' % left
+
+
+@pytest.mark.parametrize('sig, lifeline_only', [(signal.SIGKILL, False), (signal.SIGKILL, True),
+                                                (signal.SIGHUP, False)])
+def test_across_hosts_nothing_outlives_the_launcher(tmp_path, hosts, sig, lifeline_only):
+    # lifeline_only: `setsid -w` puts the process on the host out of reach of the
+    # launcher's parent-death signal, as ssh does: it must notice its stdin closing.
+    services, a, b = hosts.addresses
+    template = hosts.template.replace(' sh -c', ' setsid -w sh -c') if lifeline_only else hosts.template
+    proc, marker = start_launch(tmp_path, '-n', '2', '--hosts', hosts_file(tmp_path, services + ' 0', a, b),
+                                '--remote', template, '--port', '9391', steps=100000, sleep=0.05)
+    try:
+        wait_for_workers(tmp_path)
+        assert len(hosts.pids()) >= 4
+        os.kill(proc.pid, sig)
+        out, _ = proc.communicate(timeout=30)
+        left = wait_for(lambda: not hosts.pids(), timeout=15) or hosts.pids()
+    finally:
+        cleanup(proc, marker)
+    assert left is True, 'left running: %s' % left
+    if sig == signal.SIGHUP:
+        assert proc.returncode == 128 + signal.SIGHUP
+        assert out.endswith('[launch] got SIGHUP: stopping all processes\n'), out
+
+
+def test_across_hosts_a_host_that_cannot_start_fails_fast_with_its_name(tmp_path, hosts):
+    services, a, _ = hosts.addresses
+    missing = services.rsplit('.', 1)[0] + '.99'       # an address no namespace has
+    for host_line, error in [(missing + ' 2', 'exited with status 255: Cannot open network namespace'),
+                             (a + ' 2', 'exited with status 127: cannot run no-such-program on ')]:
+        started = time.monotonic()
+        proc = subprocess.run([sys.executable, '-m', 'd2lnets', 'launch', '-n', '2', '--hosts',
+                               hosts_file(tmp_path, services + ' 0', host_line), '--remote', hosts.template,
+                               '--', 'no-such-program'], capture_output=True, text=True, timeout=60)
+        assert time.monotonic() - started < 20
+        assert proc.returncode == 1, proc.stdout
+        lines = proc.stderr.strip().splitlines()
+        assert len(lines) == 1 and re.match(r'd2lnets launch: error: cannot start the worker \d on %s: the remote '
+                                            r'command %s' % (re.escape(host_line.split()[0]), error), lines[0]), lines
+        assert wait_for(lambda: not hosts.pids(), timeout=10)
+
+
+def test_a_host_that_does_not_answer_fails_within_the_start_timeout(tmp_path):
+    # A remote command that hangs (an unreachable host, a stuck ssh): the template sleeps.
+    started = time.monotonic()
+    proc = subprocess.run([sys.executable, '-m', 'd2lnets', 'launch', '-n', '1', '--hosts',
+                           hosts_file(tmp_path, '192.0.2.1'), '--remote', 'sh -c "sleep 60" {host}',
+                           '--start-timeout', '2', '--', 'd2lnets', 'train', 'lenet', '--kvstore', 'dist_sync'],
+                          capture_output=True, text=True, timeout=60)
+    assert proc.returncode == 1, proc.stdout
+    assert proc.stderr.strip().splitlines() == [
+        'd2lnets launch: error: the host 192.0.2.1 did not start the scheduler within 2 s: is it reachable, and '
+        'does the remote command work (try it by hand)?']
+    assert time.monotonic() - started < 20
+
+
+def test_hosts_file_and_placement(tmp_path):
+    from d2lnets.launch import place, read_hosts, remote_command
+    path = hosts_file(tmp_path, '# scheduler here', 'alpha 0', 'beta 2  # two workers', 'gamma slots=1')
+    hosts = read_hosts(path)
+    assert hosts == [('alpha', 0), ('beta', 2), ('gamma', 1)]
+    assert place(hosts, 3) == ['beta', 'beta', 'gamma']
+    with pytest.raises(ValueError, match='-n 4 workers need 4 slots, the hosts file gives 3'):
+        place(hosts, 4)
+    with pytest.raises(ValueError, match=r'hosts:2: expected "HOST \[SLOTS\]"'):
+        read_hosts(hosts_file(tmp_path, 'alpha', 'beta two'))
+    with pytest.raises(ValueError, match='lists no host'):
+        read_hosts(hosts_file(tmp_path, '# nothing'))
+    with pytest.raises(OSError, match='cannot read the hosts file'):
+        read_hosts(str(tmp_path / 'absent'))
+    # The whole environment goes on the command line, quoted for the remote shell.
+    cmd = remote_command('ssh -o BatchMode=yes {host}', 'beta', {'DMLC_ROLE': 'worker', 'D2LNETS_X': 'a b'},
+                         ['d2lnets', 'train', 'lenet'])
+    assert cmd[:4] == ['ssh', '-o', 'BatchMode=yes', 'beta'] and len(cmd) == 5
+    assert " && exec env D2LNETS_X='a b' DMLC_ROLE=worker " in cmd[4]
+    assert cmd[4].endswith(' -m d2lnets.launch --child --threads-divisor 1 -- d2lnets train lenet')
+    with pytest.raises(ValueError, match='has no {host}'):
+        remote_command('ssh', 'beta', {}, ['true'])
