@@ -207,10 +207,11 @@ def test_across_hosts_a_killed_worker_stops_every_host(tmp_path, hosts):
 @pytest.mark.parametrize('sig, lifeline_only', [(signal.SIGKILL, False), (signal.SIGKILL, True),
                                                 (signal.SIGHUP, False)])
 def test_across_hosts_nothing_outlives_the_launcher(tmp_path, hosts, sig, lifeline_only):
-    # lifeline_only: `setsid -w` puts the process on the host out of reach of the
-    # launcher's parent-death signal, as ssh does: it must notice its stdin closing.
+    # lifeline_only: as over ssh, the process on the host is out of reach of the launcher's
+    # parent-death signal and its own parent lives on (the second `setsid -w`, in a session
+    # of its own, survives the first): it must notice its stdin closing.
     services, a, b = hosts.addresses
-    template = hosts.template.replace(' sh -c', ' setsid -w sh -c') if lifeline_only else hosts.template
+    template = hosts.template.replace(' sh -c', ' setsid -w setsid -w sh -c') if lifeline_only else hosts.template
     proc, marker = start_launch(tmp_path, '-n', '2', '--hosts', hosts_file(tmp_path, services + ' 0', a, b),
                                 '--remote', template, '--port', '9391', steps=100000, sleep=0.05)
     try:
