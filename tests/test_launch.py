@@ -1,6 +1,8 @@
 """The parameter-server launcher, for real, over the loopback and across network namespaces."""
 import os
 import re
+import shlex
+import shutil
 import signal
 import subprocess
 import sys
@@ -281,3 +283,59 @@ def test_hosts_file_and_placement(tmp_path):
     assert cmd[4].endswith(' -m d2lnets.launch --child --threads-divisor 1 -- d2lnets train lenet')
     with pytest.raises(ValueError, match='has no {host}'):
         remote_command('ssh', 'beta', {}, ['true'])
+
+
+@pytest.fixture
+def sshd_hosts(hosts, tmp_path):
+    """``hosts`` with a real sshd (Debian's openssh-server) on each, a key made here, and an ssh
+    template run from the first host (the launcher's own namespace cannot reach theirs)."""
+    if shutil.which('sshd') is None and not os.path.exists('/usr/sbin/sshd'):
+        pytest.skip('no sshd: apt-get install openssh-server')
+    keys = tmp_path / 'ssh'
+    keys.mkdir()
+    for name in ('host_key', 'client_key'):
+        subprocess.run(['ssh-keygen', '-q', '-t', 'ed25519', '-N', '', '-f', str(keys / name)], check=True)
+    (keys / 'authorized_keys').write_text((keys / 'client_key.pub').read_text())
+    (keys / 'sshd_config').write_text(
+        'HostKey %s\nAuthorizedKeysFile %s\nPermitRootLogin prohibit-password\nPasswordAuthentication no\n'
+        'KbdInteractiveAuthentication no\nUsePAM no\nStrictModes no\n' % (keys / 'host_key', keys / 'authorized_keys'))
+    os.makedirs('/run/sshd', exist_ok=True)          # sshd's privilege-separation directory
+    daemons = [subprocess.Popen(['ip', 'netns', 'exec', name, '/usr/sbin/sshd', '-D', '-e', '-f',
+                                 str(keys / 'sshd_config'), '-o', 'ListenAddress=%s' % address],
+                                stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+               for name, address in zip(hosts.names, hosts.addresses)]
+    try:
+        ssh = ('ssh -i %s -o BatchMode=yes -o ConnectTimeout=10 -o StrictHostKeyChecking=no '
+               '-o UserKnownHostsFile=/dev/null -o LogLevel=ERROR {host}' % (keys / 'client_key'))
+        template = 'ip netns exec %s %s' % (hosts.names[0], ssh)
+        assert wait_for(lambda: subprocess.run(shlex.split(template.replace('{host}', hosts.addresses[1])) + ['true'],
+                                               capture_output=True, timeout=20).returncode == 0, timeout=20), \
+            'sshd did not come up'
+        yield hosts, template, {d.pid for d in daemons}
+    finally:
+        for d in daemons:
+            d.kill()
+            d.wait()
+
+
+@pytest.mark.parametrize('kill_launcher', [False, True])
+def test_over_real_ssh(tmp_path, sshd_hosts, kill_launcher):
+    hosts, template, daemons = sshd_hosts
+    services, a, b = hosts.addresses
+    proc, marker = start_launch(tmp_path, '-n', '2', '--hosts', hosts_file(tmp_path, services + ' 0', a, b),
+                                '--remote', template, '--port', '9491', steps=100000 if kill_launcher else 5,
+                                sleep=0.05)
+    try:
+        if kill_launcher:
+            wait_for_workers(tmp_path)
+            os.kill(proc.pid, signal.SIGKILL)
+        out, _ = proc.communicate(timeout=60)
+        # Besides the sshd daemons, nothing on any host: sessions, the launch children, the workers.
+        left = wait_for(lambda: not (hosts.pids() - daemons), timeout=15) or hosts.pids() - daemons
+    finally:
+        cleanup(proc, marker)
+    assert left is True, 'left running: %s' % left
+    if not kill_launcher:
+        assert proc.returncode == 0, out
+        assert sorted(line.split(' holds')[0] for line in out.splitlines() if 'holds' in line) == sorted([
+            '[%s worker 0] rank 0 of 2' % b, '[%s worker 1] rank 1 of 2' % a])
