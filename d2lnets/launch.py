@@ -1,4 +1,5 @@
-"""Start MXNet's parameter server on one host: scheduler, servers, workers.
+"""Start MXNet's parameter server: scheduler, servers, workers, on this host
+(:func:`launch`) or across hosts (:func:`launch_hosts`).
 
 Each role is a process with MXNet's documented environment (``DMLC_ROLE``,
 ``DMLC_PS_ROOT_URI``, ``DMLC_PS_ROOT_PORT``, ``DMLC_NUM_WORKER``,
@@ -12,6 +13,11 @@ whatever it started too, and dies with the launcher (Linux's
 ``PR_SET_PDEATHSIG``), even when the launcher is killed with SIGKILL. When a
 worker fails, all others are stopped and the launcher returns that worker's
 failure; SIGTERM, SIGHUP and SIGINT stop everything too.
+
+Across hosts, each process is started through a remote-command template
+(ssh by default) with its whole environment on the command line, under
+``python -m d2lnets.launch --child``, which stops it when the launcher is
+gone (its stdin closes, or its parent dies).
 """
 import contextlib
 import ctypes
@@ -358,21 +364,34 @@ def launch(command: Sequence[str], num_workers: int, num_servers: int = 1, host:
         (128 + signal number for a killed worker, 124 for a timeout, 128 +
         the signal's number when the launcher got SIGINT, SIGTERM or SIGHUP).
     """
+    _validate(command, num_workers, num_servers, 'd2lnets launch -n 2', out)
+    port = port or free_port(host)
+    return _run(lambda procs: _start(procs, command, num_workers, num_servers, host, port),
+                timeout, None, grace, out)
+
+
+def _validate(command: Sequence[str], num_workers: int, num_servers: int, example: str, out: TextIO) -> None:
     if not command:
         raise ValueError('no worker command given: put it after "--", e.g. '
-                         'd2lnets launch -n 2 -- d2lnets train lenet --kvstore dist_sync')
+                         '%s -- d2lnets train lenet --kvstore dist_sync' % example)
     if num_workers < 1 or num_servers < 1:
         raise ValueError('need at least one worker and one server, got -n %d -s %d' % (num_workers, num_servers))
     warning = check_worker_command(command)
     if warning:
         out.write('[launch] warning: %s\n' % warning)
-    port = port or free_port(host)
+
+
+def _run(start: Callable[[List[_Proc]], None], timeout: Optional[float], start_timeout: Optional[float],
+         grace: float, out: TextIO) -> int:
+    """Start the job, pump its output, wait for it, stop it: its exit status."""
     procs: List[_Proc] = []
     with _signals_stop_the_job():
         try:
-            _start(procs, command, num_workers, num_servers, host, port)
+            start(procs)
             for p in procs:      # after every fork: no pump thread runs while a child is forked
                 p.pump(out)
+            if start_timeout is not None:
+                _await_started(procs, start_timeout)
             status = _wait(procs, timeout, grace, out)
             if status == 0:
                 _finish(procs, grace, out)
@@ -518,32 +537,16 @@ def launch_hosts(command: Sequence[str], hosts: Sequence[Tuple[str, int]], num_w
     started through ``remote`` (``{host}`` replaced) with its whole
     environment on the command line. Returns as :func:`launch` does.
     """
-    if not command:
-        raise ValueError('no worker command given: put it after "--", e.g. d2lnets launch --hosts hosts -n 2 '
-                         '-- d2lnets train lenet --kvstore dist_sync')
-    if num_workers < 1 or num_servers < 1:
-        raise ValueError('need at least one worker and one server, got -n %d -s %d' % (num_workers, num_servers))
-    warning = check_worker_command(command)
-    if warning:
-        out.write('[launch] warning: %s\n' % warning)
-    procs: List[_Proc] = []
-    with _signals_stop_the_job():
-        try:
-            _start_on_hosts(procs, command, hosts, num_workers, num_servers, port, remote)
-            for p in procs:
-                p.pump(out)
-            _await_started(procs, start_timeout)
-            status = _wait(procs, timeout, grace, out)
-            if status == 0:
-                _finish(procs, grace, out)
-                rank0 = next(p for p in procs if p.label.endswith(' worker 0'))
-                out.write('[launch] done; worker 0 ran on %s: a run folder it wrote is there\n' % rank0.host)
-        except (KeyboardInterrupt, _Interrupted) as err:
-            signum = getattr(err, 'signum', signal.SIGINT)
-            out.write('[launch] got %s: stopping all processes\n' % signal_name(signum))
-            status = 128 + signum
-        finally:
-            _stop_all(procs, grace)
+    _validate(command, num_workers, num_servers, 'd2lnets launch --hosts FILE -n 2', out)
+    started: List[_Proc] = []
+
+    def start(procs: List[_Proc]) -> None:
+        _start_on_hosts(procs, command, hosts, num_workers, num_servers, port, remote)
+        started.extend(procs)
+    status = _run(start, timeout, start_timeout, grace, out)
+    if status == 0:
+        rank0 = next(p for p in started if p.label.endswith(' worker 0'))
+        out.write('[launch] done; worker 0 ran on %s: a run folder it wrote is there\n' % rank0.host)
     return status
 
 
