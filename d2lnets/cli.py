@@ -360,7 +360,8 @@ def _add_launch(sub) -> None:
                                    "over the hosts, each started through --remote); stream their output "
                                    "prefixed by role; stop them all when one worker fails or the launcher gets "
                                    "SIGINT, SIGTERM or SIGHUP; they die with the launcher.",
-                       epilog='example: d2lnets launch -n 2 -s 1 -- d2lnets train lenet --kvstore dist_sync')
+                       epilog='examples: d2lnets launch -n 2 -s 1 -- d2lnets train lenet --kvstore dist_sync; '
+                              'd2lnets launch --hosts hosts -n 2 -- d2lnets train lenet --kvstore dist_sync')
     p.add_argument('-n', '--num-workers', type=int, required=True, metavar='WORKERS')
     p.add_argument('-s', '--num-servers', type=int, default=1, metavar='SERVERS')
     p.add_argument('--host', default=None, help='address the scheduler listens on (default 127.0.0.1; not with '
