@@ -8,6 +8,9 @@ STAMP := $(VENV)/.installed-stamp
 # Debian package:path that shows it is installed. g++ builds d2lnets' fused
 # CPU kernels for LeNet (d2lnets/perf/fused.py); without it LeNet trains 2-3x slower.
 SYSTEM_DEPS := graphviz:/usr/bin/dot g++:/usr/bin/g++
+# What only the tests need: network namespaces as hosts (iproute2) and a real
+# sshd to launch over (tests/test_launch.py).
+TEST_DEPS := iproute2:/usr/sbin/ip openssh-server:/usr/sbin/sshd
 # Fashion-MNIST: needed only when d2lnets' data locator finds no copy of it
 # (--data-dir, $$D2LNETS_DATA, $$MXNET_HOME/datasets, Debian's folder).
 DATA_DEPS := dataset-fashion-mnist:/usr/share/datasets/fashion-mnist
@@ -42,6 +45,7 @@ demo: setup
 	$(VENV)/bin/d2lnets train lenet
 
 test: setup
+	@bash scripts/system-deps.sh $(TEST_DEPS)
 	$(PY) -m pytest
 
 # The documentation site, in strict mode: a warning (broken link, missing page) is an error.

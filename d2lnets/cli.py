@@ -335,24 +335,46 @@ def _run_bench(args) -> int:
 
 
 def _add_launch(sub) -> None:
-    p = sub.add_parser('launch', help="run a command as workers of MXNet's parameter server on this host",
+    p = sub.add_parser('launch', help="run a command as workers of MXNet's parameter server, on this host or "
+                                      "across hosts",
                        description="Start a scheduler, SERVERS servers and WORKERS copies of COMMAND with "
-                                   "MXNet's DMLC_* environment, all bound to 127.0.0.1; stream their output "
-                                   "prefixed by role; stop them all when one worker fails.",
-                       epilog='example: d2lnets launch -n 2 -s 1 -- d2lnets train lenet --kvstore dist_sync')
+                                   "MXNet's DMLC_* environment, all bound to 127.0.0.1 (or, with --hosts, spread "
+                                   "over the hosts, each started through --remote); stream their output "
+                                   "prefixed by role; stop them all when one worker fails or the launcher gets "
+                                   "SIGINT, SIGTERM or SIGHUP; they die with the launcher.",
+                       epilog='examples: d2lnets launch -n 2 -s 1 -- d2lnets train lenet --kvstore dist_sync; '
+                              'd2lnets launch --hosts hosts -n 2 -- d2lnets train lenet --kvstore dist_sync')
     p.add_argument('-n', '--num-workers', type=int, required=True, metavar='WORKERS')
     p.add_argument('-s', '--num-servers', type=int, default=1, metavar='SERVERS')
-    p.add_argument('--host', default='127.0.0.1', help='address the scheduler listens on (default 127.0.0.1)')
-    p.add_argument('--port', type=int, default=None, help="the scheduler's port (default: a free one)")
+    p.add_argument('--host', default=None, help='address the scheduler listens on (default 127.0.0.1; not with '
+                                                '--hosts)')
+    p.add_argument('--port', type=int, default=None, help="the scheduler's port (default: a free one; with "
+                                                          "--hosts 9091, and the next SERVERS+WORKERS ports)")
     p.add_argument('--timeout', type=float, default=None, help='stop everything after this many seconds')
+    p.add_argument('--hosts', metavar='FILE', help='run across the hosts in FILE, one "HOST [SLOTS]" a line; '
+                                                   'the scheduler and servers on the first')
+    p.add_argument('--remote', metavar='TEMPLATE', default=None,
+                   help='how to run a shell command line on {host} (default "ssh -o BatchMode=yes -o '
+                        'ConnectTimeout=10 {host}"; e.g. "ip netns exec ns-{host} sh -c")')
+    p.add_argument('--start-timeout', type=float, default=30.0, metavar='SECONDS',
+                   help='with --hosts: fail when a host has not started its process by then (default 30)')
     p.add_argument('worker_command', nargs=argparse.REMAINDER, metavar='-- COMMAND ...')
 
 
 def _run_launch(args) -> int:
-    from .training.launch import launch
+    from .training.launch import DEFAULT_PORT, DEFAULT_REMOTE, launch, launch_hosts, read_hosts
     command = args.worker_command[1:] if args.worker_command[:1] == ['--'] else args.worker_command
-    return launch(command, args.num_workers, args.num_servers, host=args.host, port=args.port,
-                  timeout=args.timeout)
+    if args.hosts is None:
+        if args.remote is not None:
+            raise ValueError('--remote needs --hosts FILE: without it every process runs on this host')
+        return launch(command, args.num_workers, args.num_servers, host=args.host or '127.0.0.1', port=args.port,
+                      timeout=args.timeout)
+    if args.host is not None:
+        raise ValueError('--host is for one host; with --hosts the scheduler runs on the first host in %s'
+                         % args.hosts)
+    return launch_hosts(command, read_hosts(args.hosts), args.num_workers, args.num_servers,
+                        port=args.port or DEFAULT_PORT, remote=args.remote or DEFAULT_REMOTE,
+                        timeout=args.timeout, start_timeout=args.start_timeout)
 
 
 # name -> (adds its parser, runs it); in the order `d2lnets --help` lists them.

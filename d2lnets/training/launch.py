@@ -1,4 +1,5 @@
-"""Start MXNet's parameter server on one host: scheduler, servers, workers.
+"""Start MXNet's parameter server: scheduler, servers, workers, on this host
+(:func:`launch`) or across hosts (:func:`launch_hosts`).
 
 Each role is a process with MXNet's documented environment (``DMLC_ROLE``,
 ``DMLC_PS_ROOT_URI``, ``DMLC_PS_ROOT_PORT``, ``DMLC_NUM_WORKER``,
@@ -8,26 +9,52 @@ address. Scheduler and servers are ``python -c "import mxnet"``: importing
 MXNet with a server role runs the server loop until the workers are done.
 
 Every process runs in its own session (process group), so stopping one stops
-whatever it started too. When a worker fails, all others are stopped and the
-launcher returns that worker's failure.
+whatever it started too, and dies with the launcher (Linux's
+``PR_SET_PDEATHSIG``), even when the launcher is killed with SIGKILL. When a
+worker fails, all others are stopped and the launcher returns that worker's
+failure; SIGTERM, SIGHUP and SIGINT stop everything too.
+
+Across hosts, each process is started through a remote-command template
+(ssh by default) with its whole environment on the command line, under
+``python -m d2lnets.training.launch --child``, which stops it when the launcher is
+gone (its stdin closes, or its parent dies).
 """
+import contextlib
+import ctypes
+import io
 import os
+import shlex
 import signal
 import socket
 import subprocess
 import sys
 import threading
 import time
-from typing import Dict, List, Optional, Sequence, TextIO
+from typing import Callable, Dict, Iterator, List, Optional, Sequence, TextIO, Tuple
 
 SERVER_COMMAND = [sys.executable, '-c', 'import mxnet']
+PR_SET_PDEATHSIG = 1        # from <linux/prctl.h>
+DEFAULT_REMOTE = 'ssh -o BatchMode=yes -o ConnectTimeout=10 {host}'
+DEFAULT_PORT = 9091         # MXNet's tools/launch.py starts its scheduler there too
+# What `python -m d2lnets.training.launch --child` says on its stdout besides the process's output.
+_STARTED = 'd2lnets-launch: started pid '
+_ENDED = 'd2lnets-launch: ended '
+# Looked up once here: the child calls it between fork and exec, where it should do as little as it can.
+_prctl = getattr(ctypes.CDLL(None, use_errno=True), 'prctl', None) if sys.platform.startswith('linux') else None
 
 
 def free_port(host: str = '127.0.0.1') -> int:
     """A TCP port on ``host`` that nothing listens on now."""
-    with socket.socket() as s:
-        s.bind((host, 0))
-        return s.getsockname()[1]
+    return free_ports(1, host)[0]
+
+
+def free_ports(count: int, host: str = '127.0.0.1') -> List[int]:
+    """``count`` different TCP ports on ``host`` that nothing listens on now, ascending."""
+    with contextlib.ExitStack() as stack:
+        socks = [stack.enter_context(socket.socket()) for _ in range(count)]
+        for s in socks:      # all bound at once, so the kernel gives different ones
+            s.bind((host, 0))
+        return sorted(s.getsockname()[1] for s in socks)
 
 
 def role_env(role: str, num_workers: int, num_servers: int, host: str, port: int,
@@ -52,20 +79,70 @@ def role_env(role: str, num_workers: int, num_servers: int, host: str, port: int
     return env
 
 
+def signal_name(signum: int) -> str:
+    """``'SIGKILL'`` for 9; ``'signal 99'`` for a number Python has no name for."""
+    try:
+        return signal.Signals(signum).name
+    except ValueError:
+        return 'signal %d' % signum
+
+
+def _die_with(launcher_pid: int) -> Callable[[], None]:
+    # Runs in the child between fork and exec: ask the kernel for SIGKILL when the
+    # launcher dies. The launcher may have died before prctl ran: then the child
+    # is already someone else's (getppid changed), and it goes at once.
+    def preexec() -> None:
+        if _prctl is not None:
+            _prctl(PR_SET_PDEATHSIG, signal.SIGKILL, 0, 0, 0)
+        if os.getppid() != launcher_pid:
+            os.kill(os.getpid(), signal.SIGKILL)
+    return preexec
+
+
 class _Proc:
-    def __init__(self, label: str, command: Sequence[str], env: Dict[str, str], out: TextIO):
-        self.label = label
-        self.popen = subprocess.Popen(list(command), env=env, stdin=subprocess.DEVNULL,
+    """One process of the job, its output prefixed with ``[label]``.
+
+    A process started on a host through the remote template (``host`` set) runs
+    under ``python -m d2lnets.training.launch --child``, which reports the real
+    process's pid and how it ended; its stdin stays open as a lifeline.
+    """
+
+    def __init__(self, label: str, role: str, command: Sequence[str], env: Dict[str, str],
+                 host: Optional[str] = None):
+        self.label, self.role, self.host = label, role, host
+        self.started = threading.Event()
+        self.remote_pid: Optional[int] = None
+        self.remote_code: Optional[int] = None
+        self.last_lines: List[str] = []
+        # The child's death signal fires when the thread that started it ends: the
+        # launcher starts every child from the thread that waits for them.
+        self.popen = subprocess.Popen(list(command), env=env,
+                                      stdin=subprocess.PIPE if host else subprocess.DEVNULL,
                                       stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
-                                      start_new_session=True, bufsize=1, text=True, errors='replace')
+                                      start_new_session=True, bufsize=1, text=True, errors='replace',
+                                      preexec_fn=_die_with(os.getpid()))
+        self.thread: Optional[threading.Thread] = None
+
+    def pump(self, out: TextIO) -> None:
+        """Copy the output to ``out`` line by line, in a thread."""
         self.thread = threading.Thread(target=self._pump, args=(out,), daemon=True)
         self.thread.start()
 
     def _pump(self, out: TextIO) -> None:
-        # Prefix every line with the process's label, as one stream.
         for line in self.popen.stdout:
+            if self.host and line.startswith(_STARTED):
+                self.remote_pid = int(line[len(_STARTED):])
+                self.started.set()
+                continue
+            if self.host and line.startswith(_ENDED):
+                self.remote_code = int(line[len(_ENDED):])
+                continue
+            self.last_lines = (self.last_lines + [line.rstrip('\n')])[-3:]
             out.write('[%s] %s' % (self.label, line if line.endswith('\n') else line + '\n'))
             out.flush()
+
+    def poll(self) -> Optional[int]:
+        return self.popen.poll()
 
     def stop(self, sig: int) -> None:
         if self.popen.poll() is None:
@@ -73,6 +150,193 @@ class _Proc:
                 os.killpg(self.popen.pid, sig)
             except ProcessLookupError:
                 pass
+
+    def code(self) -> int:
+        """The return code of the process itself (on its host, when it reported one)."""
+        if self.host and self.remote_code is not None:
+            return self.remote_code
+        return self.popen.returncode
+
+    def describe(self) -> str:
+        """How it ended: ``'worker 1 (kvstore rank 1, pid 42) was killed by SIGKILL'``."""
+        if self.host and self.remote_code is None:
+            # The remote command itself ended without word from the process: ssh lost, or killed.
+            code = self.popen.returncode
+            how = ('was killed by %s' % signal_name(-code)) if code < 0 else 'exited with status %d' % code
+            return 'the remote command of %s (local pid %d) %s' % (self.label, self.popen.pid, how)
+        code = self.code()
+        how = ('was killed by %s' % signal_name(-code)) if code < 0 else 'exited with status %d' % code
+        rank = 'kvstore rank %s, ' % self.label.split()[-1] if self.role == 'worker' else ''
+        pid = ('pid %d on %s' % (self.remote_pid, self.host)) if self.host else 'pid %d' % self.popen.pid
+        return '%s (%s%s) %s' % (self.label, rank, pid, how)
+
+
+def exit_status(code: int) -> int:
+    """A child's return code as a shell reports it: 128 + N for a child killed by signal N."""
+    return 128 - code if code < 0 else code
+
+
+# --- the worker command: does it join the parameter server? ---
+
+def _d2lnets_args(command: Sequence[str]) -> Optional[List[str]]:
+    # `d2lnets ARGS`, `/path/to/d2lnets ARGS` or `python -m d2lnets ARGS` -> ARGS; else None.
+    if os.path.basename(command[0]) == 'd2lnets':
+        return list(command[1:])
+    if 'python' in os.path.basename(command[0]) and '-m' in command[1:]:
+        i = list(command).index('-m')
+        if command[i + 1:i + 2] == ['d2lnets']:
+            return list(command[i + 2:])
+    return None
+
+
+def check_worker_command(command: Sequence[str]) -> Optional[str]:
+    """Refuse a ``d2lnets train`` that does not join the parameter server.
+
+    Returns a warning for a command that is not d2lnets' own (launch cannot tell
+    whether it creates a dist kvstore), ``None`` for one that is fine.
+
+    Raises
+    ------
+    ValueError
+        ``d2lnets train`` without ``--kvstore dist_sync``/``dist_async``: every
+        worker would train alone, all into the same run folder.
+    """
+    args = _d2lnets_args(command)
+    if args is None:
+        return ('%s is not `d2lnets train`, so launch cannot check that it joins the parameter server: '
+                'unless it creates a dist kvstore (mx.kv.create(\'dist_sync\')), every worker runs alone '
+                'and the scheduler waits for them in vain' % shlex.join(command))
+    if args[:1] != ['train']:
+        return None
+    from .cli import build_parser
+    # The CLI's own parser reads the worker's arguments as the workers will; its
+    # complaints (usage and error) are kept from the terminal.
+    with contextlib.redirect_stderr(io.StringIO()) as err, contextlib.redirect_stdout(io.StringIO()):
+        try:
+            parsed = build_parser().parse_args(args)
+        except SystemExit:
+            lines = err.getvalue().strip().splitlines()
+            raise ValueError('the worker command is not a valid `d2lnets train`: %s'
+                             % (lines[-1] if lines else 'see d2lnets train --help')) from None
+    if not parsed.kvstore.startswith('dist_'):
+        raise ValueError('the worker command `d2lnets train` has no --kvstore dist_sync (or dist_async): every '
+                         'worker would train alone, all into the same run folder; add --kvstore dist_sync')
+    return None
+
+
+# --- the steps of a job ---
+
+class _Interrupted(Exception):
+    def __init__(self, signum: int):
+        super().__init__(signal_name(signum))
+        self.signum = signum
+
+
+@contextlib.contextmanager
+def _signals_stop_the_job() -> Iterator[None]:
+    # SIGTERM and SIGHUP (a closed terminal, a lost ssh session) stop the job as
+    # Ctrl-C does. Signal handlers can be set only in the main thread.
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+
+    def on_signal(signum, frame):
+        raise _Interrupted(signum)
+    previous = {s: signal.signal(s, on_signal) for s in (signal.SIGTERM, signal.SIGHUP)}
+    try:
+        yield
+    finally:
+        for s, handler in previous.items():
+            signal.signal(s, handler)
+
+
+def _start(procs: List[_Proc], command: Sequence[str], num_workers: int, num_servers: int,
+           host: str, port: int) -> None:
+    # Appends as it starts, so that whatever started is stopped if a later start fails.
+    # Each server and worker listens on a port chosen here (ps-lite's PORT): the
+    # scheduler ranks the workers of one host by ascending port, so worker i gets
+    # kvstore rank i, and a PORT in the user's environment cannot make them collide.
+    ports = free_ports(num_servers + num_workers, host)
+
+    def env(role: str, index: int) -> Dict[str, str]:
+        e = role_env(role, num_workers, num_servers, host, port)
+        if index >= 0:
+            e['PORT'] = str(ports[index])
+        return e
+    procs.append(_Proc('scheduler', 'scheduler', SERVER_COMMAND, env('scheduler', -1)))
+    for i in range(num_servers):
+        procs.append(_Proc('server %d' % i, 'server', SERVER_COMMAND, env('server', i)))
+    for i in range(num_workers):
+        procs.append(_Proc('worker %d' % i, 'worker', command, env('worker', num_servers + i)))
+
+
+def _check(procs: List[_Proc], state: Dict[str, float], grace: float, out: TextIO) -> Optional[int]:
+    """One look at the job: its exit status once it is over, else ``None``."""
+    workers = [p for p in procs if p.role == 'worker']
+    codes = [w.poll() for w in workers]
+    failed = [w for w, c in zip(workers, codes) if c not in (None, 0)]
+    if failed:
+        if failed[0].thread is not None:
+            failed[0].thread.join(1.0)      # its last words: how the process on its host ended
+        out.write('[launch] %s: stopping all processes\n' % failed[0].describe())
+        return exit_status(failed[0].code())
+    if all(c == 0 for c in codes):
+        return 0
+    # A scheduler or server that leaves early leaves the workers waiting forever.
+    # (They leave with status 0 as the last worker finalizes: give the workers a moment.)
+    lost = [p for p in procs if p.role != 'worker' and p.poll() is not None]
+    if lost and all(p.popen.returncode == 0 for p in lost):
+        state.setdefault('lost_since', time.monotonic())
+        if time.monotonic() - state['lost_since'] < grace:
+            return None
+    if lost:
+        out.write('[launch] %s before the workers finished: stopping all processes\n' % lost[0].describe())
+        return 1
+    return None
+
+
+def _wait(procs: List[_Proc], timeout: Optional[float], grace: float, out: TextIO) -> int:
+    """Poll the job until it is over; its exit status."""
+    deadline = None if timeout is None else time.monotonic() + timeout
+    state: Dict[str, float] = {}
+    while True:
+        status = _check(procs, state, grace, out)
+        if status is not None:
+            return status
+        if deadline is not None and time.monotonic() > deadline:
+            out.write('[launch] timed out after %g s: stopping all processes\n' % timeout)
+            return 124
+        time.sleep(0.1)
+
+
+def _finish(procs: List[_Proc], grace: float, out: TextIO) -> None:
+    # Scheduler and servers leave by themselves once the workers finalize; one
+    # still waiting means the workers never joined it.
+    services = [p for p in procs if p.role != 'worker']
+    deadline = time.monotonic() + grace
+    for p in services:
+        try:
+            p.popen.wait(max(0.0, deadline - time.monotonic()))
+        except subprocess.TimeoutExpired:
+            out.write('[launch] warning: the workers finished, but the %s still waited for them: they never '
+                      'joined the parameter server (no dist kvstore)\n' % p.label)
+            return
+
+
+def _stop_all(procs: List[_Proc], grace: float) -> None:
+    """SIGTERM to every process group, SIGKILL to those still there after ``grace`` seconds."""
+    for p in procs:
+        p.stop(signal.SIGTERM)
+    deadline = time.monotonic() + grace
+    for p in procs:
+        try:
+            p.popen.wait(max(0.0, deadline - time.monotonic()))
+        except subprocess.TimeoutExpired:
+            p.stop(signal.SIGKILL)
+            p.popen.wait()
+    for p in procs:
+        if p.thread is not None:
+            p.thread.join(1.0)
 
 
 def launch(command: Sequence[str], num_workers: int, num_servers: int = 1, host: str = '127.0.0.1',
@@ -97,79 +361,240 @@ def launch(command: Sequence[str], num_workers: int, num_servers: int = 1, host:
     -------
     int
         0 when every worker succeeded; else the first failure's exit status
-        (128 + signal number for a killed worker, 124 for a timeout).
+        (128 + signal number for a killed worker, 124 for a timeout, 128 +
+        the signal's number when the launcher got SIGINT, SIGTERM or SIGHUP).
     """
+    _validate(command, num_workers, num_servers, 'd2lnets launch -n 2', out)
+    port = port or free_port(host)
+    return _run(lambda procs: _start(procs, command, num_workers, num_servers, host, port),
+                timeout, None, grace, out)
+
+
+def _validate(command: Sequence[str], num_workers: int, num_servers: int, example: str, out: TextIO) -> None:
     if not command:
         raise ValueError('no worker command given: put it after "--", e.g. '
-                         'd2lnets launch -n 2 -- d2lnets train lenet --kvstore dist_sync')
+                         '%s -- d2lnets train lenet --kvstore dist_sync' % example)
     if num_workers < 1 or num_servers < 1:
         raise ValueError('need at least one worker and one server, got -n %d -s %d' % (num_workers, num_servers))
-    port = port or free_port(host)
+    warning = check_worker_command(command)
+    if warning:
+        out.write('[launch] warning: %s\n' % warning)
+
+
+def _run(start: Callable[[List[_Proc]], None], timeout: Optional[float], start_timeout: Optional[float],
+         grace: float, out: TextIO) -> int:
+    """Start the job, pump its output, wait for it, stop it: its exit status."""
     procs: List[_Proc] = []
-    status = 0
-
-    def stop_all() -> None:
-        for p in procs:
-            p.stop(signal.SIGTERM)
-        deadline = time.monotonic() + grace
-        for p in procs:
-            try:
-                p.popen.wait(max(0.0, deadline - time.monotonic()))
-            except subprocess.TimeoutExpired:
-                p.stop(signal.SIGKILL)
-                p.popen.wait()
-        for p in procs:
-            p.thread.join(1.0)
-
-    def on_signal(signum, frame):
-        raise KeyboardInterrupt
-
-    previous = signal.signal(signal.SIGTERM, on_signal) if threading.current_thread() is threading.main_thread() else None
-    try:
-        env = lambda role: role_env(role, num_workers, num_servers, host, port)  # noqa: E731
-        procs.append(_Proc('scheduler', SERVER_COMMAND, env('scheduler'), out))
-        procs += [_Proc('server %d' % i, SERVER_COMMAND, env('server'), out) for i in range(num_servers)]
-        workers = [_Proc('worker %d' % i, command, env('worker'), out) for i in range(num_workers)]
-        procs += workers
-        deadline = None if timeout is None else time.monotonic() + timeout
-        lost_since = None
-        while True:
-            codes = [w.popen.poll() for w in workers]
-            failed = [c for c in codes if c not in (None, 0)]
-            # A scheduler or server that leaves early leaves the workers waiting forever.
-            # (They leave with status 0 as the last worker finalizes: give the workers a moment.)
-            lost = [p for p in procs[:1 + num_servers] if p.popen.poll() is not None]
-            if lost and all(p.popen.returncode == 0 for p in lost):
-                lost_since = lost_since or time.monotonic()
-                if time.monotonic() - lost_since < grace:
-                    lost = []
-            if failed:
-                status = failed[0] if failed[0] > 0 else 128 - failed[0]
-                out.write('[launch] a worker failed (exit status %d): stopping all processes\n' % status)
-                break
-            if lost and not all(c == 0 for c in codes):
-                status = 1
-                out.write('[launch] the %s stopped before the workers finished (exit status %s): '
-                          'stopping all processes\n' % (lost[0].label, lost[0].popen.returncode))
-                break
-            if all(c == 0 for c in codes):
-                # Scheduler and servers leave by themselves once the workers are done.
-                for p in procs[:1 + num_servers]:
-                    try:
-                        p.popen.wait(grace)
-                    except subprocess.TimeoutExpired:
-                        pass
-                break
-            if deadline is not None and time.monotonic() > deadline:
-                out.write('[launch] timed out after %g s: stopping all processes\n' % timeout)
-                status = 124
-                break
-            time.sleep(0.1)
-    except KeyboardInterrupt:
-        out.write('[launch] interrupted: stopping all processes\n')
-        status = 130
-    finally:
-        stop_all()
-        if previous is not None:
-            signal.signal(signal.SIGTERM, previous)
+    with _signals_stop_the_job():
+        try:
+            start(procs)
+            for p in procs:      # after every fork: no pump thread runs while a child is forked
+                p.pump(out)
+            if start_timeout is not None:
+                _await_started(procs, start_timeout)
+            status = _wait(procs, timeout, grace, out)
+            if status == 0:
+                _finish(procs, grace, out)
+        except (KeyboardInterrupt, _Interrupted) as err:
+            signum = getattr(err, 'signum', signal.SIGINT)
+            out.write('[launch] got %s: stopping all processes\n' % signal_name(signum))
+            status = 128 + signum
+        finally:
+            _stop_all(procs, grace)
     return status
+
+
+# --- across hosts: `launch --hosts FILE --remote TEMPLATE` ---
+
+def read_hosts(path: str) -> List[Tuple[str, int]]:
+    """``[(host, slots), ...]`` from a hosts file: one ``host [slots]`` a line.
+
+    ``slots`` (default 1; also written ``slots=N``) is how many workers the host
+    takes; 0 makes a host that runs only the scheduler and servers. ``#`` starts
+    a comment.
+    """
+    try:
+        text = open(path).read()
+    except OSError as err:
+        raise OSError('cannot read the hosts file %s: %s' % (path, err.strerror or err)) from None
+    hosts = []
+    for number, line in enumerate(text.splitlines(), 1):
+        words = line.split('#')[0].split()
+        if not words:
+            continue
+        slots = words[1][len('slots='):] if len(words) == 2 and words[1].startswith('slots=') else \
+            (words[1] if len(words) == 2 else '1')
+        if len(words) > 2 or not slots.isdigit():
+            raise ValueError('%s:%d: expected "HOST [SLOTS]" (SLOTS a number of workers, 0 or more), got %r'
+                             % (path, number, line.strip()))
+        hosts.append((words[0], int(slots)))
+    if not hosts:
+        raise ValueError('the hosts file %s lists no host: write one address or name a line' % path)
+    return hosts
+
+
+def place(hosts: Sequence[Tuple[str, int]], num_workers: int) -> List[str]:
+    """The host of each worker: each host's slots filled in the file's order."""
+    free = sum(slots for _, slots in hosts)
+    if num_workers > free:
+        raise ValueError('-n %d workers need %d slots, the hosts file gives %d: give hosts more slots '
+                         '("HOST SLOTS") or start fewer workers' % (num_workers, num_workers, free))
+    placed: List[str] = []
+    for host, slots in hosts:
+        placed += [host] * min(slots, num_workers - len(placed))
+    return placed
+
+
+def _address(host: str) -> str:
+    # Each process listens on its host's address (DMLC_NODE_HOST), which ps-lite wants numeric.
+    try:
+        return socket.gethostbyname(host)
+    except OSError as err:
+        raise OSError('cannot resolve the host %s from the hosts file: %s' % (host, err)) from None
+
+
+def _ranks(addresses: Sequence[str], ports: Sequence[int]) -> List[int]:
+    # The scheduler of MXNet 1.9.1 (ps-lite) numbers the workers in the order of
+    # (address descending as a string, port ascending).
+    order = sorted(range(len(addresses)), key=lambda i: ports[i])
+    order.sort(key=lambda i: addresses[i], reverse=True)
+    ranks = [0] * len(addresses)
+    for rank, i in enumerate(order):
+        ranks[i] = rank
+    return ranks
+
+
+def remote_command(template: str, host: str, env: Dict[str, str], command: Sequence[str],
+                   threads_divisor: int = 1) -> List[str]:
+    """The local command that runs ``command`` on ``host`` with exactly ``env``.
+
+    ``template`` (``{host}`` replaced) must run its last argument, one POSIX
+    shell command line, on the host, as ``ssh HOST`` does (for commands that
+    take an argument vector instead, end the template with ``sh -c``).
+    """
+    if '{host}' not in template:
+        raise ValueError('the remote template %r has no {host}: e.g. %r' % (template, DEFAULT_REMOTE))
+    words = [w.replace('{host}', host) for w in shlex.split(template)]
+    child = [sys.executable, '-m', 'd2lnets.training.launch', '--child', '--threads-divisor', str(threads_divisor), '--']
+    line = 'cd %s && exec env %s %s' % (shlex.quote(os.getcwd()),
+                                         ' '.join('%s=%s' % (k, shlex.quote(v)) for k, v in sorted(env.items())),
+                                         shlex.join(child + list(command)))
+    return words + [line]
+
+
+def _passed_on(base: Dict[str, str]) -> Dict[str, str]:
+    # What the launcher's environment gives every process: d2lnets' and MXNet's settings, threads.
+    return {k: v for k, v in base.items() if k.startswith(('D2LNETS_', 'MXNET_')) or k == 'OMP_NUM_THREADS'}
+
+
+def _start_on_hosts(procs: List[_Proc], command: Sequence[str], hosts: Sequence[Tuple[str, int]],
+                    num_workers: int, num_servers: int, port: int, template: str) -> None:
+    first = hosts[0][0]
+    worker_hosts = place(hosts, num_workers)
+    address = {h: _address(h) for h, _ in hosts}
+    # Ports: the scheduler's, then one each for servers and workers, so none
+    # collide wherever they run: port .. port + servers + workers on every host.
+    ports = [port + 1 + i for i in range(num_servers + num_workers)]
+    ranks = _ranks([address[h] for h in worker_hosts], ports[num_servers:])
+    common = dict(_passed_on(dict(os.environ)), DMLC_PS_ROOT_URI=address[first], DMLC_PS_ROOT_PORT=str(port),
+                  DMLC_NUM_WORKER=str(num_workers), DMLC_NUM_SERVER=str(num_servers))
+
+    def start(label: str, role: str, host: str, cmd: Sequence[str], port_: Optional[int], share: int) -> None:
+        env = dict(common, DMLC_ROLE=role, DMLC_NODE_HOST=address[host])
+        if port_ is not None:
+            env['PORT'] = str(port_)
+        procs.append(_Proc('%s %s' % (host, label), role, remote_command(template, host, env, cmd, share),
+                           dict(os.environ), host=host))
+    start('scheduler', 'scheduler', first, SERVER_COMMAND, None, 0)
+    for i in range(num_servers):
+        start('server %d' % i, 'server', first, SERVER_COMMAND, ports[i], 0)
+    for i, host in enumerate(worker_hosts):
+        start('worker %d' % ranks[i], 'worker', host, command, ports[num_servers + i], worker_hosts.count(host))
+
+
+def _await_started(procs: List[_Proc], timeout: float) -> None:
+    """Wait until every remote process runs; one clear error naming the host otherwise."""
+    deadline = time.monotonic() + timeout
+    for p in procs:
+        while not p.started.wait(0.05):
+            if p.poll() is not None:
+                p.thread.join(1.0)
+                raise OSError('cannot start the %s on %s: the remote command exited with status %d%s'
+                              % (p.label.split(' ', 1)[1], p.host, exit_status(p.popen.returncode),
+                                 ': ' + ' / '.join(p.last_lines) if p.last_lines else ''))
+            if time.monotonic() > deadline:
+                raise OSError('the host %s did not start the %s within %g s: is it reachable, and does the '
+                              'remote command work (try it by hand)?' % (p.host, p.label.split(' ', 1)[1], timeout))
+
+
+def launch_hosts(command: Sequence[str], hosts: Sequence[Tuple[str, int]], num_workers: int,
+                 num_servers: int = 1, port: int = DEFAULT_PORT, remote: str = DEFAULT_REMOTE,
+                 timeout: Optional[float] = None, start_timeout: float = 30.0, grace: float = 5.0,
+                 out: TextIO = sys.stdout) -> int:
+    """Run ``command`` as ``num_workers`` workers spread over ``hosts`` (see ``read_hosts``).
+
+    The scheduler and the servers run on the first host; each process is
+    started through ``remote`` (``{host}`` replaced) with its whole
+    environment on the command line. Returns as :func:`launch` does.
+    """
+    _validate(command, num_workers, num_servers, 'd2lnets launch --hosts FILE -n 2', out)
+    started: List[_Proc] = []
+
+    def start(procs: List[_Proc]) -> None:
+        _start_on_hosts(procs, command, hosts, num_workers, num_servers, port, remote)
+        started.extend(procs)
+    status = _run(start, timeout, start_timeout, grace, out)
+    if status == 0:
+        rank0 = next(p for p in started if p.label.endswith(' worker 0'))
+        out.write('[launch] done; worker 0 ran on %s: a run folder it wrote is there\n' % rank0.host)
+    return status
+
+
+# --- on each host: `python -m d2lnets.training.launch --child [--threads-divisor K] -- COMMAND` ---
+
+def _child_main(argv: Sequence[str]) -> int:
+    """Run COMMAND for a launcher elsewhere; stop it when the launcher is gone.
+
+    The launcher is gone when stdin closes (ssh ended: the launcher died or
+    stopped it) or when this process's parent dies (a local remote template).
+    """
+    divisor = int(argv[argv.index('--threads-divisor') + 1]) if '--threads-divisor' in argv else 0
+    command = list(argv[argv.index('--') + 1:])
+    env = dict(os.environ)
+    if divisor and 'OMP_NUM_THREADS' not in env:
+        env['OMP_NUM_THREADS'] = str(max(1, len(os.sched_getaffinity(0)) // divisor))
+    if _prctl is not None:
+        _prctl(PR_SET_PDEATHSIG, signal.SIGKILL, 0, 0, 0)
+    try:
+        proc = subprocess.Popen(command, env=env, stdin=subprocess.DEVNULL, start_new_session=True,
+                                preexec_fn=_die_with(os.getpid()))
+    except OSError as err:
+        print('cannot run %s on %s: %s' % (command[0], socket.gethostname(), err.strerror or err), flush=True)
+        return 127
+    print(_STARTED + str(proc.pid), flush=True)
+
+    def stop(*_) -> None:
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(proc.pid, signal.SIGTERM)
+        with contextlib.suppress(subprocess.TimeoutExpired):
+            proc.wait(5.0)
+            return
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(proc.pid, signal.SIGKILL)
+
+    def lifeline() -> None:
+        sys.stdin.buffer.read()          # returns at EOF: the launcher is gone or stopped us
+        stop()
+    threading.Thread(target=lifeline, daemon=True).start()
+    for s in (signal.SIGTERM, signal.SIGHUP, signal.SIGINT):
+        signal.signal(s, lambda *_: threading.Thread(target=stop, daemon=True).start())
+    code = proc.wait()
+    with contextlib.suppress(OSError):      # no one may be listening any more
+        print(_ENDED + str(code), flush=True)
+    return exit_status(code)
+
+
+if __name__ == '__main__' and sys.argv[1:2] == ['--child']:
+    status = _child_main(sys.argv[1:])
+    sys.stdout.flush()
+    os._exit(status)     # not a normal exit: the lifeline thread still blocks in a read of stdin
