@@ -23,7 +23,7 @@ import urllib.request
 from pathlib import Path
 from typing import Any, Callable, Optional, Union
 
-__all__ = ['atomic_write', 'write_text', 'write_json', 'remove_stale_temporaries', 'sha1sum', 'download',
+__all__ = ['atomic_write', 'write_text', 'write_json', 'remove_stale_temporaries', 'disk_full', 'sha1sum', 'download',
            'mxnet_home', 'gluon_repo', 'usable_cores', 'DiskFull']
 
 PathLike = Union[str, os.PathLike]
@@ -41,6 +41,10 @@ _TEMP = re.compile(r'^\..+\.(\d+)\.[0-9a-f]{8}\.(tmp|part)(\..+)?$')
 
 class DiskFull(OSError):
     """The disk filled up while writing; the previous file is kept."""
+
+    def __init__(self, message: str):
+        super().__init__(message)
+        self.errno = errno.ENOSPC
 
 
 def _umask() -> int:
@@ -95,6 +99,15 @@ def _disk_full(folder: Path) -> bool:
         return False
 
 
+def disk_full(folder: PathLike, err: BaseException, what: PathLike) -> Optional['DiskFull']:
+    """A :class:`DiskFull` for writing ``what`` if ``err`` (from any library)
+    came from a full disk under ``folder``, else ``None``."""
+    if (isinstance(err, OSError) and err.errno == errno.ENOSPC) or _disk_full(Path(folder)):
+        return DiskFull('no space left on the device to write %s; free some space and run again '
+                        '(nothing was replaced)' % what)
+    return None
+
+
 def atomic_write(path: PathLike, write: Callable[[str], Any], suffix: str = '.tmp') -> Path:
     """Call ``write(tmp_name)`` to write a temporary file beside ``path``, then
     rename it to ``path`` with the mode ``open()`` would give.
@@ -113,9 +126,9 @@ def atomic_write(path: PathLike, write: Callable[[str], Any], suffix: str = '.tm
         os.chmod(tmp, 0o666 & ~_umask())
         os.replace(tmp, path)
     except Exception as err:
-        if (isinstance(err, OSError) and err.errno == errno.ENOSPC) or _disk_full(path.parent):
-            raise DiskFull(errno.ENOSPC, 'no space left on the device to write %s; free some space and run '
-                                         'again (nothing was replaced)' % path) from None
+        full = disk_full(path.parent, err, path)
+        if full is not None:
+            raise full from None
         raise
     finally:
         if os.path.lexists(tmp):

@@ -296,3 +296,21 @@ def test_replacing_is_all_or_nothing(tmp_path, monkeypatch):
     assert (tmp_path / 'lenet-symbol.json').read_text() == 'old symbol'
     assert (tmp_path / 'lenet-0000.params').read_text() == 'old params'
     assert sorted(os.listdir(tmp_path)) == ['lenet-0000.params', 'lenet-symbol.json']
+
+
+def test_a_full_disk_is_one_line_and_keeps_the_old_files(tmp_path, capsys):
+    import subprocess as sp
+    disk = tmp_path / 'tiny'
+    disk.mkdir()
+    if os.geteuid() != 0 or sp.run(['mount', '-t', 'tmpfs', '-o', 'size=200k', 'tmpfs', str(disk)],
+                                   capture_output=True).returncode != 0:
+        pytest.skip('mounting a tmpfs needs root')
+    try:
+        (disk / 'lenet.onnx').write_text('the previous export')
+        code, out, err = run(capsys, 'export', 'lenet', '--pretrained', '--format', 'onnx', '--out', disk / 'lenet')
+        assert code == 1 and err.strip().splitlines() == [
+            'd2lnets export: error: no space left on the device to write %s; free some space and run again '
+            '(nothing was replaced)' % (disk / 'lenet')]
+        assert os.listdir(disk) == ['lenet.onnx'] and (disk / 'lenet.onnx').read_text() == 'the previous export'
+    finally:
+        sp.run(['umount', str(disk)], check=True)

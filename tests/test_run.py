@@ -135,15 +135,21 @@ def test_a_run_that_completes_no_epoch_leaves_no_dead_end(tmp_path, capsys):
     assert (out / 'model.params').is_file() and json.loads((out / 'meta.json').read_text())['epochs_done'] == 1
 
 
+def start_training(out, until, *args, timeout=120):
+    """``d2lnets train lenet --out OUT ARGS`` in a process of its own, once ``out/until`` exists."""
+    proc = subprocess.Popen([sys.executable, '-m', 'd2lnets', 'train', 'lenet', '--out', str(out), '--quiet',
+                             *args], cwd=ROOT, env=dict(os.environ, **ONE), stdout=subprocess.PIPE,
+                            stderr=subprocess.PIPE, text=True)
+    deadline = time.time() + timeout
+    while not (out / until).exists() and time.time() < deadline:
+        time.sleep(0.02)
+    assert (out / until).exists(), 'no %s within %d s' % (until, timeout)
+    return proc
+
+
 def test_interrupted_in_epoch_one_leaves_nothing(tmp_path):
     out = tmp_path / 'run'
-    proc = subprocess.Popen([sys.executable, '-m', 'd2lnets', 'train', 'lenet', '--out', str(out), '--limit',
-                             '20000', '--epochs', '1', '--quiet'], cwd=ROOT, env=dict(os.environ, **ONE),
-                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
-    deadline = time.time() + 60
-    while not (out / 'meta.json').exists() and time.time() < deadline:
-        time.sleep(0.02)
-    assert (out / 'meta.json').exists()
+    proc = start_training(out, 'meta.json', '--limit', '20000', '--epochs', '1')
     proc.send_signal(signal.SIGTERM)      # as a batch system's time limit does
     _, err = proc.communicate(timeout=60)
     assert proc.returncode == 130
@@ -153,12 +159,7 @@ def test_interrupted_in_epoch_one_leaves_nothing(tmp_path):
 
 def test_sigterm_keeps_the_last_epoch_and_says_how_to_resume(tmp_path):
     out = tmp_path / 'run'
-    proc = subprocess.Popen([sys.executable, '-m', 'd2lnets', 'train', 'lenet', '--out', str(out), '--limit',
-                             '1000', '--epochs', '50', '--quiet'], cwd=ROOT, env=dict(os.environ, **ONE),
-                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
-    deadline = time.time() + 120
-    while not (out / 'checkpoint' / 'latest.json').exists() and time.time() < deadline:
-        time.sleep(0.05)
+    proc = start_training(out, 'checkpoint/latest.json', '--limit', '1000', '--epochs', '50')
     proc.send_signal(signal.SIGTERM)
     _, err = proc.communicate(timeout=60)
     assert proc.returncode == 130
@@ -182,13 +183,7 @@ def test_a_folder_that_is_not_a_run_is_never_written_into(tmp_path, capsys):
 
 def test_two_trainings_into_one_folder_the_second_is_refused(tmp_path):
     out = tmp_path / 'run'
-    cmd = [sys.executable, '-m', 'd2lnets', 'train', 'lenet', '--out', str(out), '--epochs', '2', '--limit', '3000',
-           '--quiet']
-    first = subprocess.Popen(cmd, cwd=ROOT, env=dict(os.environ, **ONE), stdout=subprocess.PIPE,
-                             stderr=subprocess.PIPE, text=True)
-    deadline = time.time() + 60
-    while not (out / 'meta.json').exists() and time.time() < deadline:
-        time.sleep(0.02)
+    first = start_training(out, 'meta.json', '--epochs', '2', '--limit', '3000')
     second = train_cli('lenet', '--out', out, '--epochs', '1', '--limit', '600', '--quiet')
     assert second.returncode == 1
     assert second.stderr.strip().splitlines() == [

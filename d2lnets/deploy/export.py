@@ -21,7 +21,7 @@ from typing import Dict, Iterator, List, NamedTuple, Optional, Sequence, Tuple
 
 import numpy as np
 
-from ..io import remove_stale_temporaries, temporary_name
+from ..io import disk_full, remove_stale_temporaries, temporary_name
 from .onnx_model import METADATA_KEY
 
 FORMATS = ('symbol', 'onnx')
@@ -95,6 +95,11 @@ def _staging(prefix: str) -> Iterator[str]:
     os.mkdir(tmp)
     try:
         yield tmp
+    except Exception as err:
+        full = disk_full(directory, err, prefix)
+        if full is not None:
+            raise full from None   # MXNet and onnx report a full disk in their own ways
+        raise
     finally:
         shutil.rmtree(tmp, ignore_errors=True)
 

@@ -138,6 +138,12 @@ def format_compare(names: Sequence[str], fmt: str = 'table', classes: int = 10) 
     data = compare(names, classes=classes)
     if fmt == 'json':
         return json.dumps(data, indent=2)
+    text = _render(*_compare_table(data, plain=fmt == 'csv'), fmt)
+    return text if fmt == 'csv' else text + '\n' + '\n'.join(_compare_notes(data, classes))
+
+
+def _compare_table(data: Dict, plain: bool) -> Tuple[List[str], List[List[str]]]:
+    """(header, rows) of the slide's table, each slide figure beside the exact count."""
     labels: List[str] = []
     for entry in data.values():
         labels += [l for l in entry['rows'] if l not in labels and l not in ('Total', 'Increase')]
@@ -151,7 +157,6 @@ def format_compare(names: Sequence[str], fmt: str = 'table', classes: int = 10) 
     for name in data:
         slide = name in SLIDE
         header += ([name + ' MACs (slide "FLOP")'] if slide else []) + [name + ' MACs']
-    plain = fmt == 'csv'
     rows = []
     for label in labels:
         row = [label]
@@ -167,9 +172,10 @@ def format_compare(names: Sequence[str], fmt: str = 'table', classes: int = 10) 
                 else:
                     row.append(str(cell[col]) if plain else _number(cell[col]))
         rows.append(row)
-    text = _render(header, rows, fmt)
-    if fmt == 'csv':
-        return text
+    return header, rows
+
+
+def _compare_notes(data: Dict, classes: int) -> List[str]:
     shapes = ', '.join('%s %s' % (n, 'x'.join(map(str, e['input_shape'][1:]))) for n, e in data.items())
     notes = ['',
              'Inputs: %s; %d classes. Parameters count weights (c_in x c_out x k x k, in x out), as the '
@@ -180,10 +186,18 @@ def format_compare(names: Sequence[str], fmt: str = 'table', classes: int = 10) 
     if 'lenet' in data:
         notes.append("The slide's LeNet figures from Dense1 on and all its LeNet FLOP figures are 10x the "
                      "true counts, hence its Increase row; see docs/complexity.md.")
-    return text + '\n' + '\n'.join(notes)
+    return notes
 
 
 PLOT_NETWORKS = ('lenet', 'alexnet', 'vgg11', 'nin')
+
+
+def _plot_groups(name: str, groups: Sequence[str], classes: int) -> List[Tuple[int, int, int]]:
+    """(weights, parameters, MACs) of ``name`` per plotted group, on the slide's input."""
+    from ..models import get_model
+    cost = complexity(get_model(name, classes=classes), slide_input_shape(name))
+    per = {('Conv3+' if label.startswith('Conv3') else label): v for label, v in layer_groups(cost).items()}
+    return [per.get(g, (0, 0, 0)) for g in groups]
 
 
 def plot_complexity(path: str, names: Sequence[str] = PLOT_NETWORKS, classes: int = 10) -> str:
@@ -193,7 +207,6 @@ def plot_complexity(path: str, names: Sequence[str] = PLOT_NETWORKS, classes: in
     import matplotlib
     matplotlib.use('Agg')  # files only: no display needed
     import matplotlib.pyplot as plt
-    from ..models import get_model
 
     ext = os.path.splitext(path)[1].lstrip('.').lower()
     if ext not in plt.figure().canvas.get_supported_filetypes():
@@ -201,11 +214,7 @@ def plot_complexity(path: str, names: Sequence[str] = PLOT_NETWORKS, classes: in
         raise ValueError('cannot write a figure to %r: use a file name ending in .png, .pdf or .svg' % path)
     plt.close('all')
     groups = ['Conv1', 'Conv2', 'Conv3+', 'Dense1', 'Dense2', 'Dense3']
-    data = {}
-    for name in names:
-        cost = complexity(get_model(name, classes=classes), slide_input_shape(name))
-        per = {('Conv3+' if label.startswith('Conv3') else label): v for label, v in layer_groups(cost).items()}
-        data[name] = [per.get(g, (0, 0, 0)) for g in groups]
+    data = {name: _plot_groups(name, groups, classes) for name in names}
     fig, axes = plt.subplots(1, 2, figsize=(12, 4.5))
     width = 0.8 / len(names)
     for ax, (title, pick) in zip(axes, [('parameters (weights)', lambda v: v[0]),

@@ -208,15 +208,12 @@ def train(net: mx.gluon.Block, train_iter: Iterable, test_iter: Iterable, num_ep
     loop = _EpochLoop(step_net, trainer, loss or gluon.loss.SoftmaxCrossEntropyLoss(), train_iter, test_iter, ctxs,
                       seed, lr, (verbose and sys.stderr.isatty()) if progress is None else progress, check_every,
                       ckpt, job.num_workers)
-    examples, train_seconds = 0, 0.0
     try:
         for epoch in range(len(history) + 1, num_epochs + 1):
             row = loop.run(epoch)
             if not _params_finite(net):
                 raise _nonfinite('the parameters', epoch, lr, ckpt)
             history.append(**row)
-            examples += row['examples']
-            train_seconds += row['examples'] / row['examples_per_sec']
             if ckpt is not None:
                 # On the parameter server the servers hold the trainer's state (plain SGD has none).
                 checkpoint.save_checkpoint(ckpt, epoch, net, trainer if job.num_workers == 1 else None,
@@ -229,8 +226,8 @@ def train(net: mx.gluon.Block, train_iter: Iterable, test_iter: Iterable, num_ep
     except KeyboardInterrupt:
         done = _kept(ckpt)
         raise TrainingInterrupted(done, ckpt if done else None) from None
-    if verbose and examples:
-        print('%.1f examples/sec on %s' % (examples / train_seconds, describe(ctxs)), flush=True)
+    if verbose and loop.examples:
+        print('%.1f examples/sec on %s' % (loop.examples / loop.train_seconds, describe(ctxs)), flush=True)
     return history
 
 
@@ -328,6 +325,7 @@ class _EpochLoop:
         # worker divides by the global batch.
         batch_size = getattr(train_iter, 'batch_size', None)
         self.batch_size = batch_size * workers if batch_size else None
+        self.examples, self.train_seconds = 0, 0.0   # over the epochs run, for examples/sec
 
     def run(self, epoch: int) -> Dict[str, float]:
         _reseed(self.seed, epoch, self.train_iter)
@@ -347,8 +345,9 @@ class _EpochLoop:
             raise ValueError('the training data iterator gave no examples')
         loss = _total(loss_sum) / n  # waits for the epoch's last step
         train_seconds = time.time() - start
+        self.examples, self.train_seconds = self.examples + n, self.train_seconds + train_seconds
         if not math.isfinite(loss):
             raise _nonfinite('the training loss', epoch, self.lr, self.ckpt)
         test_acc = evaluate_accuracy(self.net, self.test_iter, self.ctxs)
         return dict(epoch=epoch, loss=loss, train_acc=_total(correct) / n, test_acc=test_acc,
-                    seconds=time.time() - start, examples_per_sec=n / train_seconds, examples=n)
+                    seconds=time.time() - start, examples_per_sec=n / train_seconds)
