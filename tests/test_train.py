@@ -155,7 +155,7 @@ def test_bad_arguments(small):
     net = d2lnets.get_model('lenet')
     with pytest.raises(ValueError, match='num_epochs must be a non-negative integer, got -1'):
         train(net, *small, num_epochs=-1, lr=0.9)
-    with pytest.raises(ValueError, match='learning rate must be a positive number, got 0'):
+    with pytest.raises(ValueError, match='learning rate must be a positive finite number, got 0'):
         train(net, *small, num_epochs=1, lr=0)
     with pytest.raises(ValueError, match='gpu is not available: MXNet sees 0 GPU'):
         train(net, *small, num_epochs=1, lr=0.9, ctx='gpu')

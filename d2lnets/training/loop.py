@@ -190,7 +190,7 @@ def train(net: mx.gluon.Block, train_iter: Iterable, test_iter: Iterable, num_ep
     TrainingInterrupted
         On Ctrl-C; the last complete epoch's checkpoint is kept.
     """
-    _check_arguments(num_epochs, lr)
+    check_arguments(num_epochs, lr)
     ctxs = as_context_list(ctx)
     job = join(kvstore, seed)
     # On the parameter server, only worker 0 writes checkpoints and reports epochs.
@@ -231,11 +231,12 @@ def train(net: mx.gluon.Block, train_iter: Iterable, test_iter: Iterable, num_ep
     return history
 
 
-def _check_arguments(num_epochs: int, lr: float) -> None:
+def check_arguments(num_epochs: int, lr: float) -> None:
+    """``ValueError`` unless ``num_epochs`` is a count and ``lr`` a positive finite number."""
     if isinstance(num_epochs, bool) or not isinstance(num_epochs, (int, np.integer)) or num_epochs < 0:
         raise ValueError('num_epochs must be a non-negative integer, got %r' % (num_epochs,))
     if not isinstance(lr, (int, float)) or isinstance(lr, bool) or not lr > 0 or not math.isfinite(lr):
-        raise ValueError('the learning rate must be a positive number, got %r' % (lr,))
+        raise ValueError('the learning rate must be a positive finite number, got %r' % (lr,))
 
 
 def _restore(net: mx.gluon.Block, ckpt: Optional[Path], resume: bool, job: Job,

@@ -20,7 +20,6 @@ last complete epoch for ``train --resume``.
 import datetime
 import errno
 import fcntl
-import math
 import os
 import shlex
 import shutil
@@ -39,7 +38,7 @@ from ..models.summary import infer_block_shapes
 from ..weights.meta import META_FILE, FORMAT, preprocessing, write_meta
 from . import checkpoint
 from .distributed import Job, join
-from .loop import History, TrainingInterrupted, train
+from .loop import History, TrainingInterrupted, check_arguments, train
 
 __all__ = ['make_meta', 'train_run', 'resume_run', 'train_or_resume', 'evaluate_saved', 'RunFolder', 'LOCK']
 
@@ -87,20 +86,18 @@ def _default_out(name: str) -> Path:
     return Path('runs') / ('%s-%s' % (name, stamp))
 
 
-def _check_positive(what: str, value, kind=int) -> None:
-    if value is not None and (isinstance(value, bool) or not isinstance(value, kind) or not value > 0
-                              or (kind is not int and not math.isfinite(value))):
-        raise ValueError('%s must be a positive %s, got %r' % (what, 'integer' if kind is int else 'finite number',
-                                                                 value))
+def _check_positive(what: str, value) -> None:
+    if value is not None and (isinstance(value, bool) or not isinstance(value, int) or not value > 0):
+        raise ValueError('%s must be a positive integer, got %r' % (what, value))
 
 
 def _recipe(name: str, **overrides) -> Dict[str, Any]:
     """The lecture's recipe for ``name`` with the arguments given, checked."""
     recipe = recipe_for(name)
-    for key, what, kind in (('epochs', 'the number of epochs', int), ('batch_size', 'the batch size', int),
-                            ('resize', 'the resize', int), ('lr', 'the learning rate', (int, float))):
-        _check_positive(what, overrides.get(key), kind)
+    for key, what in (('epochs', 'the number of epochs'), ('batch_size', 'the batch size'), ('resize', 'the resize')):
+        _check_positive(what, overrides.get(key))
     recipe.update({k: v for k, v in overrides.items() if v is not None})
+    check_arguments(recipe['epochs'], recipe['lr'])     # the training loop's own check, before any folder
     return recipe
 
 
