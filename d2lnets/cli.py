@@ -368,13 +368,14 @@ def _run_launch(args) -> int:
         if args.remote is not None:
             raise ValueError('--remote needs --hosts FILE: without it every process runs on this host')
         return launch(command, args.num_workers, args.num_servers, host=args.host or '127.0.0.1', port=args.port,
-                      timeout=args.timeout)
+                      timeout=args.timeout, parse_args=build_parser().parse_args)
     if args.host is not None:
         raise ValueError('--host is for one host; with --hosts the scheduler runs on the first host in %s'
                          % args.hosts)
     return launch_hosts(command, read_hosts(args.hosts), args.num_workers, args.num_servers,
                         port=args.port or DEFAULT_PORT, remote=args.remote or DEFAULT_REMOTE,
-                        timeout=args.timeout, start_timeout=args.start_timeout)
+                        timeout=args.timeout, start_timeout=args.start_timeout,
+                        parse_args=build_parser().parse_args)
 
 
 # name -> (adds its parser, runs it); in the order `d2lnets --help` lists them.

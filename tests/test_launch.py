@@ -151,8 +151,12 @@ def test_train_without_a_dist_kvstore_is_refused(tmp_path):
 
 
 def test_check_worker_command_reads_the_cli_as_the_workers_will():
-    from d2lnets.training.launch import check_worker_command
+    from d2lnets.cli import build_parser
+    from d2lnets.training import launch
     py = sys.executable
+
+    def check_worker_command(command):
+        return launch.check_worker_command(command, build_parser().parse_args)
     assert check_worker_command(['d2lnets', 'train', 'lenet', '--kvstore', 'dist_sync']) is None
     assert check_worker_command([py, '-m', 'd2lnets', 'train', 'lenet', '--kv=dist_async']) is None
     assert check_worker_command(['/opt/venv/bin/d2lnets', 'evaluate', 'runs/x']) is None
@@ -162,6 +166,8 @@ def test_check_worker_command_reads_the_cli_as_the_workers_will():
     with pytest.raises(ValueError, match="not a valid `d2lnets train`: .*invalid choice: 'dist'"):
         check_worker_command(['d2lnets', 'train', 'lenet', '--kvstore', 'dist'])
     assert 'cannot check that it joins' in check_worker_command([py, 'my_script.py'])
+    # Without the CLI's parser a d2lnets command is not second-guessed.
+    assert launch.check_worker_command(['d2lnets', 'train', 'lenet']) is None
 
 
 def test_workers_that_never_join_are_reported(tmp_path):

@@ -30,7 +30,7 @@ import subprocess
 import sys
 import threading
 import time
-from typing import Callable, Dict, Iterator, List, Optional, Sequence, TextIO, Tuple
+from typing import Any, Callable, Dict, Iterator, List, Optional, Sequence, TextIO, Tuple
 
 SERVER_COMMAND = [sys.executable, '-c', 'import mxnet']
 PR_SET_PDEATHSIG = 1        # from <linux/prctl.h>
@@ -189,8 +189,13 @@ def _d2lnets_args(command: Sequence[str]) -> Optional[List[str]]:
     return None
 
 
-def check_worker_command(command: Sequence[str]) -> Optional[str]:
+def check_worker_command(command: Sequence[str], parse_args: Optional[Callable[[List[str]], Any]] = None
+                         ) -> Optional[str]:
     """Refuse a ``d2lnets train`` that does not join the parameter server.
+
+    ``parse_args`` reads a d2lnets command line as the workers will (the CLI
+    passes its own parser's ``parse_args``; the CLI owns its grammar, so this
+    module does not import it). Without it, a ``d2lnets`` command is not checked.
 
     Returns a warning for a command that is not d2lnets' own (launch cannot tell
     whether it creates a dist kvstore), ``None`` for one that is fine.
@@ -206,14 +211,12 @@ def check_worker_command(command: Sequence[str]) -> Optional[str]:
         return ('%s is not `d2lnets train`, so launch cannot check that it joins the parameter server: '
                 'unless it creates a dist kvstore (mx.kv.create(\'dist_sync\')), every worker runs alone '
                 'and the scheduler waits for them in vain' % shlex.join(command))
-    if args[:1] != ['train']:
+    if args[:1] != ['train'] or parse_args is None:
         return None
-    from .cli import build_parser
-    # The CLI's own parser reads the worker's arguments as the workers will; its
-    # complaints (usage and error) are kept from the terminal.
+    # The parser's complaints (usage and error) are kept from the terminal.
     with contextlib.redirect_stderr(io.StringIO()) as err, contextlib.redirect_stdout(io.StringIO()):
         try:
-            parsed = build_parser().parse_args(args)
+            parsed = parse_args(args)
         except SystemExit:
             lines = err.getvalue().strip().splitlines()
             raise ValueError('the worker command is not a valid `d2lnets train`: %s'
@@ -341,7 +344,7 @@ def _stop_all(procs: List[_Proc], grace: float) -> None:
 
 def launch(command: Sequence[str], num_workers: int, num_servers: int = 1, host: str = '127.0.0.1',
            port: Optional[int] = None, timeout: Optional[float] = None, grace: float = 5.0,
-           out: TextIO = sys.stdout) -> int:
+           out: TextIO = sys.stdout, parse_args: Optional[Callable[[List[str]], Any]] = None) -> int:
     """Run ``command`` as ``num_workers`` workers of a parameter-server job.
 
     Parameters
@@ -364,19 +367,20 @@ def launch(command: Sequence[str], num_workers: int, num_servers: int = 1, host:
         (128 + signal number for a killed worker, 124 for a timeout, 128 +
         the signal's number when the launcher got SIGINT, SIGTERM or SIGHUP).
     """
-    _validate(command, num_workers, num_servers, 'd2lnets launch -n 2', out)
+    _validate(command, num_workers, num_servers, 'd2lnets launch -n 2', out, parse_args)
     port = port or free_port(host)
     return _run(lambda procs: _start(procs, command, num_workers, num_servers, host, port),
                 timeout, None, grace, out)
 
 
-def _validate(command: Sequence[str], num_workers: int, num_servers: int, example: str, out: TextIO) -> None:
+def _validate(command: Sequence[str], num_workers: int, num_servers: int, example: str, out: TextIO,
+              parse_args: Optional[Callable[[List[str]], Any]]) -> None:
     if not command:
         raise ValueError('no worker command given: put it after "--", e.g. '
                          '%s -- d2lnets train lenet --kvstore dist_sync' % example)
     if num_workers < 1 or num_servers < 1:
         raise ValueError('need at least one worker and one server, got -n %d -s %d' % (num_workers, num_servers))
-    warning = check_worker_command(command)
+    warning = check_worker_command(command, parse_args)
     if warning:
         out.write('[launch] warning: %s\n' % warning)
 
@@ -530,14 +534,14 @@ def _await_started(procs: List[_Proc], timeout: float) -> None:
 def launch_hosts(command: Sequence[str], hosts: Sequence[Tuple[str, int]], num_workers: int,
                  num_servers: int = 1, port: int = DEFAULT_PORT, remote: str = DEFAULT_REMOTE,
                  timeout: Optional[float] = None, start_timeout: float = 30.0, grace: float = 5.0,
-                 out: TextIO = sys.stdout) -> int:
+                 out: TextIO = sys.stdout, parse_args: Optional[Callable[[List[str]], Any]] = None) -> int:
     """Run ``command`` as ``num_workers`` workers spread over ``hosts`` (see ``read_hosts``).
 
     The scheduler and the servers run on the first host; each process is
     started through ``remote`` (``{host}`` replaced) with its whole
     environment on the command line. Returns as :func:`launch` does.
     """
-    _validate(command, num_workers, num_servers, 'd2lnets launch --hosts FILE -n 2', out)
+    _validate(command, num_workers, num_servers, 'd2lnets launch --hosts FILE -n 2', out, parse_args)
     started: List[_Proc] = []
 
     def start(procs: List[_Proc]) -> None:
