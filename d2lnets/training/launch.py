@@ -32,6 +32,8 @@ import threading
 import time
 from typing import Any, Callable, Dict, Iterator, List, Optional, Sequence, TextIO, Tuple
 
+from ..io import usable_cores
+
 SERVER_COMMAND = [sys.executable, '-c', 'import mxnet']
 PR_SET_PDEATHSIG = 1        # from <linux/prctl.h>
 DEFAULT_REMOTE = 'ssh -o BatchMode=yes -o ConnectTimeout=10 {host}'
@@ -74,8 +76,7 @@ def role_env(role: str, num_workers: int, num_servers: int, host: str, port: int
         env['DMLC_INTERFACE'] = 'lo'
     # Share the cores among the workers unless the user chose.
     if 'OMP_NUM_THREADS' not in (base or os.environ):
-        cores = len(os.sched_getaffinity(0)) if hasattr(os, 'sched_getaffinity') else (os.cpu_count() or 1)
-        env['OMP_NUM_THREADS'] = str(max(1, cores // num_workers) if role == 'worker' else 1)
+        env['OMP_NUM_THREADS'] = str(max(1, usable_cores() // num_workers) if role == 'worker' else 1)
     return env
 
 
@@ -566,7 +567,7 @@ def _child_main(argv: Sequence[str]) -> int:
     command = list(argv[argv.index('--') + 1:])
     env = dict(os.environ)
     if divisor and 'OMP_NUM_THREADS' not in env:
-        env['OMP_NUM_THREADS'] = str(max(1, len(os.sched_getaffinity(0)) // divisor))
+        env['OMP_NUM_THREADS'] = str(max(1, usable_cores() // divisor))
     if _prctl is not None:
         _prctl(PR_SET_PDEATHSIG, signal.SIGKILL, 0, 0, 0)
     try:
