@@ -33,6 +33,8 @@ from typing import Dict
 from .io import usable_cores
 
 _warned = False
+# What apply_defaults set in this process: d2lnets' choice, not the user's.
+_applied: Dict[str, str] = {}
 
 
 def _gpu_build_installed() -> bool:
@@ -71,7 +73,15 @@ def apply_defaults() -> Dict[str, str]:
                           % ', '.join('%s=%s' % kv for kv in sorted(missing.items())), stacklevel=3)
         return {}
     os.environ.update(missing)
+    _applied.update(missing)
     return missing
+
+
+def set_by_user(name: str) -> bool:
+    """Whether the environment variable ``name`` is the user's choice (set, and
+    not by :func:`apply_defaults`): a launcher shares the cores among its
+    workers unless the user chose the threads."""
+    return name in os.environ and _applied.get(name) != os.environ[name]
 
 
 _engine_started = False

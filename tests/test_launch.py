@@ -349,3 +349,14 @@ def test_over_real_ssh(tmp_path, sshd_hosts, kill_launcher):
         assert proc.returncode == 0, out
         assert sorted(line.split(' holds')[0] for line in out.splitlines() if 'holds' in line) == sorted([
             '[%s worker 0] rank 0 of 2' % b, '[%s worker 1] rank 1 of 2' % a])
+
+
+def test_workers_share_the_cores_unless_the_user_chose_the_threads():
+    from d2lnets.io import usable_cores
+    code = 'import os; print("threads", os.environ["OMP_NUM_THREADS"])'
+    for env, expected in (({}, str(max(1, usable_cores() // 2))), ({'OMP_NUM_THREADS': '3'}, '3')):
+        base = {k: v for k, v in os.environ.items() if k != 'OMP_NUM_THREADS'}
+        proc = subprocess.run([sys.executable, '-m', 'd2lnets', 'launch', '-n', '2', '--', sys.executable, '-c', code],
+                              capture_output=True, text=True, timeout=120, env=dict(base, **env))
+        threads = sorted(line.split('threads ')[1] for line in proc.stdout.splitlines() if 'threads ' in line)
+        assert threads == [expected, expected], proc.stdout + proc.stderr

@@ -33,6 +33,7 @@ import time
 from typing import Any, Callable, Dict, Iterator, List, Optional, Sequence, TextIO, Tuple
 
 from ..io import usable_cores
+from ..runtime import set_by_user
 
 SERVER_COMMAND = [sys.executable, '-c', 'import mxnet']
 PR_SET_PDEATHSIG = 1        # from <linux/prctl.h>
@@ -74,8 +75,9 @@ def role_env(role: str, num_workers: int, num_servers: int, host: str, port: int
     })
     if host.startswith('127.'):
         env['DMLC_INTERFACE'] = 'lo'
-    # Share the cores among the workers unless the user chose.
-    if 'OMP_NUM_THREADS' not in (base or os.environ):
+    # Share the cores among the workers unless the user chose (d2lnets' own default
+    # in this process is every core, for one process).
+    if ('OMP_NUM_THREADS' not in base) if base is not None else not set_by_user('OMP_NUM_THREADS'):
         env['OMP_NUM_THREADS'] = str(max(1, usable_cores() // num_workers) if role == 'worker' else 1)
     return env
 
@@ -489,7 +491,8 @@ def remote_command(template: str, host: str, env: Dict[str, str], command: Seque
 
 def _passed_on(base: Dict[str, str]) -> Dict[str, str]:
     # What the launcher's environment gives every process: d2lnets' and MXNet's settings, threads.
-    return {k: v for k, v in base.items() if k.startswith(('D2LNETS_', 'MXNET_')) or k == 'OMP_NUM_THREADS'}
+    return {k: v for k, v in base.items() if k.startswith(('D2LNETS_', 'MXNET_'))
+            or (k == 'OMP_NUM_THREADS' and set_by_user(k))}
 
 
 def _start_on_hosts(procs: List[_Proc], command: Sequence[str], hosts: Sequence[Tuple[str, int]],
@@ -566,7 +569,7 @@ def _child_main(argv: Sequence[str]) -> int:
     divisor = int(argv[argv.index('--threads-divisor') + 1]) if '--threads-divisor' in argv else 0
     command = list(argv[argv.index('--') + 1:])
     env = dict(os.environ)
-    if divisor and 'OMP_NUM_THREADS' not in env:
+    if divisor and not set_by_user('OMP_NUM_THREADS'):
         env['OMP_NUM_THREADS'] = str(max(1, usable_cores() // divisor))
     if _prctl is not None:
         _prctl(PR_SET_PDEATHSIG, signal.SIGKILL, 0, 0, 0)
