@@ -90,3 +90,11 @@ def test_meta_json_of_another_kind_is_one_error(tmp_path):
         read_meta(tmp_path / 'model.params')
     assert read_meta(tmp_path / 'elsewhere' / 'model.params') is None
     assert validate({}, 'x') == {}
+
+
+def test_meta_json_must_agree_with_the_weights(saved):
+    _, params = saved
+    (params.parent / 'meta.json').write_text(json.dumps({'dataset': 'imagenet'}))
+    with pytest.raises(ValueError, match="model.params with its meta.json: the field 'input_shape' says 1 "
+                                         "channel\\(s\\), but imagenet images have 3"):
+        load_network('lenet', str(params))

@@ -16,7 +16,7 @@ import mxnet as mx
 
 from .summary import infer_block_shapes
 from ..weights.load import by_structure, check_finite, check_fit, load_weights, read_params, structural_params
-from ..weights.meta import read_meta
+from ..weights.meta import read_meta, validate
 from . import entry, get_model
 from .params import initialize_missing
 
@@ -103,7 +103,9 @@ def load_network(name: str, params: Optional[str] = None, pretrained: bool = Fal
         _infer_shapes(net, shape, ctx)
     meta = dict(meta, model=name, input_shape=[1] + list(shape[1:]))
     meta.setdefault('dataset', FASHION_MNIST if shape[1] == 1 else None)
-    return net, meta
+    # What the file says and what the weights are must agree (an ImageNet meta.json
+    # beside 1-channel weights, say).
+    return net, validate(meta, '%s with its meta.json' % params if params else 'the weights of %r' % name)
 
 
 def _load_file(name: str, params: str, input_shape: Optional[Tuple[int, ...]], ctx: mx.Context):
