@@ -240,6 +240,7 @@ def train(net: mx.gluon.Block, train_iter: Iterable, test_iter: Iterable, num_ep
         # On CPUs, LeNet's conv-sigmoid-pool blocks run as one fused operator
         # (2-3x faster steps); net itself keeps Gluon's layers.
         step_net = fused.for_training(net, ctxs)
+    test_net = fused.for_inference(net, ctxs)  # the test pass: forward only, fused where faster
     trainer = trainer or make_trainer(net, lr, kvstore)
     if state is not None and state['states'] is not None:
         trainer.load_states(str(state['states']))
@@ -250,7 +251,7 @@ def train(net: mx.gluon.Block, train_iter: Iterable, test_iter: Iterable, num_ep
     try:
         for epoch in range(len(history) + 1, num_epochs + 1):
             row = _train_epoch(step_net, trainer, loss_fn, train_iter, test_iter, ctxs, seed, epoch, lr,
-                               progress, check_every, ckpt, workers)
+                               progress, check_every, ckpt, workers, test_net)
             if not _params_finite(net):
                 raise _nonfinite('the parameters', epoch, lr, ckpt)
             history.append(**row)
@@ -287,7 +288,7 @@ def _nonfinite(what: str, epoch: int, lr: float, ckpt: Optional[Path]) -> NonFin
 
 
 def _train_epoch(net, trainer, loss_fn, train_iter, test_iter, ctxs, seed, epoch, lr, progress,
-                 check_every, ckpt, workers=1) -> Dict[str, float]:
+                 check_every, ckpt, workers=1, test_net=None) -> Dict[str, float]:
     _reseed(seed, epoch, train_iter)
     start = time.time()
     loss_sum = [mx.nd.zeros(1, ctx=c) for c in ctxs]
@@ -313,6 +314,6 @@ def _train_epoch(net, trainer, loss_fn, train_iter, test_iter, ctxs, seed, epoch
     if not math.isfinite(loss):
         raise _nonfinite('the training loss', epoch, lr, ckpt)
     train_acc = _total(correct) / n
-    test_acc = evaluate_accuracy(net, test_iter, ctxs)
+    test_acc = evaluate_accuracy(test_net or net, test_iter, ctxs)
     return dict(epoch=epoch, loss=loss, train_acc=train_acc, test_acc=test_acc,
                 seconds=time.time() - start, examples_per_sec=n / train_seconds, examples=n)

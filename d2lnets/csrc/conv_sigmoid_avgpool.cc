@@ -9,10 +9,17 @@
  * channels, too few for oneDNN 2.x's blocked kernels, so MXNet 1.9.1 runs them
  * and their gradients through a generic GEMM path, and the sigmoid and the
  * pooling each make one more pass over memory. Here the output channels are
- * the vector lanes (8 floats for up to 8 channels, else 16: one AVX-512
- * register or two AVX2 ones), every multiply-add is a full-width FMA with a
- * broadcast input pixel, and the sigmoid and the pooling run while the
- * convolution's outputs are in cache.
+ * the vector lanes, every multiply-add is a full-width FMA with a broadcast
+ * input pixel, and the sigmoid and the pooling run while the convolution's
+ * outputs are in cache. Lanes: with AVX-512, 8 floats for up to 8 channels,
+ * else 16 (one zmm register); with AVX2, always 8 (one ymm register), more
+ * channels as several blocks of 8: a 16-lane vector there takes two of the
+ * 16 ymm registers, and LeNet's second block (16 channels) ran 3x slower
+ * than MXNet's layers (register spills in the pixel blocks).
+ *
+ * Built once per instruction set (d2lnets/fused.py: -march=x86-64-v3 for
+ * AVX2+FMA, -march=x86-64-v4 for AVX-512), each under its own operator name
+ * (D2L_OP_NAME), so that several variants can be loaded into one process.
  *
  * Shapes: x (N, Ci, H, W), w (Co, Ci, K, K), b (Co) -> y (N, Co, Ho/2, Wo/2)
  * with Ho = H + 2P - K + 1 (stride 1); the pooling drops an odd last row or
@@ -50,10 +57,19 @@ template <typename V> constexpr int lanes_of() { return sizeof(V) / sizeof(float
 constexpr int MAX_LANES = 16;
 typedef std::unordered_map<std::string, std::string> Attrs;
 
+#ifndef D2L_OP_NAME
+#define D2L_OP_NAME d2l_conv_sigmoid_avgpool
+#endif
+#ifdef D2L_SLEEP_US  // a deliberately slow build, for the test of the measured choice (tests/test_fused.py)
+#include <unistd.h>
+#endif
+
+// Output pixels per register block: as many accumulators as leave room for
+// the weight vector and the broadcast pixel.
 #ifdef __AVX512F__
-constexpr int PB_MAX = 14;  // output pixels per register block (32 vector registers)
+template <typename V> constexpr int pb_max() { return 14; }  // 32 zmm registers
 #else
-constexpr int PB_MAX = 6;   // a v16 takes two of the 16 AVX2 registers
+template <typename V> constexpr int pb_max() { return sizeof(V) == 32 ? 12 : 6; }  // 16 ymm registers
 #endif
 
 template <typename V> inline V splat(float a) { return V{} + a; }
@@ -191,7 +207,7 @@ struct DxBlock {
   }
 };
 
-// F<V, K, n>::run(args...) for a block of n pixels, n in 1..PB_MAX.
+// F<V, K, n>::run(args...) for a block of n pixels, n in 1..pb_max<V>().
 template <typename V, int K, template <typename, int, int> class F, typename... Args>
 void dispatch(int n, Args&&... args) {
   switch (n) {
@@ -200,8 +216,9 @@ void dispatch(int n, Args&&... args) {
     F<V, K, PB>::run(args...);     \
     break;
     D2L_CASE(1) D2L_CASE(2) D2L_CASE(3) D2L_CASE(4) D2L_CASE(5) D2L_CASE(6)
+    D2L_CASE(7) D2L_CASE(8) D2L_CASE(9) D2L_CASE(10) D2L_CASE(11) D2L_CASE(12)
 #ifdef __AVX512F__
-    D2L_CASE(7) D2L_CASE(8) D2L_CASE(9) D2L_CASE(10) D2L_CASE(11) D2L_CASE(12) D2L_CASE(13) D2L_CASE(14)
+    D2L_CASE(13) D2L_CASE(14)
 #endif
 #undef D2L_CASE
     default:
@@ -209,10 +226,10 @@ void dispatch(int n, Args&&... args) {
   }
 }
 
-// Splits a row of n pixels into near-equal blocks of at most PB_MAX.
-template <typename F>
+// Splits a row of n pixels into near-equal blocks of at most pb_max<V>().
+template <typename V, typename F>
 void for_blocks(int n, F f) {
-  const int nb = (n + PB_MAX - 1) / PB_MAX;
+  const int nb = (n + pb_max<V>() - 1) / pb_max<V>();
   const int size = (n + nb - 1) / nb;
   for (int start = 0; start < n; start += size) f(start, std::min(size, n - start));
 }
@@ -237,7 +254,7 @@ void forward(const Geometry& g, const float* x, const float* w, const float* b, 
         const int nl = g.lanes(cb);
         const V* wcb = wp.data() + int64_t(cb) * g.Ci * K * K;
         for (int h = 0; h < g.Ho; ++h)
-          for_blocks(g.Wo, [&](int w0, int nw) {
+          for_blocks<V>(g.Wo, [&](int w0, int nw) {
             V* out = S.data() + int64_t(h) * g.Wo + w0;
             dispatch<V, K, ConvBlock>(nw, wcb, xp.data(), g, h, w0, out);
             for (int p = 0; p < nw; ++p) out[p] = vsigmoid(out[p] + bias[cb]);
@@ -320,7 +337,7 @@ void backward(const Geometry& g, const float* gy, const float* x, const float* w
         float* dxn = dx + int64_t(n) * g.Ci * g.H * g.W;
         for (int ci = 0; ci < g.Ci; ++ci)
           for (int yy = 0; yy < g.H; ++yy)
-            for_blocks(g.W, [&](int x0, int nx) {
+            for_blocks<V>(g.W, [&](int x0, int nx) {
               dispatch<V, K, DxBlock>(nx, wp.data(), gz.data(), g, ci, yy, x0,
                                       dxn + (int64_t(ci) * g.H + yy) * g.W + x0);
             });
@@ -424,6 +441,9 @@ class ConvSigmoidAvgPool : public CustomStatefulOp {
     shape_ = x.shape;
     const float *xd = x.data<float>(), *wd = w.data<float>(), *bd = b.data<float>();
     float* y = (*outputs)[0].data<float>();
+#ifdef D2L_SLEEP_US
+    usleep(D2L_SLEEP_US);
+#endif
     with_kernel(w.shape[0], [&](auto v, auto k) {
       typedef decltype(v) V;
       const Geometry g(x.shape, w.shape, pad_, lanes_of<V>());
@@ -454,10 +474,16 @@ class ConvSigmoidAvgPool : public CustomStatefulOp {
 
  private:
   // Calls f(V(), std::integral_constant<int, K>()) for this operator's kernel size
-  // and the vector type for co output channels: 8 lanes for up to 8 channels, else 16.
+  // and the vector type for co output channels: 8 lanes for up to 8 channels,
+  // else 16 with AVX-512; 8 lanes always with AVX2 (see the header).
   template <typename F>
   void with_kernel(int64_t co, F f) const {
-    if (co <= 8)
+#ifdef __AVX512F__
+    const bool narrow = co <= 8;
+#else
+    const bool narrow = true;
+#endif
+    if (narrow)
       k_ == 5 ? f(v8{}, std::integral_constant<int, 5>()) : f(v8{}, std::integral_constant<int, 3>());
     else
       k_ == 5 ? f(v16{}, std::integral_constant<int, 5>()) : f(v16{}, std::integral_constant<int, 3>());
@@ -477,7 +503,7 @@ MXReturnValue create_state(const Attrs& attrs, const MXContext&, const std::vect
 
 }  // namespace
 
-REGISTER_OP(d2l_conv_sigmoid_avgpool)
+REGISTER_OP(D2L_OP_NAME)
     .setParseAttrs(parse_attrs)
     .setInferType(infer_type)
     .setInferShape(infer_shape)
