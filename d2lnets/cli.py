@@ -352,6 +352,24 @@ def _run_bench(args) -> int:
 
 
 
+def _add_info(sub) -> None:
+    p = sub.add_parser('info', help='versions, CPU, fused kernels, data and weights: what to report when '
+                                    'something is slow or missing',
+                       description="d2lnets', MXNet's and Python's versions, the CPU's model, instruction set, "
+                                   'cores and OpenMP threads, the engine, the fused CPU kernels (variant, where '
+                                   'cached, or why not), the GPUs MXNet sees, where Fashion-MNIST was found, and '
+                                   "GluonCV's weight cache. Nothing is built or downloaded.")
+    p.add_argument('--json', action='store_true', help='print JSON instead of text')
+
+
+def _run_info(args) -> int:
+    import json
+    from .sysinfo import format_info, gather
+    info = gather()
+    print(json.dumps(info, indent=2) if args.json else format_info(info))
+    return 0
+
+
 def _add_launch(sub) -> None:
     p = sub.add_parser('launch', help="run a command as workers of MXNet's parameter server on this host",
                        description="Start a scheduler, SERVERS servers and WORKERS copies of COMMAND with "
@@ -373,7 +391,7 @@ def _run_launch(args) -> int:
                   timeout=args.timeout)
 
 
-_commands = ['list', 'summary', 'complexity', 'bench', 'train', 'evaluate', 'predict', 'launch', 'export']
+_commands = ['list', 'summary', 'complexity', 'bench', 'train', 'evaluate', 'predict', 'launch', 'export', 'info']
 
 
 def build_parser() -> argparse.ArgumentParser:
