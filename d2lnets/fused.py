@@ -399,20 +399,23 @@ def fusable_chains(graph: Dict[str, Any], fusable_params: Optional[set] = None,
 
 
 def fuse_graph(graph: Dict[str, Any], fusable_params: Optional[set] = None, inputs: Tuple[str, ...] = ('data',),
-               op: str = OP_NAME, only: Optional[set] = None) -> int:
+               op: str = OP_NAME, only: Optional[set] = None, train: bool = True) -> int:
     """Rewrite a symbol's JSON graph in place: each Convolution -> sigmoid ->
     2x2/2 average Pooling chain whose inner results nothing else reads becomes
     one ``op`` node (a variant's operator, see :func:`op_name`).
     ``fusable_params``: the parameter names the operator may compute gradients
     for (None: all); ``inputs``: the graph's inputs, which need no gradient;
-    ``only``: the convolution names of the chains to fuse (None: all).
-    Returns the number of chains fused."""
+    ``only``: the convolution names of the chains to fuse (None: all);
+    ``train``: False for a forward-only graph (the operator saves nothing for
+    a backward). Returns the number of chains fused."""
     nodes = graph['nodes']
     replace: Dict[int, Dict[str, Any]] = {}
     drop = set()
     for i, act, conv, attrs in _find_chains(graph, fusable_params, inputs):
         if only is not None and nodes[conv]['name'] not in only:
             continue
+        if not train:
+            attrs = dict(attrs, need_data_grad='0', training='0')
         replace[i] = {'op': op, 'name': nodes[conv]['name'], 'attrs': attrs, 'inputs': nodes[conv]['inputs']}
         drop.update((act, conv))
     if not replace:
@@ -433,14 +436,15 @@ def fuse_graph(graph: Dict[str, Any], fusable_params: Optional[set] = None, inpu
     return len(replace)
 
 
-def _chain_symbols(attrs: Dict[str, str], op: str) -> Tuple[mx.sym.Symbol, mx.sym.Symbol]:
+def _chain_symbols(attrs: Dict[str, str], op: str, train: bool = True) -> Tuple[mx.sym.Symbol, mx.sym.Symbol]:
     """One chain as MXNet's layers and as the fused operator, on the same inputs."""
     x, w, b = mx.sym.var('data'), mx.sym.var('weight'), mx.sym.var('bias')
     k, p, co = int(attrs['kernel']), int(attrs['pad']), int(attrs['num_filter'])
+    extra = {} if train else {'training': 0}
     z = mx.sym.Convolution(x, w, b, kernel=(k, k), pad=(p, p), num_filter=co)
     layers = mx.sym.Pooling(mx.sym.Activation(z, act_type='sigmoid'), kernel=(2, 2), stride=(2, 2),
                             pool_type='avg')
-    return layers, getattr(mx.sym, op)(x, w, b, kernel=k, pad=p, num_filter=co)
+    return layers, getattr(mx.sym, op)(x, w, b, kernel=k, pad=p, num_filter=co, **extra)
 
 
 def time_chain(attrs: Dict[str, str], shape: Tuple[int, ...], op: str, train: bool, ctx: mx.Context,
@@ -457,7 +461,7 @@ def time_chain(attrs: Dict[str, str], shape: Tuple[int, ...], op: str, train: bo
         if train and (i > 0 or need_dx):
             a.attach_grad()
     blocks = []
-    for sym in _chain_symbols(attrs, op):
+    for sym in _chain_symbols(attrs, op, train):
         # As the training loop runs them: a hybridized block with static memory (no executor log line).
         with warnings.catch_warnings():
             warnings.simplefilter('ignore')
@@ -557,7 +561,7 @@ def fused_block(net: mx.gluon.HybridBlock, train: bool = True, shape: Optional[T
     else:
         chains = [dict(c, fused=True) for c in chains]
     only = {c['name'] for c in chains if c['fused']}
-    if not only or fuse_graph(graph, fusable, op=op, only=only) == 0:
+    if not only or fuse_graph(graph, fusable, op=op, only=only, train=train) == 0:
         return None
     with warnings.catch_warnings():
         warnings.simplefilter('ignore')  # SymbolBlock warns about unused inputs in some versions

@@ -257,6 +257,9 @@ def test_fused_inference_equals_the_network():
     infer = fused.for_inference(net, [mx.cpu()])
     got = infer(x).asnumpy()
     assert infer.fused and [c['fused'] for c in infer.chains] == [True, True]
+    nodes = [n for n in json.loads(infer._fast(mx.sym.var('data')).tojson())['nodes']
+             if n['op'].startswith(fused.OP_NAME)]
+    assert [n['attrs']['training'] for n in nodes] == ['0', '0']  # forward only: nothing saved
     np.testing.assert_allclose(got, net(x).asnumpy(), rtol=1e-5, atol=1e-6)
     assert fused.for_inference(infer, [mx.cpu()]) is infer
     # the evaluation helpers take it too, and count the same

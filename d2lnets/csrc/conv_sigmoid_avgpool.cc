@@ -25,7 +25,8 @@
  * with Ho = H + 2P - K + 1 (stride 1); the pooling drops an odd last row or
  * column, as MXNet's Pooling (pooling_convention='valid') does.
  * Attributes: kernel (K), pad (P), num_filter (Co), need_data_grad (0: the
- * gradient of x is not computed, e.g. x is the network's input).
+ * gradient of x is not computed, e.g. x is the network's input), training
+ * (0: forward only, nothing saved for a backward).
  * Every thread works on whole images; partial weight gradients are summed in
  * thread order, so results do not depend on timing.
  */
@@ -247,7 +248,7 @@ void forward(const Geometry& g, const float* x, const float* w, const float* b, 
 #pragma omp for schedule(static)
     for (int n = 0; n < g.N; ++n) {
       pad_image(g, x + int64_t(n) * g.Ci * g.H * g.W, xp.data());
-      float* s_img = saved + n * g.s_stride();
+      float* s_img = saved ? saved + n * g.s_stride() : nullptr;  // null: inference, nothing to save
       // last block first: its full-width stores spill into the next pixel's
       // first lanes, which the earlier blocks' stores then overwrite
       for (int cb = g.CB - 1; cb >= 0; --cb) {
@@ -261,7 +262,8 @@ void forward(const Geometry& g, const float* x, const float* w, const float* b, 
           });
         // saved: (Ho, Wo, Co) per image; full-width stores in increasing order,
         // each overwriting the previous one's spare lanes
-        for (int i = 0; i < g.Ho * g.Wo; ++i) store_u(s_img + int64_t(i) * g.Co + cb * VL, S[i]);
+        if (s_img)
+          for (int i = 0; i < g.Ho * g.Wo; ++i) store_u(s_img + int64_t(i) * g.Co + cb * VL, S[i]);
         for (int i = 0; i < g.Hq; ++i)
           for (int j = 0; j < g.Wq; ++j) {
             const V* s0 = S.data() + int64_t(2 * i) * g.Wo + 2 * j;
@@ -433,6 +435,9 @@ class ConvSigmoidAvgPool : public CustomStatefulOp {
     int need = 1;
     parse_int(attrs, "need_data_grad", &need);
     need_dx_ = need != 0;
+    int training = 1;
+    parse_int(attrs, "training", &training);
+    training_ = training != 0;
   }
 
   MXReturnValue Forward(std::vector<MXTensor>* inputs, std::vector<MXTensor>* outputs,
@@ -447,8 +452,8 @@ class ConvSigmoidAvgPool : public CustomStatefulOp {
     with_kernel(w.shape[0], [&](auto v, auto k) {
       typedef decltype(v) V;
       const Geometry g(x.shape, w.shape, pad_, lanes_of<V>());
-      saved_.resize(g.N * g.s_stride());
-      forward<V, decltype(k)::value>(g, xd, wd, bd, y, saved_.data());
+      if (training_) saved_.resize(g.N * g.s_stride());
+      forward<V, decltype(k)::value>(g, xd, wd, bd, y, training_ ? saved_.data() : nullptr);
     });
     return MX_SUCCESS;
   }
@@ -457,7 +462,7 @@ class ConvSigmoidAvgPool : public CustomStatefulOp {
   MXReturnValue Backward(std::vector<MXTensor>* inputs, std::vector<MXTensor>* outputs,
                          const OpResource&) override {
     MXTensor &gy = (*inputs)[0], &x = (*inputs)[1], &w = (*inputs)[2];
-    if (x.shape != shape_) {
+    if (x.shape != shape_ || !training_) {
       MX_ERROR_MSG << "d2l_conv_sigmoid_avgpool: backward without a matching forward";
       return MX_FAIL;
     }
@@ -491,6 +496,7 @@ class ConvSigmoidAvgPool : public CustomStatefulOp {
 
   int k_ = 0, pad_ = 0;
   bool need_dx_ = true;
+  bool training_ = true;  // 0: an inference graph; the forward saves no sigmoid for a backward
   std::vector<int64_t> shape_;
   std::vector<float> saved_;  // the forward's sigmoid, (N, Ho, Wo, Co) + spare lanes
 };
