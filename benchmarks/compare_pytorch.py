@@ -82,9 +82,9 @@ def run_pytorch(name, mode, batch, runs=3, seconds=1.0, warmup=3, tuned=False):
 
 
 def machine():
+    from d2lnets import fused  # first: d2lnets sets its defaults before mxnet loads (children get their own)
     import mxnet
     import torch
-    from d2lnets import fused
     cpu = fused.cpu_model()
     return dict(cpu=cpu, instruction_set=fused.instruction_set(), variants=fused.runnable_variants(),
                 cores=len(os.sched_getaffinity(0)), python=platform.python_version(),

@@ -276,6 +276,26 @@ void forward(const Geometry& g, const float* x, const float* w, const float* b, 
   }
 }
 
+// d[r * K + kw] += sum over (h, w) of G[h, w] * xp[ci, h + kh + r, w + kw], for R kernel rows from kh
+template <typename V, int K, int R>
+inline void dw_rows(const Geometry& g, const V* __restrict G, const float* __restrict xp, int ci, int kh,
+                    V* __restrict d) {
+  V a[R][K];
+  for (int r = 0; r < R; ++r)
+    for (int kw = 0; kw < K; ++kw) a[r][kw] = V{};
+  for (int h = 0; h < 2 * g.Hq; ++h) {
+    const V* grow = G + int64_t(h + K - 1) * g.Wg + K - 1;
+    const float* row = xp + (int64_t(ci) * g.Hp + h + kh) * g.Wp;
+    for (int w_ = 0; w_ < 2 * g.Wq; ++w_) {
+      const V gv = grow[w_];
+      for (int r = 0; r < R; ++r)
+        for (int kw = 0; kw < K; ++kw) a[r][kw] += gv * row[r * g.Wp + w_ + kw];
+    }
+  }
+  for (int r = 0; r < R; ++r)
+    for (int kw = 0; kw < K; ++kw) d[r * K + kw] += a[r][kw];
+}
+
 template <typename V, int K>
 void backward(const Geometry& g, const float* gy, const float* x, const float* w, const float* saved, float* dx,
               float* dw, float* db) {
@@ -319,21 +339,12 @@ void backward(const Geometry& g, const float* gy, const float* x, const float* w
           }
         dbt[cb] += dbsum;
         // dL/dw[:, ci, kh, kw] = sum over (h, w) of dL/dz[:, h, w] * xp[ci, h + kh, w + kw]
-        for (int ci = 0; ci < g.Ci; ++ci)
-          for (int kh = 0; kh < K; ++kh) {
-            V a[K];
-            for (int kw = 0; kw < K; ++kw) a[kw] = V{};
-            for (int h = 0; h < 2 * g.Hq; ++h) {
-              const V* grow = G + int64_t(h + K - 1) * g.Wg + K - 1;
-              const float* row = xp.data() + (int64_t(ci) * g.Hp + h + kh) * g.Wp;
-              for (int w_ = 0; w_ < 2 * g.Wq; ++w_) {
-                const V gv = grow[w_];
-                for (int kw = 0; kw < K; ++kw) a[kw] += gv * row[w_ + kw];
-              }
-            }
-            V* d = dwt + ((int64_t(cb) * g.Ci + ci) * K + kh) * K;
-            for (int kw = 0; kw < K; ++kw) d[kw] += a[kw];
-          }
+        // Two kernel rows per pass: 2K independent accumulators hide the FMA latency (K alone do not).
+        for (int ci = 0; ci < g.Ci; ++ci) {
+          int kh = 0;
+          for (; kh + 2 <= K; kh += 2) dw_rows<V, K, 2>(g, G, xp.data(), ci, kh, dwt + ((int64_t(cb) * g.Ci + ci) * K + kh) * K);
+          if (kh < K) dw_rows<V, K, 1>(g, G, xp.data(), ci, kh, dwt + ((int64_t(cb) * g.Ci + ci) * K + kh) * K);
+        }
       }
       if (dx) {
         float* dxn = dx + int64_t(n) * g.Ci * g.H * g.W;
