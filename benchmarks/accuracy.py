@@ -1,8 +1,8 @@
 """The lecture's recipe on the real Fashion-MNIST, several seeds: test accuracy
 after 5 and 10 epochs, epoch time and examples/sec.
 
-    python benchmarks/accuracy.py lenet --seeds 0 1 2          # the LeNet record (CPU: ~6 min)
-    python benchmarks/accuracy.py alexnet --seeds 0 --ctx gpu  # the full recipe on a GPU
+    python -m benchmarks.accuracy lenet --seeds 0 1 2          # the LeNet record (CPU: ~6 min)
+    python -m benchmarks.accuracy alexnet --seeds 0 --ctx gpu  # the full recipe on a GPU
 
 Every epoch reseeds from (seed, epoch) and SGD's learning rate is constant, so
 epoch 5 of a 10-epoch run is exactly a 5-epoch run: one run gives both lengths.
@@ -18,7 +18,6 @@ import time
 from pathlib import Path
 
 HERE = Path(__file__).resolve().parent
-sys.path.insert(0, str(HERE.parent))
 
 import d2lnets  # noqa: E402  (first: sets OMP_NUM_THREADS before mxnet is imported)
 from d2lnets.training.runs import train_run  # noqa: E402

@@ -7,18 +7,23 @@ round by round so that a busy machine slows all of them alike:
   default wait policy, plain ``hybridize()``);
 - ``mxnet``: d2lnets' defaults (see docs/performance.md), LeNet's training
   through d2lnets' fused operator (d2lnets/perf/fused.py);
-- ``mxnet-unfused``: the same through MXNet's own layers (LeNet training only,
-  the one case the fused operator changes);
+- ``mxnet-unfused``: the same through MXNet's own layers (LeNet only, the
+  one network the fused operator changes);
+- ``mxnet-avx2``: on a CPU with AVX-512, the same with the fused operator's
+  AVX2 variant forced (``D2LNETS_FUSED_VARIANT=avx2``), to measure what an
+  AVX2 CPU gets from the same code;
 - ``pytorch``: the same networks in PyTorch, eager (benchmarks/pytorch_nets.py),
   as installed;
 - ``pytorch-tuned``: the same with d2lnets' OpenMP setting
   (``GOMP_SPINCOUNT``), to separate what that setting does from the rest.
 
 Every process uses all cores (OMP_NUM_THREADS unset for PyTorch, d2lnets'
-default for MXNet). Writes benchmarks/results.json and benchmarks/results.md.
+default for MXNet). Writes one run's results to
+benchmarks/results/compare_pytorch-DATE-MACHINE.json and .md (MACHINE: the
+CPU's family, instruction set and cores, e.g. ``epyc-avx2-2c``).
 
-    .venv-bench/bin/python benchmarks/compare_pytorch.py            # everything (~20 min on 2 cores)
-    .venv-bench/bin/python benchmarks/compare_pytorch.py --cases lenet:train:256 --rounds 5
+    .venv-bench/bin/python -m benchmarks.compare_pytorch            # everything (~20 min on 2 cores)
+    .venv-bench/bin/python -m benchmarks.compare_pytorch --cases lenet:train:256 --rounds 5
 """
 import argparse
 import datetime
@@ -50,8 +55,10 @@ OPENMP = {'GOMP_SPINCOUNT': '1000'}
 NOT_INHERITED = ('MXNET_ENGINE_TYPE', 'OMP_NUM_THREADS', 'OMP_WAIT_POLICY') + tuple(OPENMP)
 
 
-def run_mxnet(name, mode, batch, before=False, runs=3, seconds=1.0, warmup=3, peak=True, fuse=True):
-    env = {k: v for k, v in os.environ.items() if k not in NOT_INHERITED}
+def run_mxnet(name, mode, batch, before=False, runs=3, seconds=1.0, warmup=3, peak=True, fuse=True, variant=None):
+    env = {k: v for k, v in os.environ.items() if k not in NOT_INHERITED + ('D2LNETS_FUSED_VARIANT',)}
+    if variant:
+        env['D2LNETS_FUSED_VARIANT'] = variant
     if before:
         env['MXNET_ENGINE_TYPE'] = 'ThreadedEnginePerDevice'
     # `before` runs OpenMP as the foundation did, with libgomp's default spinning (d2lnets sets
@@ -75,10 +82,12 @@ def run_pytorch(name, mode, batch, runs=3, seconds=1.0, warmup=3, tuned=False):
 
 
 def machine():
-    cpu = next((l.split(':', 1)[1].strip() for l in open('/proc/cpuinfo') if l.startswith('model name')), '?')
+    from d2lnets.perf import fused  # first: d2lnets sets its defaults before mxnet loads (children get their own)
     import mxnet
     import torch
-    return dict(cpu=cpu, cores=len(os.sched_getaffinity(0)), python=platform.python_version(),
+    cpu = fused.cpu_model()
+    return dict(cpu=cpu, instruction_set=fused.instruction_set(), variants=fused.runnable_variants(),
+                cores=len(os.sched_getaffinity(0)), python=platform.python_version(),
                 mxnet=mxnet.__version__, torch=torch.__version__,
                 date=datetime.datetime.now(datetime.timezone.utc).strftime('%Y-%m-%d %H:%M UTC'),
                 load_before=os.getloadavg())
@@ -90,9 +99,11 @@ def main():
     p.add_argument('--recipes', nargs='*', default=RECIPES, help='memory runs (d2lnets only)')
     p.add_argument('--rounds', type=int, default=3)
     p.add_argument('--runs', type=int, default=3, help='timed runs per process (median)')
-    p.add_argument('--out', default=str(HERE / 'results'))
+    p.add_argument('--out', default=None, help='path without suffix (default: results/compare_pytorch-DATE-MACHINE)')
     args = p.parse_args()
     info = machine()
+    args.out = args.out or str(HERE / 'results' / ('compare_pytorch-%s-%s' % (
+        datetime.datetime.now(datetime.timezone.utc).strftime('%Y%m%d-%H%M'), machine_slug(info))))
     results = {}
     for rnd in range(args.rounds):
         for case in args.cases:
@@ -100,8 +111,10 @@ def main():
             # LeNet: runs of 1 s after 3 warm-up steps; the big networks: one step per run after one.
             seconds, warmup = (1.0, 3) if name == 'lenet' else (0.1, 1)
             order = ['mxnet-before', 'mxnet', 'pytorch', 'pytorch-tuned']
-            if (name, mode) == ('lenet', 'train'):
+            if name == 'lenet':
                 order.insert(1, 'mxnet-unfused')
+                if 'avx512' in info['variants'] and 'avx2' in info['variants']:
+                    order.insert(2, 'mxnet-avx2')
             row = results.setdefault(case, {cfg: [] for cfg in order})
             # Alternate the order each round.
             for cfg in (order if rnd % 2 == 0 else order[::-1]):
@@ -109,7 +122,8 @@ def main():
                     r = run_pytorch(name, mode, int(batch), args.runs, seconds, warmup, cfg == 'pytorch-tuned')
                 else:
                     r = run_mxnet(name, mode, int(batch), before=cfg == 'mxnet-before', runs=args.runs,
-                                  seconds=seconds, warmup=warmup, fuse=cfg != 'mxnet-unfused')
+                                  seconds=seconds, warmup=warmup, fuse=cfg != 'mxnet-unfused',
+                                  variant='avx2' if cfg == 'mxnet-avx2' else None)
                 row[cfg].append(r)
                 print('round %d %-22s %-13s %9.1f img/s' % (rnd, case, cfg, r['images_per_sec']), flush=True)
     memory = {}
@@ -123,11 +137,21 @@ def main():
     print(report(info, results, memory))
 
 
+def machine_slug(info):
+    """e.g. 'epyc-avx2-2c': the CPU's family, instruction set and cores, for file names."""
+    words = [w.lower() for w in info['cpu'].replace('(R)', '').replace('(TM)', '').split()]
+    family = next((w for w in words if w in ('xeon', 'epyc', 'ryzen', 'core', 'threadripper', 'atom')),
+                  words[0] if words else 'cpu')
+    iset = info['instruction_set'] if info['instruction_set'] in ('avx2', 'avx512') else 'noavx2'
+    return '%s-%s-%dc' % (family, iset, info['cores'])
+
+
 def report(info, results, memory):
     med = lambda rs, key='images_per_sec': statistics.median(r[key] for r in rs)  # noqa: E731
     lines = ['# d2lnets (MXNet 1.9.1) vs PyTorch eager: images/sec', '',
-             'Machine: %s, %d cores; Python %s, MXNet %s, PyTorch %s; %s. Load average (1, 5, 15 min) '
-             'before %s, after %s.' % (info['cpu'], info['cores'], info['python'], info['mxnet'], info['torch'],
+             'Machine: %s (%s), %d cores; Python %s, MXNet %s, PyTorch %s; %s. Load average (1, 5, 15 min) '
+             'before %s, after %s.' % (info['cpu'], info.get('instruction_set', '?'), info['cores'], info['python'],
+                                       info['mxnet'], info['torch'],
                                        info['date'], ', '.join('%.1f' % x for x in info['load_before']),
                                        ', '.join('%.1f' % x for x in info['load_after'])),
              '',
@@ -136,20 +160,26 @@ def report(info, results, memory):
              'default spinning, plain `hybridize()`; `d2lnets`: the defaults (docs/performance.md). GFLOP/s from the complexity '
              'counts (training = 3 x forward); peak = fp32 matrix multiply measured in the same process; '
              '`PyTorch tuned`: PyTorch with d2lnets\' OpenMP setting (GOMP_SPINCOUNT=1000).', '',
-             '`unfused`: d2lnets\' defaults, training through MXNet\'s own layers instead of d2lnets\' fused '
-             'operator (LeNet training, the only case it changes).', '',
-             '| network | mode | batch | before | unfused | d2lnets | PyTorch | PyTorch tuned | d2lnets / PyTorch '
-             '| d2lnets / PyTorch tuned | d2lnets / before | GFLOP/s | % of peak | peak RSS MiB |',
-             '|---|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|']
+             '`unfused`: d2lnets\' defaults through MXNet\'s own layers instead of d2lnets\' fused '
+             'operator (LeNet, the only network it changes); `avx2 forced`: on an AVX-512 CPU, the fused '
+             'operator\'s AVX2 variant. `blocks`: which code ran each of LeNet\'s blocks in the `d2lnets` column.',
+             '',
+             '| network | mode | batch | before | unfused | avx2 forced | d2lnets | PyTorch | PyTorch tuned '
+             '| d2lnets / PyTorch | d2lnets / PyTorch tuned | d2lnets / before | GFLOP/s | % of peak | peak RSS MiB '
+             '| blocks |',
+             '|---|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---|']
     for case, row in results.items():
         name, mode, batch = case.split(':')
         before, after = med(row['mxnet-before']), med(row['mxnet'])
         torch, tuned = med(row['pytorch']), med(row['pytorch-tuned'])
         unfused = '%.1f' % med(row['mxnet-unfused']) if row.get('mxnet-unfused') else '--'
-        lines.append('| %s | %s | %s | %.1f | %s | %.1f | %.1f | %.1f | %.2fx | %.2fx | %.2fx | %.1f | %.0f%% | %.0f |' % (
-            name, mode, batch, before, unfused, after, torch, tuned, after / torch, after / tuned, after / before,
-            med(row['mxnet'], 'gflops_per_sec'), med(row['mxnet'], 'percent_of_peak'),
-            max(r['peak_rss_mb'] for r in row['mxnet'])))
+        avx2 = '%.1f' % med(row['mxnet-avx2']) if row.get('mxnet-avx2') else '--'
+        blocks = sorted({r.get('kernels', '') for r in row['mxnet']})
+        lines.append('| %s | %s | %s | %.1f | %s | %s | %.1f | %.1f | %.1f | %.2fx | %.2fx | %.2fx | %.1f | %.0f%% '
+                     '| %.0f | %s |' % (
+            name, mode, batch, before, unfused, avx2, after, torch, tuned, after / torch, after / tuned,
+            after / before, med(row['mxnet'], 'gflops_per_sec'), med(row['mxnet'], 'percent_of_peak'),
+            max(r['peak_rss_mb'] for r in row['mxnet']), '; '.join(b for b in blocks if b) or '--'))
     if memory:
         lines += ['', "The lecture's recipes (d2lnets defaults, training, 224x224):", '',
                   '| network | batch | images/s | peak RSS MiB |', '|---|---:|---:|---:|']

@@ -7,16 +7,14 @@ For LeNet (batches of 256 at 28x28) and AlexNet (batches of 128 resized to
   waited for;
 - step: a whole training step (data + forward + backward + SGD update), waited for.
 
-    python benchmarks/data_pipeline.py            # writes benchmarks/results/data_pipeline.json
+    python -m benchmarks.data_pipeline            # writes benchmarks/results/data_pipeline.json
 """
 import json
 import os
-import sys
 import time
 from pathlib import Path
 
 HERE = Path(__file__).resolve().parent
-sys.path.insert(0, str(HERE.parent))
 
 import d2lnets  # noqa: E402  (first: sets OMP_NUM_THREADS before mxnet is imported)
 import mxnet as mx  # noqa: E402
@@ -24,7 +22,7 @@ from mxnet import gluon  # noqa: E402
 
 from d2lnets import data  # noqa: E402
 from d2lnets.models.params import initialize_missing  # noqa: E402
-from d2lnets.training.runs import recipe_for  # noqa: E402
+from d2lnets.registry import recipe_for  # noqa: E402
 from d2lnets.training.loop import make_trainer, train_step  # noqa: E402
 
 

@@ -1,7 +1,7 @@
 """Throughput of LeNet training: one process against 2 workers + 1 server of
 MXNet's parameter server on this host (`d2lnets launch`), same global batch.
 
-    python benchmarks/distributed.py [--limit 12800] [--batch 256]
+    python -m benchmarks.distributed [--limit 12800] [--batch 256]
 
 Appends one JSON line to benchmarks/results/distributed.jsonl and prints it.
 """

@@ -2,8 +2,8 @@
 export time, verify time and the largest absolute difference to the Gluon
 network, at batch sizes 1 and 8 (the ONNX batch axis is dynamic).
 
-    python benchmarks/export.py                     # all, as in the committed results
-    python benchmarks/export.py lenet nin --seed 1
+    python -m benchmarks.export                     # all, as in the committed results
+    python -m benchmarks.export lenet nin --seed 1
 
 Networks are initialized with Xavier (magnitude 6, so outputs are of order
 one) and random batch-norm statistics; the inputs are uniform in [0, 1).
@@ -14,13 +14,11 @@ import argparse
 import json
 import os
 import platform
-import sys
 import tempfile
 import time
 from pathlib import Path
 
 HERE = Path(__file__).resolve().parent
-sys.path.insert(0, str(HERE.parent))
 
 import d2lnets  # noqa: E402  (first: sets OMP_NUM_THREADS before mxnet is imported)
 import mxnet as mx  # noqa: E402

@@ -1,7 +1,7 @@
 """The lecture's own LeNet code, run on the same Fashion-MNIST files, to
 compare its accuracy with d2lnets' (benchmarks/accuracy.py) seed for seed.
 
-    python benchmarks/lecture_loop.py --seeds 0 1 2     # ~3 min per seed on 2 cores
+    python -m benchmarks.lecture_loop --seeds 0 1 2     # ~3 min per seed on 2 cores
 
 What runs is the notebook's code (berkeley-stat-157 ``slides/2_28/lenet.ipynb``
 with d2l's ``load_data_fashion_mnist`` and ``train_ch5``): Gluon's
@@ -16,12 +16,10 @@ Results are appended to benchmarks/results/lecture_loop.jsonl.
 import argparse
 import json
 import random
-import sys
 import time
 from pathlib import Path
 
 HERE = Path(__file__).resolve().parent
-sys.path.insert(0, str(HERE.parent))
 
 import d2lnets  # noqa: E402,F401  (first: sets the thread defaults)
 import mxnet as mx  # noqa: E402

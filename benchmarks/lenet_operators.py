@@ -7,17 +7,23 @@ For each candidate: forward and forward+backward CPU time per batch of 256
 on a shared machine disturbs it little), and its largest relative difference
 from the standard operator (output and gradients). Results: docs/performance.md.
 
-    .venv/bin/python benchmarks/lenet_operators.py
+    .venv/bin/python -m benchmarks.lenet_operators             # everything
+    .venv/bin/python -m benchmarks.lenet_operators --blocks    # the two blocks only
+
+The fused blocks run once per kernel variant this CPU can execute (on an
+AVX-512 machine: avx512 and avx2), each named after it.
 """
 import os
 
 os.environ.setdefault('OMP_NUM_THREADS', '1')
-import d2lnets.nn  # noqa: E402,F401  (sets the engine before mxnet is imported, and starts it)
+from d2lnets import nn  # noqa: E402,F401  (sets the engine before mxnet is imported, and starts it)
 import time  # noqa: E402
 
 import mxnet as mx  # noqa: E402
 import numpy as np  # noqa: E402
 from mxnet import autograd, nd  # noqa: E402
+
+from d2lnets.perf import fused  # noqa: E402
 
 N = 256
 
@@ -101,8 +107,13 @@ def block1(x, w, b):      # LeNet's first block as its layers: (256, 1, 28, 28) 
     return avg_pool(sigmoid(conv0(x, w, b)))
 
 
-def block1_fused(x, w, b):
-    return nd.d2l_conv_sigmoid_avgpool(x, w, b, kernel=5, pad=2, num_filter=6, need_data_grad=0)
+def block1_fused(variant):
+    op = getattr(nd, fused.op_name(variant))
+
+    def f(x, w, b):
+        return op(x, w, b, kernel=5, pad=2, num_filter=6, need_data_grad=0)
+    f.__name__ = 'block1_fused_' + variant
+    return f
 
 
 def block2(x, w, b):      # the second: (256, 6, 14, 14) -> (256, 16, 5, 5)
@@ -110,28 +121,42 @@ def block2(x, w, b):      # the second: (256, 6, 14, 14) -> (256, 16, 5, 5)
                       stride=(2, 2), pool_type='avg')
 
 
-def block2_fused(x, w, b):
-    return nd.d2l_conv_sigmoid_avgpool(x, w, b, kernel=5, pad=0, num_filter=16, need_data_grad=1)
+def block2_fused(variant):
+    op = getattr(nd, fused.op_name(variant))
+
+    def f(x, w, b):
+        return op(x, w, b, kernel=5, pad=0, num_filter=16, need_data_grad=1)
+    f.__name__ = 'block2_fused_' + variant
+    return f
 
 
-GROUPS = [
-    ('conv0', [(N, 1, 28, 28), (6, 1, 5, 5), (6,)], False,
-     [conv0, conv0_im2col_slices, conv0_row_stack, conv0_batch_as_groups, conv0_im2col_dot,
-      conv0_out_channels_8]),
-    ('sigmoid', [(N, 6, 28, 28)], True, [sigmoid, sigmoid_tanh, sigmoid_exp]),
-    ('avg pool', [(N, 6, 28, 28)], True, [avg_pool, avg_pool_reshape_mean, avg_pool_depthwise_conv]),
-    ('block 1', [(N, 1, 28, 28), (6, 1, 5, 5), (6,)], False, [block1, block1_fused]),
-    ('block 2', [(N, 6, 14, 14), (16, 6, 5, 5), (16,)], True, [block2, block2_fused]),
-]
+def groups(variants):
+    return [
+        ('conv0', [(N, 1, 28, 28), (6, 1, 5, 5), (6,)], False,
+         [conv0, conv0_im2col_slices, conv0_row_stack, conv0_batch_as_groups, conv0_im2col_dot,
+          conv0_out_channels_8]),
+        ('sigmoid', [(N, 6, 28, 28)], True, [sigmoid, sigmoid_tanh, sigmoid_exp]),
+        ('avg pool', [(N, 6, 28, 28)], True, [avg_pool, avg_pool_reshape_mean, avg_pool_depthwise_conv]),
+        ('block 1', [(N, 1, 28, 28), (6, 1, 5, 5), (6,)], False, [block1] + [block1_fused(v) for v in variants]),
+        ('block 2', [(N, 6, 14, 14), (16, 6, 5, 5), (16,)], True, [block2] + [block2_fused(v) for v in variants]),
+    ]
 
 
 def main():
-    from d2lnets.perf import fused
-    if not fused.load():
-        raise SystemExit('the fused operator did not build (see the warning above)')
-    print('MXNet %s, OMP_NUM_THREADS=%s, %s; CPU ms per batch of %d'
-          % (mx.__version__, os.environ['OMP_NUM_THREADS'], os.environ.get('MXNET_ENGINE_TYPE'), N))
-    for title, shapes, input_grad, fns in GROUPS:
+    import argparse
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument('--blocks', action='store_true', help="only LeNet's two blocks")
+    opts = parser.parse_args()
+    variants = [v for v in fused.runnable_variants() if fused.load(v)]
+    if not variants:
+        raise SystemExit('no fused kernel variant runs on this CPU (%s), or none built (see the warning above)'
+                         % fused.instruction_set())
+    print('MXNet %s, OMP_NUM_THREADS=%s, %s; %s (%s); kernel variants: %s; CPU ms per batch of %d'
+          % (mx.__version__, os.environ['OMP_NUM_THREADS'], os.environ.get('MXNET_ENGINE_TYPE'),
+             fused.cpu_model(), fused.instruction_set(), ', '.join(variants), N))
+    for title, shapes, input_grad, fns in groups(variants):
+        if opts.blocks and not title.startswith('block'):
+            continue
         rng = np.random.RandomState(0)
         args = [nd.array(rng.normal(size=s)) for s in shapes]
         for i, a in enumerate(args):

@@ -5,7 +5,7 @@ by ``check_counts``); timed exactly as ``d2lnets.perf.bench`` times MXNet: synth
 data, warm-up, then the median of several runs of training steps (forward,
 backward, SGD update) or inference, without synchronising per batch.
 
-    python benchmarks/pytorch_nets.py lenet --mode train --batch-size 256
+    python -m benchmarks.pytorch_nets lenet --mode train --batch-size 256
 """
 import argparse
 import json

@@ -2,7 +2,7 @@
 and LeNet's distribution over seeds beside the lecture's own code's
 (benchmarks/results/lecture_loop.jsonl).
 
-    python benchmarks/report.py
+    python -m benchmarks.report
 """
 import json
 import statistics

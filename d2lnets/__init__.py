@@ -31,7 +31,7 @@ _exports = {
 }
 # d2lnets.NAME -> its module; the packages are the architecture (docs/architecture.md)
 _submodules = {name: name for name in ('cli', 'context', 'data', 'deploy', 'io', 'models', 'perf', 'registry',
-                                       'runtime', 'training', 'weights')}
+                                       'runtime', 'sysinfo', 'training', 'weights')}
 _submodules['nn'] = 'models.nn'   # the lecture writes `from d2lnets import nn`
 
 __all__ = ['__version__'] + sorted(_exports) + sorted(_submodules)

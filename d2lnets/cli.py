@@ -334,6 +334,24 @@ def _run_bench(args) -> int:
 
 
 
+def _add_info(sub) -> None:
+    p = sub.add_parser('info', help='versions, CPU, fused kernels, data and weights: what to report when '
+                                    'something is slow or missing',
+                       description="d2lnets', MXNet's and Python's versions, the CPU's model, instruction set, "
+                                   'cores and OpenMP threads, the engine, the fused CPU kernels (variant, where '
+                                   'cached, or why not), the GPUs MXNet sees, where Fashion-MNIST was found, and '
+                                   "GluonCV's weight cache. Nothing is built or downloaded.")
+    p.add_argument('--json', action='store_true', help='print JSON instead of text')
+
+
+def _run_info(args) -> int:
+    import json
+    from .sysinfo import format_info, gather
+    info = gather()
+    print(json.dumps(info, indent=2) if args.json else format_info(info))
+    return 0
+
+
 def _add_launch(sub) -> None:
     p = sub.add_parser('launch', help="run a command as workers of MXNet's parameter server, on this host or "
                                       "across hosts",
@@ -383,7 +401,7 @@ _COMMANDS = {'list': (_add_list, _run_list), 'summary': (_add_summary, _run_summ
              'complexity': (_add_complexity, _run_complexity), 'bench': (_add_bench, _run_bench),
              'train': (_add_train, _run_train), 'evaluate': (_add_evaluate, _run_evaluate),
              'predict': (_add_predict, _run_predict), 'launch': (_add_launch, _run_launch),
-             'export': (_add_export, _run_export)}
+             'export': (_add_export, _run_export), 'info': (_add_info, _run_info)}
 REPORT = ('this is a bug in d2lnets; please report it with the command line and the output of '
           '`d2lnets --version`, and run again with --debug for the traceback')
 

@@ -1,4 +1,4 @@
-"""Files and the machine: atomic writes, downloads, sha1, MXNet's folders, cores.
+"""Files and the machine: atomic writes, downloads, sha1, MXNet's folders, the CPU.
 
 Every file d2lnets writes goes through :func:`atomic_write`: a temporary file
 beside the target, renamed over it only when complete. The temporary name
@@ -14,6 +14,7 @@ import hashlib
 import http.client
 import json
 import os
+import platform
 import re
 import shutil
 import sys
@@ -21,10 +22,10 @@ import time
 import urllib.error
 import urllib.request
 from pathlib import Path
-from typing import Any, Callable, Optional, Union
+from typing import Any, Callable, Optional, Set, Union
 
 __all__ = ['atomic_write', 'write_text', 'write_json', 'remove_stale_temporaries', 'disk_full', 'sha1sum', 'download',
-           'mxnet_home', 'gluon_repo', 'usable_cores', 'DiskFull']
+           'mxnet_home', 'gluon_repo', 'usable_cores', 'cpu_model', 'cpu_flags', 'DiskFull']
 
 PathLike = Union[str, os.PathLike]
 
@@ -230,6 +231,27 @@ def gluon_repo(default: str = DEFAULT_REPO) -> str:
     """``$MXNET_GLUON_REPO`` (a mirror), else ``default``; always ending in ``/``."""
     url = os.environ.get('MXNET_GLUON_REPO') or default
     return url if url.endswith('/') else url + '/'
+
+
+def _cpuinfo_field(name: str) -> Optional[str]:
+    try:
+        with open('/proc/cpuinfo') as f:
+            for line in f:
+                if line.startswith(name) and ':' in line and line.split(':', 1)[0].strip() == name:
+                    return line.split(':', 1)[1].strip()
+    except OSError:
+        pass
+    return None
+
+
+def cpu_flags() -> Set[str]:
+    """The CPU's feature flags (from /proc/cpuinfo; empty where there is none)."""
+    return set((_cpuinfo_field('flags') or '').split())
+
+
+def cpu_model() -> str:
+    """The CPU's model name, or the machine type where /proc/cpuinfo does not say."""
+    return _cpuinfo_field('model name') or platform.processor() or platform.machine()
 
 
 def usable_cores() -> int:

@@ -6,6 +6,7 @@ import sys
 
 import pytest
 
+from d2lnets.perf import fused
 from d2lnets.perf.bench import bench, format_results, matmul_peak, peak_rss_mb
 
 
@@ -13,8 +14,9 @@ def test_matmul_peak_is_a_rate():
     assert matmul_peak(n=128, seconds=0.05) > 0.1
 
 
-@pytest.mark.parametrize('mode, hybridize', [('train', True), ('infer', False)])
-def test_tiny_bench(mode, hybridize):
+@pytest.mark.parametrize('mode, hybridize', [('train', True), ('infer', False), ('infer', True)])
+def test_tiny_bench(mode, hybridize, monkeypatch):
+    monkeypatch.setenv('D2LNETS_FUSED', '1')  # no timing choice at this tiny batch
     r = bench('lenet', mode, batch_size=8, hybridize=hybridize, runs=3, seconds_per_run=0.02, warmup=1,
               peak=100.0)
     assert (r.name, r.mode, r.batch_size, r.hybridized) == ('lenet', mode, 8, hybridize)
@@ -26,12 +28,17 @@ def test_tiny_bench(mode, hybridize):
     assert r.percent_of_peak == pytest.approx(r.gflops_per_sec)    # of a 100 GFLOP/s peak
     assert 0 < r.peak_rss_mb <= peak_rss_mb() + 1
     assert r.settings['MXNET_ENGINE_TYPE'] == 'NaiveEngine'
-    # Training goes through the fused operator, as d2lnets.train does; inference does not.
-    assert r.fused == (mode == 'train')
-    table = format_results([r])
-    assert table.splitlines()[0].split()[:4] == ['network', 'mode', 'batch', 'images/s']
+    # The hybridized network runs through the fused operator, as d2lnets.train and evaluate do.
+    assert r.fused == hybridize
+    table = format_results([r]).splitlines()
+    assert table[0].split()[:4] == ['network', 'mode', 'batch', 'images/s']
+    assert table[2].startswith('CPU: ') and table[2].endswith('(%s)' % fused.instruction_set())
     if r.fused:
-        assert table.splitlines()[1].split()[:3] == ['lenet', 'train', '(fused)']
+        assert table[1].split()[:3] == ['lenet', mode, '(fused)']
+        variant = fused.best_variant()
+        assert table[3] == 'lenet %s blocks: conv0: %s, conv1: %s' % (mode, variant, variant)
+    else:
+        assert table[3] == "lenet %s blocks: MXNet's layers" % mode
 
 
 def test_bench_can_train_through_mxnets_own_layers():

@@ -3,6 +3,7 @@ compiler, equal to MXNet's own Convolution -> sigmoid -> Pooling in values and
 gradients, used by the training loop only where it applies."""
 import json
 import os
+import shutil
 import subprocess
 import sys
 
@@ -16,10 +17,24 @@ from d2lnets.perf import fused
 from d2lnets.training.loop import train
 
 
-@pytest.fixture(scope='module')
-def op():
-    assert fused.load(), 'the fused operator should build and load on this machine'
-    return getattr(mx.nd, fused.OP_NAME)
+RUNNABLE = fused.runnable_variants()
+
+
+@pytest.fixture(autouse=True)
+def _always_fused(monkeypatch):
+    # The numerics tests compare the fused graph itself: no timing choice.
+    monkeypatch.setenv('D2LNETS_FUSED', '1')
+    monkeypatch.delenv('D2LNETS_FUSED_VARIANT', raising=False)
+
+
+@pytest.fixture(scope='module', params=RUNNABLE or [None])
+def op(request):
+    # Every variant this CPU executes: an AVX-512 machine tests the AVX2 build too.
+    if request.param is None:
+        pytest.skip('this CPU runs no fused kernel variant (%s)' % fused.instruction_set())
+    name = fused.load(request.param)
+    assert name == fused.op_name(request.param), 'the %s variant should build and load here' % request.param
+    return getattr(mx.nd, name)
 
 
 def _reference(x, w, b, k, p, co):
@@ -201,7 +216,9 @@ def test_build_is_cached_and_atomic(tmp_path, monkeypatch):
     monkeypatch.setenv('D2LNETS_CACHE', str(tmp_path))
     path = fused.build()
     assert path.parent == tmp_path and path.name.startswith('libd2lnets_fused-') and path.suffix == '.so'
-    assert [p.name for p in tmp_path.iterdir()] == [path.name]  # no temporary file left
+    # no temporary file left; the record of size and sha256 beside it
+    assert sorted(p.name for p in tmp_path.iterdir()) == sorted([path.name, path.with_suffix('.json').name])
+    assert fused.intact(path)
     mtime = path.stat().st_mtime_ns
     assert fused.build() == path and path.stat().st_mtime_ns == mtime  # cached: not rebuilt
     assert fused.library_path() == path
@@ -231,4 +248,175 @@ def test_trained_network_exports_gluons_own_layers(tmp_path):
     train(net, train_iter, train_iter, 1, 0.1, ctx=mx.cpu(), verbose=False, seed=0)
     net.export(str(tmp_path / 'lenet'))
     ops = {n['op'] for n in json.loads((tmp_path / 'lenet-symbol.json').read_text())['nodes']}
-    assert fused.OP_NAME not in ops and {'Convolution', 'Activation', 'Pooling'} <= ops
+    assert not any(o.startswith(fused.OP_NAME) for o in ops) and {'Convolution', 'Activation', 'Pooling'} <= ops
+
+
+def test_fused_inference_equals_the_network():
+    net, _ = _lenet_pair([mx.cpu()])
+    x = mx.nd.array(np.random.RandomState(2).rand(20, 1, 28, 28))
+    infer = fused.for_inference(net, [mx.cpu()])
+    got = infer(x).asnumpy()
+    assert infer.fused and [c['fused'] for c in infer.chains] == [True, True]
+    nodes = [n for n in json.loads(infer._fast(mx.sym.var('data')).tojson())['nodes']
+             if n['op'].startswith(fused.OP_NAME)]
+    assert [n['attrs']['training'] for n in nodes] == ['0', '0']  # forward only: nothing saved
+    np.testing.assert_allclose(got, net(x).asnumpy(), rtol=1e-5, atol=1e-6)
+    assert fused.for_inference(infer, [mx.cpu()]) is infer
+    # the evaluation helpers take it too, and count the same
+    y = mx.nd.array(np.arange(20) % 10)
+    from d2lnets.training.metrics import evaluate_accuracy
+    assert evaluate_accuracy(infer, [(x, y)]) == evaluate_accuracy(net, [(x, y)])
+
+
+def _private_cache(tmp_path, monkeypatch):
+    # The built library, copied into a cache of the test's own (its name does not depend on the folder).
+    real = fused.build()
+    monkeypatch.setenv('D2LNETS_CACHE', str(tmp_path))
+    shutil.copy(real, tmp_path / real.name)
+    record = json.loads(real.with_suffix('.json').read_text())
+    (tmp_path / real.name).with_suffix('.json').write_text(json.dumps(dict(record, choices={})))
+    return tmp_path / real.name
+
+
+def test_the_choice_keeps_mxnets_layers_where_the_fused_chain_is_slower(tmp_path, monkeypatch):
+    # Forced timings: the first block fused is faster, the second slower.
+    if not RUNNABLE:
+        pytest.skip('no fused variant runs here')
+    _private_cache(tmp_path, monkeypatch)
+    monkeypatch.setenv('D2LNETS_FUSED', 'auto')
+    calls = []
+
+    def timer(attrs, shape, op, train, ctx):
+        calls.append(shape)
+        return (10.0, 5.0) if attrs['pad'] == '2' else (4.0, 9.0)  # (MXNet's layers, fused) ms
+
+    monkeypatch.setattr(fused, 'time_chain', timer)
+    net, _ = _lenet_pair([mx.cpu()])
+    step_net = fused.for_training(net, [mx.cpu()])
+    x = mx.nd.array(np.random.RandomState(1).rand(8, 1, 28, 28))
+    with autograd.record():
+        step_net(x)
+    assert [(c['name'], c['fused']) for c in step_net.chains] == [('conv0_fwd', True), ('conv1_fwd', False)]
+    assert calls == [(8, 1, 28, 28), (8, 6, 14, 14)]  # the real input shape of each chain
+    ops = [n['op'] for n in json.loads(step_net._fast(mx.sym.var('data')).tojson())['nodes']]
+    assert ops.count('Convolution') == 1 and sum(o.startswith(fused.OP_NAME) for o in ops) == 1
+    assert 'conv1: MXNet' in step_net.describe()
+    # Both slower (on another batch size, measured anew): the network as it is.
+    monkeypatch.setattr(fused, 'time_chain', lambda *a: (1.0, 2.0))
+    slower = fused.for_training(net, [mx.cpu()])
+    slower(x[:4])
+    assert not slower.fused
+
+
+def test_choices_are_cached_beside_the_library(tmp_path, monkeypatch):
+    lib = tmp_path / 'libd2lnets_fused-avx2-0.so'
+    lib.write_bytes(b'not a real library')
+    fused._write_record(lib, {'size': lib.stat().st_size, 'sha256': fused._sha256(lib), 'choices': {}})
+    chain = {'name': 'conv1_fwd', 'input': 'pool0_fwd_output',
+             'attrs': {'kernel': '5', 'pad': '0', 'num_filter': '16', 'need_data_grad': '1'}}
+    calls = []
+
+    def timer(*args):
+        calls.append(args)
+        return 4.0, 9.0
+
+    for _ in range(2):
+        got = fused.choose([chain], {'pool0_fwd_output': (256, 6, 14, 14)}, 'op', True, mx.cpu(), lib, timer)
+        assert got[0]['fused'] is False and got[0]['mxnet_ms'] == 4.0
+    assert len(calls) == 1  # measured once, then read from the record
+    assert len(json.loads(lib.with_suffix('.json').read_text())['choices']) == 1
+    # another shape (or thread count, or CPU) is measured anew
+    fused.choose([chain], {'pool0_fwd_output': (16, 6, 14, 14)}, 'op', True, mx.cpu(), lib, timer)
+    assert len(calls) == 2
+
+
+def test_time_chain_measures_both_sides():
+    if not RUNNABLE:
+        pytest.skip('no fused variant runs here')
+    op = fused.load()
+    attrs = {'kernel': '5', 'pad': '0', 'num_filter': '16', 'need_data_grad': '1'}
+    layers_ms, fused_ms = fused.time_chain(attrs, (8, 6, 14, 14), op, True, mx.cpu(), repeats=2)
+    assert 0 < layers_ms < 1000 and 0 < fused_ms < 1000
+
+
+@pytest.mark.parametrize('value,want', [('0', '0'), ('off', '0'), ('1', '1'), ('auto', 'auto'), ('', 'auto')])
+def test_the_switch(monkeypatch, value, want):
+    monkeypatch.setenv('D2LNETS_FUSED', value)
+    assert fused.mode() == want
+
+
+def test_a_wrong_switch_or_variant_says_what_is_allowed(monkeypatch):
+    monkeypatch.setenv('D2LNETS_FUSED', 'fast')
+    with pytest.raises(ValueError, match='D2LNETS_FUSED must be 0, 1 or auto'):
+        fused.mode()
+    monkeypatch.setenv('D2LNETS_FUSED_VARIANT', 'sse')
+    with pytest.raises(ValueError, match='must be one of avx512, avx2'):
+        fused.best_variant()
+
+
+def test_variants_follow_the_cpu_flags(monkeypatch):
+    monkeypatch.setattr(fused.platform, 'machine', lambda: 'x86_64')
+    v3 = set(fused.VARIANTS['avx2'][1])
+    for flags, want in [(v3, ['avx2']), (v3 | set(fused.VARIANTS['avx512'][1]), ['avx512', 'avx2']),
+                        (v3 - {'avx2'}, [])]:
+        monkeypatch.setattr(fused, 'cpu_flags', lambda flags=flags: flags)
+        assert fused.runnable_variants() == want
+    monkeypatch.setattr(fused.platform, 'machine', lambda: 'aarch64')
+    assert fused.runnable_variants() == [] and fused.instruction_set() == 'not x86-64 (aarch64)'
+
+
+def test_a_cpu_without_avx2_trains_through_mxnets_layers_with_one_message(tmp_path):
+    # A CPU without AVX2: the flags as the process sees them, through /proc/cpuinfo's reader.
+    code = ('import warnings, d2lnets, mxnet as mx; from d2lnets.perf import fused; '
+            'fused.cpu_flags = lambda: {"sse2", "avx"}; '
+            'net = d2lnets.get_model("lenet"); net.initialize(); '
+            'ts = [fused.for_training(net, [mx.cpu()]) for _ in range(2)]; '
+            '[t(mx.nd.ones((1, 1, 28, 28))) for t in ts]; print([t.fused for t in ts])')
+    env = dict(os.environ, D2LNETS_CACHE=str(tmp_path / 'cache'))
+    out = subprocess.run([sys.executable, '-c', code], env=env, capture_output=True, text=True, timeout=300)
+    assert out.returncode == 0, out.stderr
+    assert out.stdout.split() == ['[False,', 'False]']
+    warned = [l for l in out.stderr.splitlines() if "through MXNet's layers" in l]
+    assert len(warned) == 1 and 'no AVX2 and FMA' in warned[0]
+    assert not (tmp_path / 'cache').exists()
+
+
+FAKE_CXX = """#!/bin/sh
+# A stand-in compiler: copies a real, prebuilt library to the -o target,
+# or fails when $FAIL exists.
+case "$1" in --version) echo "fake-cxx 1"; exit 0;; esac
+[ -e "%(fail)s" ] && { echo "fake-cxx: out of luck" >&2; exit 1; }
+while [ $# -gt 1 ]; do shift; done
+cp "%(lib)s" "$1"
+"""
+
+
+def test_a_truncated_library_is_rebuilt_not_loaded(tmp_path, monkeypatch):
+    if not RUNNABLE:
+        pytest.skip('no fused variant runs here')
+    real = fused.build()
+    cxx, fail = tmp_path / 'cxx', tmp_path / 'fail'
+    cxx.write_text(FAKE_CXX % {'lib': real, 'fail': fail})
+    cxx.chmod(0o755)
+    monkeypatch.setenv('CXX', str(cxx))
+    monkeypatch.setenv('D2LNETS_CACHE', str(tmp_path / 'cache'))
+    lib = fused.build()
+    size = lib.stat().st_size
+    with open(lib, 'r+b') as f:
+        f.truncate(size // 2)
+    assert not fused.intact(lib)
+    code = 'from d2lnets.perf import fused; print(fused.load())'
+    out = subprocess.run([sys.executable, '-c', code], capture_output=True, text=True, timeout=300)
+    assert out.returncode == 0, out.stderr  # not SIGBUS
+    assert out.stdout.split() == [fused.op_name(fused.best_variant())]
+    assert 'damaged' in out.stderr and 'rebuilding' in out.stderr
+    assert lib.stat().st_size == size and fused.intact(lib)
+    # It cannot be rebuilt: one clear message, MXNet's layers, no crash.
+    with open(lib, 'r+b') as f:
+        f.truncate(size // 2)
+    fail.write_text('')
+    out = subprocess.run([sys.executable, '-c', code], capture_output=True, text=True, timeout=300)
+    assert out.returncode == 0, out.stderr
+    assert out.stdout.split() == ['None']
+    warned = [l for l in out.stderr.splitlines() if 'without its fused CPU kernels' in l]
+    assert len(warned) == 1 and 'building the fused kernels failed' in warned[0], out.stderr

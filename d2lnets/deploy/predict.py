@@ -99,8 +99,10 @@ def predict_network(net, meta: Dict[str, Any], paths: Sequence[str], k: Optional
     ``classes``, ``normalization``, ``dataset``).
     """
     import mxnet as mx
+    from ..perf import fused
     batch = prepare(paths, meta, tuple(meta['input_shape'][-3:]), repr(meta.get('model', 'the network')))
-    logits = net(mx.nd.array(batch, ctx=ctx or mx.cpu())).asnumpy()
+    ctx = ctx or mx.cpu()
+    logits = fused.for_inference(net, [ctx])(mx.nd.array(batch, ctx=ctx)).asnumpy()
     return top_k(logits, class_names(meta, logits.shape[1]), k or default_top(meta))
 
 

@@ -10,6 +10,7 @@ import mxnet as mx
 
 from ..registry import (ModelEntry, Recipe, check_kwargs, default_input_shape, entry, get_builder, list_models,
                         recipe_for)
+from ..runtime import start_engine_quietly
 from ..weights.meta import TITLES
 from .alexnet import alexnet, alexnet_gluoncv
 from .lenet import lenet
@@ -55,6 +56,7 @@ def get_model(name: str, pretrained: bool = False, root: Optional[str] = None,
     To add two of them to one parent block, build them inside the parent's
     ``name_scope()``; the names then carry the parent's prefix and differ.
     """
+    start_engine_quietly()   # MXNet would log its engine type at the first operation
     model = entry(name)
     check_kwargs(name, kwargs)
     if pretrained:

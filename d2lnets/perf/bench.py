@@ -9,8 +9,10 @@ The timed loop is the one a training loop must keep to stay this fast: no
 synchronisation per batch (no ``asscalar()``, ``asnumpy()`` or metric
 update that reads values back), one ``trainer.step`` per batch, and the
 network hybridized with static memory (``static_alloc``, ``static_shape``).
-Training steps go through :func:`d2lnets.perf.fused.for_training`, as
-:func:`d2lnets.training.loop` does (LeNet's blocks fused on CPUs).
+Training steps go through :func:`d2lnets.perf.fused.for_training`, inference
+through :func:`d2lnets.perf.fused.for_inference`, as :func:`d2lnets.training.loop.train`
+and :func:`d2lnets.training.metrics.evaluate_accuracy` do (LeNet's blocks fused on
+CPUs where faster); the result says which code ran each block.
 """
 import os
 import resource
@@ -48,7 +50,9 @@ class BenchResult:
     percent_of_peak: Optional[float]
     peak_rss_mb: float
     settings: Dict[str, str] = field(default_factory=dict)
-    fused: bool = False           # trained through d2lnets' fused operator (d2lnets.perf.fused)
+    fused: bool = False           # ran through d2lnets' fused operator (d2lnets.perf.fused)
+    cpu: str = ''                 # the CPU's model and instruction set, e.g. 'AMD EPYC ... (avx2)'
+    kernels: str = ''             # which code ran each fusable block, e.g. 'conv0: avx2, conv1: avx2'
 
     def to_dict(self) -> Dict:
         return asdict(self)
@@ -126,8 +130,8 @@ def bench(name: str, mode: str = 'train', batch_size: Optional[int] = None, hybr
         Hybridize with ``static_alloc`` and ``static_shape`` (the default,
         and faster); ``False`` times a plain ``hybridize()``.
     fuse : bool
-        Train a hybridized network through :mod:`d2lnets.perf.fused` where it
-        applies, as :func:`d2lnets.training.loop` does (the default).
+        Run a hybridized network through :mod:`d2lnets.perf.fused` where it
+        applies, as :func:`d2lnets.training.loop.train` does (the default).
     """
     if mode not in MODES:
         raise ValueError('mode must be one of %s, got %r' % (', '.join(MODES), mode))
@@ -145,7 +149,9 @@ def bench(name: str, mode: str = 'train', batch_size: Optional[int] = None, hybr
     net.initialize(mx.init.Xavier(), ctx=ctx)
     if hybridize:
         net.hybridize(static_alloc=static, static_shape=static)
-    step_net = fused.for_training(net, [ctx]) if hybridize and fuse and mode == 'train' else net
+    step_net: object = net
+    if hybridize and fuse:
+        step_net = fused.for_training(net, [ctx]) if mode == 'train' else fused.for_inference(net, [ctx])
     X = mx.nd.random.uniform(shape=shape, ctx=ctx)
     y = mx.nd.array([i % 10 for i in range(batch_size)], ctx=ctx)
     loss = gluon.loss.SoftmaxCrossEntropyLoss()
@@ -160,7 +166,7 @@ def bench(name: str, mode: str = 'train', batch_size: Optional[int] = None, hybr
                 l.backward()
                 trainer.step(batch_size)
             else:
-                out = net(X)
+                out = step_net(X)
         mx.nd.waitall()
 
     steps(max(warmup, 1))
@@ -178,7 +184,9 @@ def bench(name: str, mode: str = 'train', batch_size: Optional[int] = None, hybr
                        hybridized=hybridize, images_per_sec=rate, runs=rates, steps_per_run=n,
                        gflops_per_image=flops / 1e9, gflops_per_sec=gflops, peak_gflops_per_sec=peak,
                        percent_of_peak=100 * gflops / peak if peak else None,
-                       peak_rss_mb=peak_rss_mb(), settings=_settings(), fused=getattr(step_net, 'fused', False))
+                       peak_rss_mb=peak_rss_mb(), settings=_settings(), fused=getattr(step_net, 'fused', False),
+                       cpu='%s (%s)' % (fused.cpu_model(), fused.instruction_set()),
+                       kernels=step_net.describe() if isinstance(step_net, fused.FusedNet) else "MXNet's layers")
 
 
 def format_results(results: List[BenchResult]) -> str:
@@ -192,4 +200,7 @@ def format_results(results: List[BenchResult]) -> str:
     widths = [max(len(row[i]) for row in [header] + rows) for i in range(len(header))]
     lines = ['  '.join(c.ljust(w) if i < 2 else c.rjust(w) for i, (c, w) in enumerate(zip(row, widths)))
              for row in [header] + rows]
+    if results and results[0].cpu:
+        lines.append('CPU: %s' % results[0].cpu)
+    lines += ['%s %s blocks: %s' % (r.name, r.mode, r.kernels) for r in results if r.kernels]
     return '\n'.join(lines)

@@ -202,10 +202,11 @@ def train(net: mx.gluon.Block, train_iter: Iterable, test_iter: Iterable, num_ep
     on_epoch = on_epoch if job.rank == 0 else None
     run_info = dict(run_info or {}, seed=seed)
     step_net = _prepare_step_net(net, train_iter, seed, init, ctxs, hybridize)
+    test_net = fused.for_inference(net, ctxs)  # the test pass: forward only, fused where faster
     trainer = trainer or make_trainer(net, lr, job.kvstore)
     if state and state['trainer'] is not None:
         checkpoint.restore_trainer(trainer, state['trainer'])
-    loop = _EpochLoop(step_net, trainer, loss or gluon.loss.SoftmaxCrossEntropyLoss(), train_iter, test_iter, ctxs,
+    loop = _EpochLoop(step_net, test_net, trainer, loss or gluon.loss.SoftmaxCrossEntropyLoss(), train_iter, test_iter, ctxs,
                       seed, lr, (verbose and sys.stderr.isatty()) if progress is None else progress, check_every,
                       ckpt, job.num_workers)
     try:
@@ -316,9 +317,9 @@ def _nonfinite(what: str, epoch: int, lr: float, ckpt: Optional[Path]) -> NonFin
 class _EpochLoop:
     """Steps 4-5: one epoch of SGD steps, then the test pass."""
 
-    def __init__(self, net, trainer, loss_fn, train_iter, test_iter, ctxs, seed, lr, progress, check_every,
-                 ckpt, workers):
-        self.net, self.trainer, self.loss_fn = net, trainer, loss_fn
+    def __init__(self, net, test_net, trainer, loss_fn, train_iter, test_iter, ctxs, seed, lr, progress,
+                 check_every, ckpt, workers):
+        self.net, self.test_net, self.trainer, self.loss_fn = net, test_net, trainer, loss_fn
         self.train_iter, self.test_iter, self.ctxs = train_iter, test_iter, ctxs
         self.seed, self.lr, self.progress, self.check_every, self.ckpt = seed, lr, progress, check_every, ckpt
         # As the lecture's trainer.step(batch_size): the nominal batch size, also
@@ -349,6 +350,6 @@ class _EpochLoop:
         self.examples, self.train_seconds = self.examples + n, self.train_seconds + train_seconds
         if not math.isfinite(loss):
             raise _nonfinite('the training loss', epoch, self.lr, self.ckpt)
-        test_acc = evaluate_accuracy(self.net, self.test_iter, self.ctxs)
+        test_acc = evaluate_accuracy(self.test_net, self.test_iter, self.ctxs)
         return dict(epoch=epoch, loss=loss, train_acc=_total(correct) / n, test_acc=test_acc,
                     seconds=time.time() - start, examples_per_sec=n / train_seconds)

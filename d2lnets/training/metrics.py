@@ -8,6 +8,7 @@ import mxnet as mx
 import numpy as np
 
 from ..context import as_context_list, split_batch
+from ..perf import fused
 
 Ctx = Union[mx.Context, Sequence[mx.Context], None]
 
@@ -17,6 +18,7 @@ __all__ = ['evaluate_accuracy', 'confusion_matrix', 'per_class_accuracy']
 def evaluate_accuracy(net: mx.gluon.Block, data_iter: Iterable, ctx: Ctx = None) -> float:
     """Fraction of examples whose highest-scoring class is the label."""
     ctxs = as_context_list(ctx)
+    net = fused.for_inference(net, ctxs)  # LeNet's blocks fused on CPUs, where faster
     correct = [mx.nd.zeros(1, ctx=c) for c in ctxs]
     n = 0
     for X, y in data_iter:
@@ -31,6 +33,7 @@ def evaluate_accuracy(net: mx.gluon.Block, data_iter: Iterable, ctx: Ctx = None)
 def confusion_matrix(net: mx.gluon.Block, data_iter: Iterable, num_classes: int, ctx: Ctx = None) -> np.ndarray:
     """(num_classes, num_classes) int64 counts: row = true class, column = predicted."""
     ctxs = as_context_list(ctx)
+    net = fused.for_inference(net, ctxs)
     matrix = [mx.nd.zeros((num_classes * num_classes,), ctx=c) for c in ctxs]
     for X, y in data_iter:
         for x, t, m in zip(*split_batch(X, y, ctxs), matrix):

@@ -9,16 +9,24 @@
  * channels, too few for oneDNN 2.x's blocked kernels, so MXNet 1.9.1 runs them
  * and their gradients through a generic GEMM path, and the sigmoid and the
  * pooling each make one more pass over memory. Here the output channels are
- * the vector lanes (8 floats for up to 8 channels, else 16: one AVX-512
- * register or two AVX2 ones), every multiply-add is a full-width FMA with a
- * broadcast input pixel, and the sigmoid and the pooling run while the
- * convolution's outputs are in cache.
+ * the vector lanes, every multiply-add is a full-width FMA with a broadcast
+ * input pixel, and the sigmoid and the pooling run while the convolution's
+ * outputs are in cache. Lanes: with AVX-512, 8 floats for up to 8 channels,
+ * else 16 (one zmm register); with AVX2, always 8 (one ymm register), more
+ * channels as several blocks of 8: a 16-lane vector there takes two of the
+ * 16 ymm registers, and LeNet's second block (16 channels) ran 3x slower
+ * than MXNet's layers (register spills in the pixel blocks).
+ *
+ * Built once per instruction set (d2lnets/fused.py: -march=x86-64-v3 for
+ * AVX2+FMA, -march=x86-64-v4 for AVX-512), each under its own operator name
+ * (D2L_OP_NAME), so that several variants can be loaded into one process.
  *
  * Shapes: x (N, Ci, H, W), w (Co, Ci, K, K), b (Co) -> y (N, Co, Ho/2, Wo/2)
  * with Ho = H + 2P - K + 1 (stride 1); the pooling drops an odd last row or
  * column, as MXNet's Pooling (pooling_convention='valid') does.
  * Attributes: kernel (K), pad (P), num_filter (Co), need_data_grad (0: the
- * gradient of x is not computed, e.g. x is the network's input).
+ * gradient of x is not computed, e.g. x is the network's input), training
+ * (0: forward only, nothing saved for a backward).
  * Every thread works on whole images; partial weight gradients are summed in
  * thread order, so results do not depend on timing.
  */
@@ -50,10 +58,19 @@ template <typename V> constexpr int lanes_of() { return sizeof(V) / sizeof(float
 constexpr int MAX_LANES = 16;
 typedef std::unordered_map<std::string, std::string> Attrs;
 
+#ifndef D2L_OP_NAME
+#define D2L_OP_NAME d2l_conv_sigmoid_avgpool
+#endif
+#ifdef D2L_SLEEP_US  // a deliberately slow build, for the test of the measured choice (tests/test_fused.py)
+#include <unistd.h>
+#endif
+
+// Output pixels per register block: as many accumulators as leave room for
+// the weight vector and the broadcast pixel.
 #ifdef __AVX512F__
-constexpr int PB_MAX = 14;  // output pixels per register block (32 vector registers)
+template <typename V> constexpr int pb_max() { return 14; }  // 32 zmm registers
 #else
-constexpr int PB_MAX = 6;   // a v16 takes two of the 16 AVX2 registers
+template <typename V> constexpr int pb_max() { return sizeof(V) == 32 ? 12 : 6; }  // 16 ymm registers
 #endif
 
 template <typename V> inline V splat(float a) { return V{} + a; }
@@ -191,7 +208,7 @@ struct DxBlock {
   }
 };
 
-// F<V, K, n>::run(args...) for a block of n pixels, n in 1..PB_MAX.
+// F<V, K, n>::run(args...) for a block of n pixels, n in 1..pb_max<V>().
 template <typename V, int K, template <typename, int, int> class F, typename... Args>
 void dispatch(int n, Args&&... args) {
   switch (n) {
@@ -200,8 +217,9 @@ void dispatch(int n, Args&&... args) {
     F<V, K, PB>::run(args...);     \
     break;
     D2L_CASE(1) D2L_CASE(2) D2L_CASE(3) D2L_CASE(4) D2L_CASE(5) D2L_CASE(6)
+    D2L_CASE(7) D2L_CASE(8) D2L_CASE(9) D2L_CASE(10) D2L_CASE(11) D2L_CASE(12)
 #ifdef __AVX512F__
-    D2L_CASE(7) D2L_CASE(8) D2L_CASE(9) D2L_CASE(10) D2L_CASE(11) D2L_CASE(12) D2L_CASE(13) D2L_CASE(14)
+    D2L_CASE(13) D2L_CASE(14)
 #endif
 #undef D2L_CASE
     default:
@@ -209,10 +227,10 @@ void dispatch(int n, Args&&... args) {
   }
 }
 
-// Splits a row of n pixels into near-equal blocks of at most PB_MAX.
-template <typename F>
+// Splits a row of n pixels into near-equal blocks of at most pb_max<V>().
+template <typename V, typename F>
 void for_blocks(int n, F f) {
-  const int nb = (n + PB_MAX - 1) / PB_MAX;
+  const int nb = (n + pb_max<V>() - 1) / pb_max<V>();
   const int size = (n + nb - 1) / nb;
   for (int start = 0; start < n; start += size) f(start, std::min(size, n - start));
 }
@@ -230,21 +248,22 @@ void forward(const Geometry& g, const float* x, const float* w, const float* b, 
 #pragma omp for schedule(static)
     for (int n = 0; n < g.N; ++n) {
       pad_image(g, x + int64_t(n) * g.Ci * g.H * g.W, xp.data());
-      float* s_img = saved + n * g.s_stride();
+      float* s_img = saved ? saved + n * g.s_stride() : nullptr;  // null: inference, nothing to save
       // last block first: its full-width stores spill into the next pixel's
       // first lanes, which the earlier blocks' stores then overwrite
       for (int cb = g.CB - 1; cb >= 0; --cb) {
         const int nl = g.lanes(cb);
         const V* wcb = wp.data() + int64_t(cb) * g.Ci * K * K;
         for (int h = 0; h < g.Ho; ++h)
-          for_blocks(g.Wo, [&](int w0, int nw) {
+          for_blocks<V>(g.Wo, [&](int w0, int nw) {
             V* out = S.data() + int64_t(h) * g.Wo + w0;
             dispatch<V, K, ConvBlock>(nw, wcb, xp.data(), g, h, w0, out);
             for (int p = 0; p < nw; ++p) out[p] = vsigmoid(out[p] + bias[cb]);
           });
         // saved: (Ho, Wo, Co) per image; full-width stores in increasing order,
         // each overwriting the previous one's spare lanes
-        for (int i = 0; i < g.Ho * g.Wo; ++i) store_u(s_img + int64_t(i) * g.Co + cb * VL, S[i]);
+        if (s_img)
+          for (int i = 0; i < g.Ho * g.Wo; ++i) store_u(s_img + int64_t(i) * g.Co + cb * VL, S[i]);
         for (int i = 0; i < g.Hq; ++i)
           for (int j = 0; j < g.Wq; ++j) {
             const V* s0 = S.data() + int64_t(2 * i) * g.Wo + 2 * j;
@@ -255,6 +274,26 @@ void forward(const Geometry& g, const float* x, const float* w, const float* b, 
       }
     }
   }
+}
+
+// d[r * K + kw] += sum over (h, w) of G[h, w] * xp[ci, h + kh + r, w + kw], for R kernel rows from kh
+template <typename V, int K, int R>
+inline void dw_rows(const Geometry& g, const V* __restrict G, const float* __restrict xp, int ci, int kh,
+                    V* __restrict d) {
+  V a[R][K];
+  for (int r = 0; r < R; ++r)
+    for (int kw = 0; kw < K; ++kw) a[r][kw] = V{};
+  for (int h = 0; h < 2 * g.Hq; ++h) {
+    const V* grow = G + int64_t(h + K - 1) * g.Wg + K - 1;
+    const float* row = xp + (int64_t(ci) * g.Hp + h + kh) * g.Wp;
+    for (int w_ = 0; w_ < 2 * g.Wq; ++w_) {
+      const V gv = grow[w_];
+      for (int r = 0; r < R; ++r)
+        for (int kw = 0; kw < K; ++kw) a[r][kw] += gv * row[r * g.Wp + w_ + kw];
+    }
+  }
+  for (int r = 0; r < R; ++r)
+    for (int kw = 0; kw < K; ++kw) d[r * K + kw] += a[r][kw];
 }
 
 template <typename V, int K>
@@ -300,27 +339,18 @@ void backward(const Geometry& g, const float* gy, const float* x, const float* w
           }
         dbt[cb] += dbsum;
         // dL/dw[:, ci, kh, kw] = sum over (h, w) of dL/dz[:, h, w] * xp[ci, h + kh, w + kw]
-        for (int ci = 0; ci < g.Ci; ++ci)
-          for (int kh = 0; kh < K; ++kh) {
-            V a[K];
-            for (int kw = 0; kw < K; ++kw) a[kw] = V{};
-            for (int h = 0; h < 2 * g.Hq; ++h) {
-              const V* grow = G + int64_t(h + K - 1) * g.Wg + K - 1;
-              const float* row = xp.data() + (int64_t(ci) * g.Hp + h + kh) * g.Wp;
-              for (int w_ = 0; w_ < 2 * g.Wq; ++w_) {
-                const V gv = grow[w_];
-                for (int kw = 0; kw < K; ++kw) a[kw] += gv * row[w_ + kw];
-              }
-            }
-            V* d = dwt + ((int64_t(cb) * g.Ci + ci) * K + kh) * K;
-            for (int kw = 0; kw < K; ++kw) d[kw] += a[kw];
-          }
+        // Two kernel rows per pass: 2K independent accumulators hide the FMA latency (K alone do not).
+        for (int ci = 0; ci < g.Ci; ++ci) {
+          int kh = 0;
+          for (; kh + 2 <= K; kh += 2) dw_rows<V, K, 2>(g, G, xp.data(), ci, kh, dwt + ((int64_t(cb) * g.Ci + ci) * K + kh) * K);
+          if (kh < K) dw_rows<V, K, 1>(g, G, xp.data(), ci, kh, dwt + ((int64_t(cb) * g.Ci + ci) * K + kh) * K);
+        }
       }
       if (dx) {
         float* dxn = dx + int64_t(n) * g.Ci * g.H * g.W;
         for (int ci = 0; ci < g.Ci; ++ci)
           for (int yy = 0; yy < g.H; ++yy)
-            for_blocks(g.W, [&](int x0, int nx) {
+            for_blocks<V>(g.W, [&](int x0, int nx) {
               dispatch<V, K, DxBlock>(nx, wp.data(), gz.data(), g, ci, yy, x0,
                                       dxn + (int64_t(ci) * g.H + yy) * g.W + x0);
             });
@@ -416,6 +446,9 @@ class ConvSigmoidAvgPool : public CustomStatefulOp {
     int need = 1;
     parse_int(attrs, "need_data_grad", &need);
     need_dx_ = need != 0;
+    int training = 1;
+    parse_int(attrs, "training", &training);
+    training_ = training != 0;
   }
 
   MXReturnValue Forward(std::vector<MXTensor>* inputs, std::vector<MXTensor>* outputs,
@@ -424,11 +457,14 @@ class ConvSigmoidAvgPool : public CustomStatefulOp {
     shape_ = x.shape;
     const float *xd = x.data<float>(), *wd = w.data<float>(), *bd = b.data<float>();
     float* y = (*outputs)[0].data<float>();
+#ifdef D2L_SLEEP_US
+    usleep(D2L_SLEEP_US);
+#endif
     with_kernel(w.shape[0], [&](auto v, auto k) {
       typedef decltype(v) V;
       const Geometry g(x.shape, w.shape, pad_, lanes_of<V>());
-      saved_.resize(g.N * g.s_stride());
-      forward<V, decltype(k)::value>(g, xd, wd, bd, y, saved_.data());
+      if (training_) saved_.resize(g.N * g.s_stride());
+      forward<V, decltype(k)::value>(g, xd, wd, bd, y, training_ ? saved_.data() : nullptr);
     });
     return MX_SUCCESS;
   }
@@ -437,7 +473,7 @@ class ConvSigmoidAvgPool : public CustomStatefulOp {
   MXReturnValue Backward(std::vector<MXTensor>* inputs, std::vector<MXTensor>* outputs,
                          const OpResource&) override {
     MXTensor &gy = (*inputs)[0], &x = (*inputs)[1], &w = (*inputs)[2];
-    if (x.shape != shape_) {
+    if (x.shape != shape_ || !training_) {
       MX_ERROR_MSG << "d2l_conv_sigmoid_avgpool: backward without a matching forward";
       return MX_FAIL;
     }
@@ -454,10 +490,16 @@ class ConvSigmoidAvgPool : public CustomStatefulOp {
 
  private:
   // Calls f(V(), std::integral_constant<int, K>()) for this operator's kernel size
-  // and the vector type for co output channels: 8 lanes for up to 8 channels, else 16.
+  // and the vector type for co output channels: 8 lanes for up to 8 channels,
+  // else 16 with AVX-512; 8 lanes always with AVX2 (see the header).
   template <typename F>
   void with_kernel(int64_t co, F f) const {
-    if (co <= 8)
+#ifdef __AVX512F__
+    const bool narrow = co <= 8;
+#else
+    const bool narrow = true;
+#endif
+    if (narrow)
       k_ == 5 ? f(v8{}, std::integral_constant<int, 5>()) : f(v8{}, std::integral_constant<int, 3>());
     else
       k_ == 5 ? f(v16{}, std::integral_constant<int, 5>()) : f(v16{}, std::integral_constant<int, 3>());
@@ -465,6 +507,7 @@ class ConvSigmoidAvgPool : public CustomStatefulOp {
 
   int k_ = 0, pad_ = 0;
   bool need_dx_ = true;
+  bool training_ = true;  // 0: an inference graph; the forward saves no sigmoid for a backward
   std::vector<int64_t> shape_;
   std::vector<float> saved_;  // the forward's sigmoid, (N, Ho, Wo, Co) + spare lanes
 };
@@ -477,7 +520,7 @@ MXReturnValue create_state(const Attrs& attrs, const MXContext&, const std::vect
 
 }  // namespace
 
-REGISTER_OP(d2l_conv_sigmoid_avgpool)
+REGISTER_OP(D2L_OP_NAME)
     .setParseAttrs(parse_attrs)
     .setInferType(infer_type)
     .setInferShape(infer_shape)
