@@ -76,7 +76,10 @@ def run_pytorch(name, mode, batch, runs=3, seconds=1.0, warmup=3, tuned=False):
     env = {k: v for k, v in os.environ.items() if k not in NOT_INHERITED}
     if tuned:
         env.update(OPENMP)
+    from d2lnets.registry import entry    # the recipe and input the d2lnets side runs with
+    model = entry(name)
     cmd = [sys.executable, str(HERE / 'pytorch_nets.py'), name, '--mode', mode, '--batch-size', str(batch),
+           '--lr', str(model.recipe.lr), '--input-shape', ','.join(map(str, model.input_shape[1:])),
            '--runs', str(runs), '--seconds', str(seconds), '--warmup', str(warmup)]
     return _last_json(subprocess.run(cmd, env=env, capture_output=True, text=True))
 

@@ -1,22 +1,24 @@
 """The lecture's networks in PyTorch (eager), for the side-by-side benchmark.
 
 Same layers, shapes and parameter counts as d2lnets' MXNet networks (checked
-by ``check_counts``); timed exactly as ``d2lnets.perf.bench`` times MXNet: synthetic
-data, warm-up, then the median of several runs of training steps (forward,
-backward, SGD update) or inference, without synchronising per batch.
+by ``check_counts``); timed by the same loop as ``d2lnets.perf.bench``
+(``d2lnets/perf/timing.py``, loaded by its path): synthetic data, warm-up, then
+the median of several runs of training steps (forward, backward, SGD update)
+or inference, without synchronising per batch. The recipe (batch size,
+learning rate, input shape) comes from the caller, benchmarks/compare_pytorch.py,
+which reads d2lnets' registry; this process imports neither d2lnets nor MXNet.
 
-    python -m benchmarks.pytorch_nets lenet --mode train --batch-size 256
+    python -m benchmarks.pytorch_nets lenet --mode train --batch-size 256 --lr 0.9 --input-shape 1,28,28
 """
 import argparse
+import importlib.util
 import json
 import resource
-import statistics
-import time
+from pathlib import Path
 
 import torch
 from torch import nn
 
-RECIPES = {'lenet': (256, 0.9), 'alexnet': (128, 0.01), 'vgg11_small': (128, 0.05), 'nin': (128, 0.1)}
 VGG11 = ((1, 64), (1, 128), (2, 256), (2, 512), (2, 512))
 
 
@@ -72,24 +74,28 @@ COUNTS = {'lenet': 61706, 'alexnet': 46764746, 'vgg11': 128806154, 'vgg11_small'
           'nin': 1992166}
 
 
-def input_shape(name, batch):
-    return (batch, 1, 28, 28) if name == 'lenet' else (batch, 1, 224, 224)
+def _timing():
+    # d2lnets' timing loop, by its path: importing the d2lnets package would set
+    # OpenMP's variables for this process too.
+    path = Path(__file__).resolve().parent.parent / 'd2lnets' / 'perf' / 'timing.py'
+    spec = importlib.util.spec_from_file_location('d2lnets_timing', path)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
 
 
-def bench(name, mode='train', batch_size=None, runs=5, seconds_per_run=1.0, warmup=3):
-    recipe_batch, lr = RECIPES.get(name, (128, 0.05))
-    batch = batch_size or recipe_batch
+def bench(name, mode, batch, lr, image_shape, runs=5, seconds_per_run=1.0, warmup=3):
+    """Median images/s of ``name`` in ``mode`` on batches of ``batch`` images of
+    ``image_shape`` (C, H, W), training with SGD at ``lr``."""
     net = MODELS[name]()
     count = sum(p.numel() for p in net.parameters())
     assert count == COUNTS[name], (name, count, COUNTS[name])
-    X = torch.rand(input_shape(name, batch))
+    X = torch.rand((batch,) + tuple(image_shape))
     y = torch.arange(batch) % 10
     loss = nn.CrossEntropyLoss()
     opt = torch.optim.SGD(net.parameters(), lr=lr)
     net.train(mode == 'train')
 
-    # The same timing as d2lnets.perf.bench, written out again on purpose: this process must not import
-    # d2lnets or MXNet, whose import changes OpenMP's settings for PyTorch too.
     def steps(n):
         for _ in range(n):
             if mode == 'train':
@@ -100,16 +106,8 @@ def bench(name, mode='train', batch_size=None, runs=5, seconds_per_run=1.0, warm
                 with torch.inference_mode():
                     net(X)
 
-    steps(max(warmup, 1))
-    t = time.perf_counter()
-    steps(1)
-    n = max(1, int(seconds_per_run / max(time.perf_counter() - t, 1e-6)))
-    rates = []
-    for _ in range(runs):
-        t = time.perf_counter()
-        steps(n)
-        rates.append(n * batch / (time.perf_counter() - t))
-    return dict(name=name, mode=mode, batch_size=batch, images_per_sec=statistics.median(rates),
+    rate, rates, n = _timing().time_steps(steps, batch, runs, seconds_per_run, warmup)
+    return dict(name=name, mode=mode, batch_size=batch, images_per_sec=rate,
                 runs=rates, steps_per_run=n, threads=torch.get_num_threads(),
                 peak_rss_mb=resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024,
                 torch=torch.__version__)
@@ -119,12 +117,16 @@ def main():
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument('name', choices=sorted(MODELS))
     p.add_argument('--mode', choices=('train', 'infer'), default='train')
-    p.add_argument('--batch-size', type=int, default=None)
+    p.add_argument('--batch-size', type=int, required=True)
+    p.add_argument('--lr', type=float, required=True, help="SGD's learning rate (the lecture's recipe)")
+    p.add_argument('--input-shape', required=True, metavar='C,H,W', help='one image, e.g. 1,28,28')
     p.add_argument('--runs', type=int, default=5)
     p.add_argument('--seconds', type=float, default=1.0)
     p.add_argument('--warmup', type=int, default=3)
     args = p.parse_args()
-    print(json.dumps(bench(args.name, args.mode, args.batch_size, args.runs, args.seconds, args.warmup)))
+    shape = tuple(int(d) for d in args.input_shape.split(','))
+    print(json.dumps(bench(args.name, args.mode, args.batch_size, args.lr, shape, args.runs, args.seconds,
+                           args.warmup)))
 
 
 if __name__ == '__main__':

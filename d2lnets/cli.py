@@ -460,6 +460,11 @@ def main(argv: Optional[List[str]] = None) -> int:
     except KeyboardInterrupt:
         print('d2lnets %s: interrupted' % args.command, file=sys.stderr)
         return 130
+    except BrokenPipeError:
+        # The reader of the output went away (`d2lnets info | head`): nothing to report,
+        # and nothing more to flush at exit.
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        return 0
     except Exception as err:
         print(_error_line(args, err), file=sys.stderr)
         if args.debug:

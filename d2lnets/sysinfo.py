@@ -23,11 +23,11 @@ from .io import cpu_model, usable_cores
 
 def _cores() -> Dict[str, Any]:
     usable = usable_cores()
-    from .runtime import default_settings
+    from .runtime import default_settings, set_by_user
     default = default_settings()['OMP_NUM_THREADS']
     return {'logical': os.cpu_count(), 'usable': usable,
             'omp_threads': int(os.environ.get('OMP_NUM_THREADS', default)),
-            'omp_threads_from': 'OMP_NUM_THREADS' if 'OMP_NUM_THREADS' in os.environ else "d2lnets' default"}
+            'omp_threads_from': 'OMP_NUM_THREADS' if set_by_user('OMP_NUM_THREADS') else "d2lnets' default"}
 
 
 def _weights(folders: List[Path]) -> List[Dict[str, Any]]:

@@ -16,10 +16,9 @@ CPUs where faster); the result says which code ran each block.
 """
 import os
 import resource
-import statistics
 import time
 from dataclasses import asdict, dataclass, field
-from typing import Dict, List, Optional
+from typing import Callable, Dict, List, Optional, Tuple
 
 import mxnet as mx
 from mxnet import autograd, gluon
@@ -28,6 +27,7 @@ from . import fused
 from ..models import get_model
 from ..models.summary import complexity
 from ..registry import entry
+from .timing import time_steps
 
 MODES = ('train', 'infer')
 
@@ -152,8 +152,24 @@ def bench(name: str, mode: str = 'train', batch_size: Optional[int] = None, hybr
     step_net: object = net
     if hybridize and fuse:
         step_net = fused.for_training(net, [ctx]) if mode == 'train' else fused.for_inference(net, [ctx])
+    steps = _steps(net, step_net, mode, shape, lr, ctx)
+    rate, rates, n = time_steps(steps, batch_size, runs, seconds_per_run, warmup)
+    gflops = rate * flops / 1e9
+    return BenchResult(name=name, mode=mode, batch_size=batch_size, input_shape=list(shape),
+                       hybridized=hybridize, images_per_sec=rate, runs=rates, steps_per_run=n,
+                       gflops_per_image=flops / 1e9, gflops_per_sec=gflops, peak_gflops_per_sec=peak,
+                       percent_of_peak=100 * gflops / peak if peak else None,
+                       peak_rss_mb=peak_rss_mb(), settings=_settings(), fused=getattr(step_net, 'fused', False),
+                       cpu='%s (%s)' % (fused.cpu_model(), fused.instruction_set()),
+                       kernels=step_net.describe() if isinstance(step_net, fused.FusedNet) else "MXNet's layers")
+
+
+def _steps(net: mx.gluon.Block, step_net, mode: str, shape: Tuple[int, ...], lr: float,
+           ctx: mx.Context) -> Callable[[int], None]:
+    """``steps(n)``: ``n`` training steps (forward, backward, SGD update at
+    ``lr``) or forward passes on one synthetic batch of ``shape``."""
     X = mx.nd.random.uniform(shape=shape, ctx=ctx)
-    y = mx.nd.array([i % 10 for i in range(batch_size)], ctx=ctx)
+    y = mx.nd.array([i % 10 for i in range(shape[0])], ctx=ctx)
     loss = gluon.loss.SoftmaxCrossEntropyLoss()
     trainer = gluon.Trainer(net.collect_params(), 'sgd', {'learning_rate': lr})
 
@@ -164,29 +180,11 @@ def bench(name: str, mode: str = 'train', batch_size: Optional[int] = None, hybr
                 with autograd.record():
                     l = loss(step_net(X), y)
                 l.backward()
-                trainer.step(batch_size)
+                trainer.step(shape[0])
             else:
-                out = step_net(X)
+                step_net(X)
         mx.nd.waitall()
-
-    steps(max(warmup, 1))
-    t = time.perf_counter()
-    steps(1)
-    n = max(1, int(seconds_per_run / max(time.perf_counter() - t, 1e-6)))
-    rates = []
-    for _ in range(runs):
-        t = time.perf_counter()
-        steps(n)
-        rates.append(n * batch_size / (time.perf_counter() - t))
-    rate = statistics.median(rates)
-    gflops = rate * flops / 1e9
-    return BenchResult(name=name, mode=mode, batch_size=batch_size, input_shape=list(shape),
-                       hybridized=hybridize, images_per_sec=rate, runs=rates, steps_per_run=n,
-                       gflops_per_image=flops / 1e9, gflops_per_sec=gflops, peak_gflops_per_sec=peak,
-                       percent_of_peak=100 * gflops / peak if peak else None,
-                       peak_rss_mb=peak_rss_mb(), settings=_settings(), fused=getattr(step_net, 'fused', False),
-                       cpu='%s (%s)' % (fused.cpu_model(), fused.instruction_set()),
-                       kernels=step_net.describe() if isinstance(step_net, fused.FusedNet) else "MXNet's layers")
+    return steps
 
 
 def format_results(results: List[BenchResult]) -> str:

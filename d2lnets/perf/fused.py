@@ -212,18 +212,8 @@ def _write_record(lib: Path, record: Dict[str, Any]) -> None:
     atomic_write(_record_path(lib), lambda tmp: Path(tmp).write_text(json.dumps(record, indent=1, sort_keys=True)))
 
 
-def build(variant: Optional[str] = None, force: bool = False, defines: Sequence[str] = ()) -> Path:
-    """Compile the ``variant`` library (default: :func:`best_variant`) if it is
-    not cached yet, or is damaged, and return its path. Building prints one
-    line on stderr (it takes about 10 s, once).
-
-    Raises
-    ------
-    BuildError
-        No C++ compiler, MXNet without its extension headers, a failed
-        compilation (the compiler's last lines are in the message), or no
-        variant for this CPU.
-    """
+def _toolchain(variant: Optional[str]) -> Tuple[str, str]:
+    """(the variant to build, the compiler): ``BuildError`` for what is missing."""
     if variant is None:
         variant = best_variant()
         if variant is None:
@@ -239,6 +229,22 @@ def build(variant: Optional[str] = None, force: bool = False, defines: Sequence[
     if cxx is None:
         raise BuildError('no C++ compiler found (looked for %s); install g++ (Debian/Ubuntu: apt install g++) '
                          'or set CXX' % os.environ.get('CXX', 'g++'))
+    return variant, cxx
+
+
+def build(variant: Optional[str] = None, force: bool = False, defines: Sequence[str] = ()) -> Path:
+    """Compile the ``variant`` library (default: :func:`best_variant`) if it is
+    not cached yet, or is damaged, and return its path. Building prints one
+    line on stderr (it takes about 10 s, once).
+
+    Raises
+    ------
+    BuildError
+        No C++ compiler, MXNet without its extension headers, a failed
+        compilation (the compiler's last lines are in the message), or no
+        variant for this CPU.
+    """
+    variant, cxx = _toolchain(variant)
     out = library_path(variant, defines)
     if out.is_file() and not force:
         if intact(out):
