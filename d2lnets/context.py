@@ -1,7 +1,7 @@
 """Devices: the best one available, ``--ctx`` text such as ``cpu:0,cpu:1``, and a
 batch split over several (data parallelism)."""
 import re
-from typing import List, Optional, Sequence, Union
+from typing import List, Sequence, Union
 
 import mxnet as mx
 

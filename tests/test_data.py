@@ -1,7 +1,6 @@
 """Fashion-MNIST and MNIST: locating, verifying, downloading, iterating."""
 import gzip
 import io
-import os
 import shutil
 from pathlib import Path
 

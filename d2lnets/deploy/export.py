@@ -17,9 +17,12 @@ import json
 import os
 import shutil
 import warnings
-from typing import Dict, Iterator, List, NamedTuple, Optional, Sequence, Tuple
+from typing import TYPE_CHECKING, Dict, Iterator, List, NamedTuple, Optional, Sequence, Tuple
 
 import numpy as np
+
+if TYPE_CHECKING:   # MXNet is imported where it is used: this module loads without it
+    import mxnet as mx
 
 from ..io import disk_full, remove_stale_temporaries, temporary_name
 from .onnx_model import METADATA_KEY

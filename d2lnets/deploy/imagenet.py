@@ -11,7 +11,7 @@ a function needs it, as everywhere in :mod:`d2lnets.deploy`).
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any, List, Optional, Sequence, Union
+from typing import Any, List, Sequence, Union
 
 import numpy as np
 

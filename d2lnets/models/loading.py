@@ -9,7 +9,6 @@ load through here, so all three accept the same files. Every parameter's
 name, shape and finiteness is checked before anything is set: a file of
 another architecture gives one clear error, never a half-loaded network.
 """
-import os
 from typing import Any, Dict, Optional, Sequence, Tuple, Union
 
 import mxnet as mx

@@ -10,7 +10,7 @@ import csv
 import io
 import json
 import os
-from typing import Dict, List, Optional, Sequence, Tuple
+from typing import Dict, List, Sequence, Tuple
 
 from ..io import atomic_write
 from ..models.summary import Complexity, complexity
@@ -145,8 +145,8 @@ def format_compare(names: Sequence[str], fmt: str = 'table', classes: int = 10) 
 def _compare_table(data: Dict, plain: bool) -> Tuple[List[str], List[List[str]]]:
     """(header, rows) of the slide's table, each slide figure beside the exact count."""
     labels: List[str] = []
-    for entry in data.values():
-        labels += [l for l in entry['rows'] if l not in labels and l not in ('Total', 'Increase')]
+    for network in data.values():
+        labels += [l for l in network['rows'] if l not in labels and l not in ('Total', 'Increase')]
     # The slide's order: convolutions, then dense layers, then Total and Increase.
     labels.sort(key=lambda l: (not l.startswith('Conv'), l))
     labels += ['Total', 'Increase']
@@ -161,8 +161,8 @@ def _compare_table(data: Dict, plain: bool) -> Tuple[List[str], List[List[str]]]
     for label in labels:
         row = [label]
         for col, idx in (('weights', 0), ('macs', 1)):
-            for name, entry in data.items():
-                cell = entry['rows'].get(label)
+            for name, network in data.items():
+                cell = network['rows'].get(label)
                 if name in SLIDE:
                     row.append(cell['slide'][idx] if cell and cell['slide'] else '')
                 if cell is None:

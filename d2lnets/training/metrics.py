@@ -2,7 +2,7 @@
 
 Counts are accumulated on the device; the only synchronisation is at the end.
 """
-from typing import Iterable, List, Optional, Sequence, Union
+from typing import Iterable, Sequence, Union
 
 import mxnet as mx
 import numpy as np
