@@ -364,13 +364,14 @@ def _add_launch(sub) -> None:
                               'd2lnets launch --hosts hosts -n 2 -- d2lnets train lenet --kvstore dist_sync')
     p.add_argument('-n', '--num-workers', type=int, required=True, metavar='WORKERS')
     p.add_argument('-s', '--num-servers', type=int, default=1, metavar='SERVERS')
-    p.add_argument('--host', default=None, help='address the scheduler listens on (default 127.0.0.1; not with '
-                                                '--hosts)')
+    p.add_argument('--host', default=None, help='address the scheduler listens on (default 127.0.0.1); with '
+                                                '--hosts, the host the scheduler and servers run on (default: the '
+                                                'first in FILE)')
     p.add_argument('--port', type=int, default=None, help="the scheduler's port (default: a free one; with "
                                                           "--hosts 9091, and the next SERVERS+WORKERS ports)")
     p.add_argument('--timeout', type=float, default=None, help='stop everything after this many seconds')
     p.add_argument('--hosts', metavar='FILE', help='run across the hosts in FILE, one "HOST [SLOTS]" a line; '
-                                                   'the scheduler and servers on the first')
+                                                   'the scheduler and servers on the first, unless --host says')
     p.add_argument('--remote', metavar='TEMPLATE', default=None,
                    help='how to run a shell command line on {host} (default "ssh -o BatchMode=yes -o '
                         'ConnectTimeout=10 {host}"; e.g. "ip netns exec ns-{host} sh -c")')
@@ -387,13 +388,10 @@ def _run_launch(args) -> int:
             raise ValueError('--remote needs --hosts FILE: without it every process runs on this host')
         return launch(command, args.num_workers, args.num_servers, host=args.host or '127.0.0.1', port=args.port,
                       timeout=args.timeout, parse_args=build_parser().parse_args)
-    if args.host is not None:
-        raise ValueError('--host is for one host; with --hosts the scheduler runs on the first host in %s'
-                         % args.hosts)
     return launch_hosts(command, read_hosts(args.hosts), args.num_workers, args.num_servers,
                         port=args.port or DEFAULT_PORT, remote=args.remote or DEFAULT_REMOTE,
                         timeout=args.timeout, start_timeout=args.start_timeout,
-                        parse_args=build_parser().parse_args)
+                        parse_args=build_parser().parse_args, scheduler_host=args.host)
 
 
 # name -> (adds its parser, runs it); in the order `d2lnets --help` lists them.

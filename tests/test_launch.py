@@ -360,3 +360,16 @@ def test_workers_share_the_cores_unless_the_user_chose_the_threads():
                               capture_output=True, text=True, timeout=120, env=dict(base, **env))
         threads = sorted(line.split('threads ')[1] for line in proc.stdout.splitlines() if 'threads ' in line)
         assert threads == [expected, expected], proc.stdout + proc.stderr
+
+
+def test_the_scheduler_goes_where_host_says(tmp_path):
+    # A remote command that hangs names the host that was to start the scheduler (numeric
+    # addresses, and a template that only sleeps: nothing is contacted).
+    proc = subprocess.run([sys.executable, '-m', 'd2lnets', 'launch', '-n', '1', '--hosts',
+                           hosts_file(tmp_path, '192.0.2.1', '192.0.2.2 0'), '--host', '192.0.2.2',
+                           '--remote', 'sh -c "sleep 60" {host}', '--start-timeout', '2', '--',
+                           'd2lnets', 'train', 'lenet', '--kvstore', 'dist_sync'],
+                          capture_output=True, text=True, timeout=60)
+    assert proc.returncode == 1, proc.stdout
+    assert proc.stderr.strip().splitlines()[0].startswith(
+        'd2lnets launch: error: the host 192.0.2.2 did not start the scheduler within 2 s')

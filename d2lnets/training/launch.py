@@ -496,10 +496,11 @@ def _passed_on(base: Dict[str, str]) -> Dict[str, str]:
 
 
 def _start_on_hosts(procs: List[_Proc], command: Sequence[str], hosts: Sequence[Tuple[str, int]],
-                    num_workers: int, num_servers: int, port: int, template: str) -> None:
-    first = hosts[0][0]
+                    num_workers: int, num_servers: int, port: int, template: str,
+                    scheduler_host: Optional[str] = None) -> None:
+    first = scheduler_host or hosts[0][0]
     worker_hosts = place(hosts, num_workers)
-    address = {h: _address(h) for h, _ in hosts}
+    address = {h: _address(h) for h in [first] + [h for h, _ in hosts]}
     # Ports: the scheduler's, then one each for servers and workers, so none
     # collide wherever they run: port .. port + servers + workers on every host.
     ports = [port + 1 + i for i in range(num_servers + num_workers)]
@@ -538,10 +539,12 @@ def _await_started(procs: List[_Proc], timeout: float) -> None:
 def launch_hosts(command: Sequence[str], hosts: Sequence[Tuple[str, int]], num_workers: int,
                  num_servers: int = 1, port: int = DEFAULT_PORT, remote: str = DEFAULT_REMOTE,
                  timeout: Optional[float] = None, start_timeout: float = 30.0, grace: float = 5.0,
-                 out: TextIO = sys.stdout, parse_args: Optional[Callable[[List[str]], Any]] = None) -> int:
+                 out: TextIO = sys.stdout, parse_args: Optional[Callable[[List[str]], Any]] = None,
+                 scheduler_host: Optional[str] = None) -> int:
     """Run ``command`` as ``num_workers`` workers spread over ``hosts`` (see ``read_hosts``).
 
-    The scheduler and the servers run on the first host; each process is
+    The scheduler and the servers run on ``scheduler_host`` (default: the first
+    host, which may have 0 slots to run nothing else); each process is
     started through ``remote`` (``{host}`` replaced) with its whole
     environment on the command line. Returns as :func:`launch` does.
     """
@@ -549,7 +552,7 @@ def launch_hosts(command: Sequence[str], hosts: Sequence[Tuple[str, int]], num_w
     started: List[_Proc] = []
 
     def start(procs: List[_Proc]) -> None:
-        _start_on_hosts(procs, command, hosts, num_workers, num_servers, port, remote)
+        _start_on_hosts(procs, command, hosts, num_workers, num_servers, port, remote, scheduler_host)
         started.extend(procs)
     status = _run(start, timeout, start_timeout, grace, out)
     if status == 0:
