@@ -107,26 +107,20 @@ def block1(x, w, b):      # LeNet's first block as its layers: (256, 1, 28, 28) 
     return avg_pool(sigmoid(conv0(x, w, b)))
 
 
-def block1_fused(variant):
-    op = getattr(nd, fused.op_name(variant))
-
-    def f(x, w, b):
-        return op(x, w, b, kernel=5, pad=2, num_filter=6, need_data_grad=0)
-    f.__name__ = 'block1_fused_' + variant
-    return f
-
-
 def block2(x, w, b):      # the second: (256, 6, 14, 14) -> (256, 16, 5, 5)
     return nd.Pooling(sigmoid(nd.Convolution(x, w, b, kernel=(5, 5), num_filter=16)), kernel=(2, 2),
                       stride=(2, 2), pool_type='avg')
 
 
-def block2_fused(variant):
+def block_fused(variant, block):
+    """LeNet's block 1 or 2 through the fused operator's ``variant``. The first
+    block's input gradient is never needed (its input is the data)."""
     op = getattr(nd, fused.op_name(variant))
+    pad, num_filter = {1: (2, 6), 2: (0, 16)}[block]
 
     def f(x, w, b):
-        return op(x, w, b, kernel=5, pad=0, num_filter=16, need_data_grad=1)
-    f.__name__ = 'block2_fused_' + variant
+        return op(x, w, b, kernel=5, pad=pad, num_filter=num_filter, need_data_grad=int(block > 1))
+    f.__name__ = 'block%d_fused_%s' % (block, variant)
     return f
 
 
@@ -137,8 +131,8 @@ def groups(variants):
           conv0_out_channels_8]),
         ('sigmoid', [(N, 6, 28, 28)], True, [sigmoid, sigmoid_tanh, sigmoid_exp]),
         ('avg pool', [(N, 6, 28, 28)], True, [avg_pool, avg_pool_reshape_mean, avg_pool_depthwise_conv]),
-        ('block 1', [(N, 1, 28, 28), (6, 1, 5, 5), (6,)], False, [block1] + [block1_fused(v) for v in variants]),
-        ('block 2', [(N, 6, 14, 14), (16, 6, 5, 5), (16,)], True, [block2] + [block2_fused(v) for v in variants]),
+        ('block 1', [(N, 1, 28, 28), (6, 1, 5, 5), (6,)], False, [block1] + [block_fused(v, 1) for v in variants]),
+        ('block 2', [(N, 6, 14, 14), (16, 6, 5, 5), (16,)], True, [block2] + [block_fused(v, 2) for v in variants]),
     ]
 
 
