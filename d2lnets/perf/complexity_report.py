@@ -2,7 +2,7 @@
 
 - :func:`format_complexity`: one network's per-layer costs as a table, CSV,
   JSON or Markdown.
-- :func:`compare_table`: the slide "Complexity" (LeNet vs AlexNet), each of
+- :func:`format_compare`: the slide "Complexity" (LeNet vs AlexNet), each of
   the slide's figures beside the exact count.
 - :func:`plot_complexity`: parameters and FLOPs per layer group, log scale.
 """

@@ -1,7 +1,7 @@
 """Where weights come from, what they describe, and how a file becomes them.
 
 - :class:`Weights`: one published set of weights (a registry entry of
-  :mod:`d2lnets.models.registry` holds its model's): where they come from (a
+  :mod:`d2lnets.registry` holds its model's): where they come from (a
   file shipped in this folder, or GluonCV's model zoo), with its sha1, the data
   set they were trained on, its input shape, classes and preprocessing.
 - :mod:`.meta`: the ``meta.json`` schema every weights file is described by.
