@@ -333,7 +333,6 @@ def _run_bench(args) -> int:
     return 0
 
 
-
 def _add_info(sub) -> None:
     p = sub.add_parser('info', help='versions, CPU, fused kernels, data and weights: what to report when '
                                     'something is slow or missing',

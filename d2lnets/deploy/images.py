@@ -15,7 +15,8 @@ from typing import Dict, Optional, Sequence, Tuple, Union
 
 import numpy as np
 
-from ..data import IMAGE_SIZE, IMAGENET_CROP, IMAGENET_NORMALIZATION, IMAGENET_RESIZE, NORMALIZATION   # 28; the lecture's ToTensor: pixel / 255
+# IMAGE_SIZE: 28; NORMALIZATION: the lecture's ToTensor, pixel / 255
+from ..data import IMAGE_SIZE, IMAGENET_CROP, IMAGENET_NORMALIZATION, IMAGENET_RESIZE, NORMALIZATION
 
 # Fashion-MNIST's side length.
 FORM_SIZE = IMAGE_SIZE

@@ -482,7 +482,8 @@ def remote_command(template: str, host: str, env: Dict[str, str], command: Seque
     if '{host}' not in template:
         raise ValueError('the remote template %r has no {host}: e.g. %r' % (template, DEFAULT_REMOTE))
     words = [w.replace('{host}', host) for w in shlex.split(template)]
-    child = [sys.executable, '-m', 'd2lnets.training.launch', '--child', '--threads-divisor', str(threads_divisor), '--']
+    child = [sys.executable, '-m', 'd2lnets.training.launch', '--child', '--threads-divisor', str(threads_divisor),
+             '--']
     line = 'cd %s && exec env %s %s' % (shlex.quote(os.getcwd()),
                                          ' '.join('%s=%s' % (k, shlex.quote(v)) for k, v in sorted(env.items())),
                                          shlex.join(child + list(command)))

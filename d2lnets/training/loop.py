@@ -206,9 +206,9 @@ def train(net: mx.gluon.Block, train_iter: Iterable, test_iter: Iterable, num_ep
     trainer = trainer or make_trainer(net, lr, job.kvstore)
     if state and state['trainer'] is not None:
         checkpoint.restore_trainer(trainer, state['trainer'])
-    loop = _EpochLoop(step_net, test_net, trainer, loss or gluon.loss.SoftmaxCrossEntropyLoss(), train_iter, test_iter, ctxs,
-                      seed, lr, (verbose and sys.stderr.isatty()) if progress is None else progress, check_every,
-                      ckpt, job.num_workers)
+    loop = _EpochLoop(step_net, test_net, trainer, loss or gluon.loss.SoftmaxCrossEntropyLoss(), train_iter,
+                      test_iter, ctxs, seed, lr, (verbose and sys.stderr.isatty()) if progress is None else progress,
+                      check_every, ckpt, job.num_workers)
     try:
         for epoch in range(len(history) + 1, num_epochs + 1):
             row = loop.run(epoch)
