@@ -12,11 +12,9 @@ from typing import Any, Dict, List, Optional, Sequence, Tuple
 
 import numpy as np
 
-from ..data import FASHION_MNIST_CLASSES, MNIST_CLASSES   # data imports MXNet only to iterate
+from ..data import DATASETS, classes   # data imports MXNet only to iterate
+from ..weights.meta import preprocessing
 from .images import imagenet_input, load_images, read_image
-
-# Data sets whose images :mod:`d2lnets.deploy.images` prepares (grayscale, 28 x 28 form).
-GRAYSCALE_DATASETS = ('fashion-mnist', 'mnist')
 
 Prediction = Tuple[int, str, float]   # (class index, class name, probability)
 
@@ -34,10 +32,9 @@ def class_names(meta: Dict[str, Any], num_outputs: int) -> List[str]:
     names = meta.get('classes')
     if isinstance(names, (list, tuple)) and len(names) == num_outputs:
         return [str(n) for n in names]
-    if meta.get('dataset', 'fashion-mnist') == 'fashion-mnist' and num_outputs == len(FASHION_MNIST_CLASSES):
-        return list(FASHION_MNIST_CLASSES)
-    if meta.get('dataset') == 'mnist' and num_outputs == len(MNIST_CLASSES):
-        return list(MNIST_CLASSES)
+    dataset = meta.get('dataset') or 'fashion-mnist'
+    if dataset in DATASETS and num_outputs == len(classes(dataset)):
+        return classes(dataset)
     return ['class %d' % i for i in range(num_outputs)]
 
 
@@ -69,11 +66,13 @@ def prepare(paths: Sequence[str], meta: Dict[str, Any], input_shape: Tuple[int, 
     Fashion-MNIST's form for the grayscale data sets, GluonCV's evaluation
     transform for ImageNet."""
     dataset = meta.get('dataset')
-    if dataset == 'imagenet':
+    try:
+        # weights.meta owns which preprocessing each data set takes.
+        kind = preprocessing(dataset) if dataset is not None else 'grayscale'
+    except ValueError as err:
+        raise ValueError('%s: %s' % (source, err)) from None
+    if kind == 'imagenet':
         return np.stack([imagenet_input(read_image(p, 'RGB'), meta.get('normalization')) for p in paths])
-    if dataset is not None and dataset not in GRAYSCALE_DATASETS:
-        raise ValueError('%s was trained on %s; d2lnets prepares images for %s and imagenet only'
-                         % (source, dataset, ', '.join(GRAYSCALE_DATASETS)))
     return load_images(paths, input_shape, meta.get('normalization'))
 
 
