@@ -22,9 +22,14 @@ gone (its stdin closes, or its parent dies).
 import contextlib
 import ctypes
 import io
+import math
 import os
+import re
+import secrets
 import shlex
+import shutil
 import signal
+import stat
 import socket
 import subprocess
 import sys
@@ -39,9 +44,19 @@ SERVER_COMMAND = [sys.executable, '-c', 'import mxnet']
 PR_SET_PDEATHSIG = 1        # from <linux/prctl.h>
 DEFAULT_REMOTE = 'ssh -o BatchMode=yes -o ConnectTimeout=10 {host}'
 DEFAULT_PORT = 9091         # MXNet's tools/launch.py starts its scheduler there too
-# What `python -m d2lnets.training.launch --child` says on its stdout besides the process's output.
-_STARTED = 'd2lnets-launch: started pid '
-_ENDED = 'd2lnets-launch: ended '
+# The bounds of a job, checked before anything starts (``check_job``).
+MAX_PROCESSES = 1024        # servers + workers
+MAX_SECONDS = 30 * 24 * 3600
+MAX_LINE = 64 * 1024        # characters of one output line; longer ones are passed on in pieces
+MAX_HOSTS_FILE = 1 << 20    # bytes
+MAX_HOSTS = 1024            # lines of a hosts file
+# A host name or a numeric IPv4 address: no option (a leading '-'), no shell or ssh syntax.
+_HOST = re.compile(r'[A-Za-z0-9_][A-Za-z0-9_.-]{0,252}\Z')
+_NAME = re.compile(r'[A-Za-z_][A-Za-z0-9_]*\Z')
+# What `python -m d2lnets.training.launch --child` says on its stdout besides the process's output:
+# '<_MARK> <nonce> started pid N' and '<_MARK> <nonce> ended N'. The nonce is the first line of its
+# stdin, which the processes it starts do not see, so their output cannot pass for these lines.
+_MARK = 'd2lnets-launch'
 # Looked up once here: the child calls it between fork and exec, where it should do as little as it can.
 _prctl = getattr(ctypes.CDLL(None, use_errno=True), 'prctl', None) if sys.platform.startswith('linux') else None
 
@@ -125,6 +140,10 @@ class _Proc:
                                       start_new_session=True, bufsize=1, text=True, errors='replace',
                                       preexec_fn=_die_with(os.getpid()))
         self.thread: Optional[threading.Thread] = None
+        self.nonce = secrets.token_hex(16) if host else ''
+        if host:
+            self.popen.stdin.write(self.nonce + '\n')
+            self.popen.stdin.flush()
 
     def pump(self, out: TextIO) -> None:
         """Copy the output to ``out`` line by line, in a thread."""
@@ -132,17 +151,25 @@ class _Proc:
         self.thread.start()
 
     def _pump(self, out: TextIO) -> None:
-        for line in self.popen.stdout:
-            if self.host and line.startswith(_STARTED):
-                self.remote_pid = int(line[len(_STARTED):])
-                self.started.set()
-                continue
-            if self.host and line.startswith(_ENDED):
-                self.remote_code = int(line[len(_ENDED):])
+        # Line by line, each at most MAX_LINE characters: a longer one is passed on in pieces.
+        for line in iter(lambda: self.popen.stdout.readline(MAX_LINE), ''):
+            if self.host and self._heard(line):
                 continue
             self.last_lines = (self.last_lines + [line.rstrip('\n')])[-3:]
             out.write('[%s] %s' % (self.label, line if line.endswith('\n') else line + '\n'))
             out.flush()
+
+    def _heard(self, line: str) -> bool:
+        """Whether ``line`` is the child's word (``_MARK`` and this process's nonce), taken note of."""
+        said = re.fullmatch(r'%s %s (started pid|ended) (-?[0-9]{1,10})\n?' % (_MARK, self.nonce), line)
+        if said is None:
+            return False
+        if said.group(1) == 'ended':
+            self.remote_code = int(said.group(2))
+        else:
+            self.remote_pid = int(said.group(2))
+            self.started.set()
+        return True
 
     def poll(self) -> Optional[int]:
         return self.popen.poll()
@@ -182,13 +209,29 @@ def exit_status(code: int) -> int:
 # --- the worker command: does it join the parameter server? ---
 
 def _d2lnets_args(command: Sequence[str]) -> Optional[List[str]]:
-    # `d2lnets ARGS`, `/path/to/d2lnets ARGS` or `python -m d2lnets ARGS` -> ARGS; else None.
+    # `d2lnets ARGS`, `/path/to/d2lnets ARGS` or `python [OPTIONS] -m d2lnets ARGS` -> ARGS; else None.
     if os.path.basename(command[0]) == 'd2lnets':
         return list(command[1:])
-    if 'python' in os.path.basename(command[0]) and '-m' in command[1:]:
-        i = list(command).index('-m')
-        if command[i + 1:i + 2] == ['d2lnets']:
-            return list(command[i + 2:])
+    if 'python' not in os.path.basename(command[0]):
+        return None
+    args = list(command[1:])
+    # Python's options as its own parser reads them: flags may be grouped (-uE), and in a group the
+    # letters c, m, W, X take the rest of it, or the next word, as their argument (-Wignore, -m d2lnets).
+    while args and args[0].startswith('-') and args[0] != '-':
+        option = args.pop(0)
+        if option == '--check-hash-based-pycs':
+            args = args[1:]
+            continue
+        if option.startswith('--'):
+            return None         # --help, --version: Python itself answers
+        for i, letter in enumerate(option[1:], 2):
+            if letter in 'cmWX':
+                value = option[i:] or (args.pop(0) if args else '')
+                if letter == 'm':
+                    return args if value in ('d2lnets', 'd2lnets.__main__') else None
+                if letter == 'c':
+                    return None
+                break
     return None
 
 
@@ -214,16 +257,20 @@ def check_worker_command(command: Sequence[str], parse_args: Optional[Callable[[
         return ('%s is not `d2lnets train`, so launch cannot check that it joins the parameter server: '
                 'unless it creates a dist kvstore (mx.kv.create(\'dist_sync\')), every worker runs alone '
                 'and the scheduler waits for them in vain' % shlex.join(command))
-    if args[:1] != ['train'] or parse_args is None:
+    if parse_args is None:
         return None
-    # The parser's complaints (usage and error) are kept from the terminal.
+    # The whole command line, global options (--debug) wherever they stand, as the workers will read
+    # it. The parser's complaints (usage and error) are kept from the terminal.
     with contextlib.redirect_stderr(io.StringIO()) as err, contextlib.redirect_stdout(io.StringIO()):
         try:
             parsed = parse_args(args)
         except SystemExit:
             lines = err.getvalue().strip().splitlines()
-            raise ValueError('the worker command is not a valid `d2lnets train`: %s'
-                             % (lines[-1] if lines else 'see d2lnets train --help')) from None
+            what = '`d2lnets train`' if 'train' in args else '`d2lnets` command'
+            raise ValueError('the worker command is not a valid %s: %s'
+                             % (what, lines[-1] if lines else 'see d2lnets --help')) from None
+    if getattr(parsed, 'command', None) != 'train':
+        return None
     if not parsed.kvstore.startswith('dist_'):
         raise ValueError('the worker command `d2lnets train` has no --kvstore dist_sync (or dist_async): every '
                          'worker would train alone, all into the same run folder; add --kvstore dist_sync')
@@ -370,19 +417,70 @@ def launch(command: Sequence[str], num_workers: int, num_servers: int = 1, host:
         (128 + signal number for a killed worker, 124 for a timeout, 128 +
         the signal's number when the launcher got SIGINT, SIGTERM or SIGHUP).
     """
-    _validate(command, num_workers, num_servers, 'd2lnets launch -n 2', out, parse_args)
+    check_host(host, 'the scheduler\'s host (--host)')
+    timeout = check_seconds(timeout, '--timeout')
+    _validate(command, num_workers, num_servers, 'd2lnets launch -n 2', out, parse_args, port)
+    check_program(command)
     port = port or free_port(host)
     return _run(lambda procs: _start(procs, command, num_workers, num_servers, host, port),
                 timeout, None, grace, out)
 
 
+def check_host(host: Any, what: str = 'the host') -> str:
+    """``host`` if it is a host name or a numeric IPv4 address; ``ValueError`` otherwise."""
+    if not isinstance(host, str) or not _HOST.match(host):
+        raise ValueError('%s %r is not a host name or address: use letters, digits, ".", "-" and "_", '
+                         'at most 253, not starting with "-"' % (what, host))
+    return host
+
+
+def check_seconds(value: Any, option: str) -> Optional[float]:
+    """``value`` (seconds; ``None`` for none) if it is a number in (0, MAX_SECONDS]; ``ValueError`` otherwise."""
+    if value is None:
+        return None
+    if isinstance(value, bool) or not isinstance(value, (int, float)) or not 0 < value <= MAX_SECONDS:
+        raise ValueError('%s must be a number of seconds above 0 and at most %d (30 days), got %r'
+                         % (option, MAX_SECONDS, value))
+    return float(value)
+
+
+def check_job(num_workers: Any, num_servers: Any, port: Any = None, ports_after: bool = False) -> None:
+    """``ValueError`` unless the counts and the scheduler's ``port`` make a job that can start: at least
+    one worker and one server, at most ``MAX_PROCESSES`` together, each port in 1..65535 (the
+    scheduler's and, with ``ports_after`` (across hosts), the ``num_servers + num_workers`` after it)."""
+    for value, option in ((num_workers, '-n'), (num_servers, '-s')):
+        if isinstance(value, bool) or not isinstance(value, int):
+            raise ValueError('%s must be a whole number, got %r' % (option, value))
+    if num_workers < 1 or num_servers < 1:
+        raise ValueError('need at least one worker and one server, got -n %d -s %d' % (num_workers, num_servers))
+    if num_workers + num_servers > MAX_PROCESSES:
+        raise ValueError('-n %d -s %d asks for %d processes; a job has at most %d workers and servers'
+                         % (num_workers, num_servers, num_workers + num_servers, MAX_PROCESSES))
+    if port is None:
+        return
+    after = num_servers + num_workers if ports_after else 0
+    if isinstance(port, bool) or not isinstance(port, int) or not 1 <= port <= 65535 - after:
+        raise ValueError('--port must be a port from 1 to %d%s, got %r'
+                         % (65535 - after, ' (its %d servers and workers listen on the ports after it)' % after
+                            if after else '', port))
+
+
+def check_program(command: Sequence[str], env: Optional[Dict[str, str]] = None) -> None:
+    """``OSError`` unless ``command[0]`` is a program this host can run (a path, or a name on ``PATH``)."""
+    path = (env if env is not None else os.environ).get('PATH', os.defpath)
+    if shutil.which(command[0], path=path) is None:
+        where = 'not an executable file' if os.sep in command[0] else 'not a program on PATH'
+        raise OSError('cannot run the worker command: %s is %s; give a program that exists (e.g. d2lnets, '
+                      'or %s -m d2lnets)' % (command[0], where, sys.executable))
+
+
 def _validate(command: Sequence[str], num_workers: int, num_servers: int, example: str, out: TextIO,
-              parse_args: Optional[Callable[[List[str]], Any]]) -> None:
+              parse_args: Optional[Callable[[List[str]], Any]], port: Optional[int] = None,
+              ports_after: bool = False) -> None:
     if not command:
         raise ValueError('no worker command given: put it after "--", e.g. '
                          '%s -- d2lnets train lenet --kvstore dist_sync' % example)
-    if num_workers < 1 or num_servers < 1:
-        raise ValueError('need at least one worker and one server, got -n %d -s %d' % (num_workers, num_servers))
+    check_job(num_workers, num_servers, port, ports_after)
     warning = check_worker_command(command, parse_args)
     if warning:
         out.write('[launch] warning: %s\n' % warning)
@@ -413,17 +511,34 @@ def _run(start: Callable[[List[_Proc]], None], timeout: Optional[float], start_t
 
 # --- across hosts: `launch --hosts FILE --remote TEMPLATE` ---
 
+def _read_small(path: str, limit: int, what: str) -> str:
+    # A regular file of at most ``limit`` bytes, as text: opened without waiting (a FIFO would block
+    # the open), checked, then read no further than the limit.
+    try:
+        fd = os.open(path, os.O_RDONLY | os.O_NONBLOCK | os.O_CLOEXEC)
+    except OSError as err:
+        raise OSError('cannot read %s %s: %s' % (what, path, err.strerror or err)) from None
+    with open(fd, 'rb') as f:
+        if not stat.S_ISREG(os.fstat(fd).st_mode):
+            raise ValueError('%s %s is not a regular file: give a text file' % (what, path))
+        data = f.read(limit + 1)
+    if len(data) > limit:
+        raise ValueError('%s %s is larger than %d KiB: give one host a line' % (what, path, limit // 1024))
+    try:
+        return data.decode('utf-8')
+    except UnicodeDecodeError:
+        raise ValueError('%s %s is not text (UTF-8)' % (what, path)) from None
+
+
 def read_hosts(path: str) -> List[Tuple[str, int]]:
     """``[(host, slots), ...]`` from a hosts file: one ``host [slots]`` a line.
 
     ``slots`` (default 1; also written ``slots=N``) is how many workers the host
     takes; 0 makes a host that runs only the scheduler and servers. ``#`` starts
-    a comment.
+    a comment. At most ``MAX_HOSTS_FILE`` bytes and ``MAX_HOSTS`` hosts; each
+    host a name or a numeric address (``check_host``).
     """
-    try:
-        text = open(path).read()
-    except OSError as err:
-        raise OSError('cannot read the hosts file %s: %s' % (path, err.strerror or err)) from None
+    text = _read_small(path, MAX_HOSTS_FILE, 'the hosts file')
     hosts = []
     for number, line in enumerate(text.splitlines(), 1):
         words = line.split('#')[0].split()
@@ -431,10 +546,13 @@ def read_hosts(path: str) -> List[Tuple[str, int]]:
             continue
         slots = words[1][len('slots='):] if len(words) == 2 and words[1].startswith('slots=') else \
             (words[1] if len(words) == 2 else '1')
-        if len(words) > 2 or not slots.isdigit():
-            raise ValueError('%s:%d: expected "HOST [SLOTS]" (SLOTS a number of workers, 0 or more), got %r'
-                             % (path, number, line.strip()))
+        if len(words) > 2 or not (slots.isascii() and slots.isdigit()) or int(slots) > MAX_PROCESSES:
+            raise ValueError('%s:%d: expected "HOST [SLOTS]" (SLOTS a number of workers, 0 to %d), got %r'
+                             % (path, number, MAX_PROCESSES, line.strip()[:100]))
+        check_host(words[0], '%s:%d: the host' % (path, number))
         hosts.append((words[0], int(slots)))
+        if len(hosts) > MAX_HOSTS:
+            raise ValueError('the hosts file %s lists more than %d hosts' % (path, MAX_HOSTS))
     if not hosts:
         raise ValueError('the hosts file %s lists no host: write one address or name a line' % path)
     return hosts
@@ -471,6 +589,18 @@ def _ranks(addresses: Sequence[str], ports: Sequence[int]) -> List[int]:
     return ranks
 
 
+def remote_words(template: str) -> List[str]:
+    """The words of the remote-command ``template``; ``ValueError`` unless it splits and has ``{host}``."""
+    try:
+        words = shlex.split(template)
+    except ValueError as err:
+        raise ValueError('the remote template %r is not a command line (%s): e.g. %r'
+                         % (template, err, DEFAULT_REMOTE)) from None
+    if not any('{host}' in w for w in words):
+        raise ValueError('the remote template %r has no {host}: e.g. %r' % (template, DEFAULT_REMOTE))
+    return words
+
+
 def remote_command(template: str, host: str, env: Dict[str, str], command: Sequence[str],
                    threads_divisor: int = 1) -> List[str]:
     """The local command that runs ``command`` on ``host`` with exactly ``env``.
@@ -479,9 +609,11 @@ def remote_command(template: str, host: str, env: Dict[str, str], command: Seque
     shell command line, on the host, as ``ssh HOST`` does (for commands that
     take an argument vector instead, end the template with ``sh -c``).
     """
-    if '{host}' not in template:
-        raise ValueError('the remote template %r has no {host}: e.g. %r' % (template, DEFAULT_REMOTE))
-    words = [w.replace('{host}', host) for w in shlex.split(template)]
+    words = [w.replace('{host}', check_host(host)) for w in remote_words(template)]
+    for name in env:
+        if not _NAME.match(name):
+            raise ValueError('the environment variable %r cannot be passed to the hosts: its name is not an '
+                             'identifier (letters, digits and "_"); unset it' % name[:100])
     child = [sys.executable, '-m', 'd2lnets.training.launch', '--child', '--threads-divisor', str(threads_divisor),
              '--']
     line = 'cd %s && exec env %s %s' % (shlex.quote(os.getcwd()),
@@ -549,7 +681,15 @@ def launch_hosts(command: Sequence[str], hosts: Sequence[Tuple[str, int]], num_w
     started through ``remote`` (``{host}`` replaced) with its whole
     environment on the command line. Returns as :func:`launch` does.
     """
-    _validate(command, num_workers, num_servers, 'd2lnets launch --hosts FILE -n 2', out, parse_args)
+    _validate(command, num_workers, num_servers, 'd2lnets launch --hosts FILE -n 2', out, parse_args, port,
+              ports_after=True)
+    timeout, start_timeout = check_seconds(timeout, '--timeout'), check_seconds(start_timeout, '--start-timeout')
+    for host, _ in hosts:
+        check_host(host)
+    if scheduler_host is not None:
+        check_host(scheduler_host, 'the scheduler\'s host (--host)')
+    place(hosts, num_workers)
+    remote_command(remote, hosts[0][0], _passed_on(dict(os.environ)), command)    # its words, the names
     started: List[_Proc] = []
 
     def start(procs: List[_Proc]) -> None:
@@ -571,6 +711,11 @@ def _child_main(argv: Sequence[str]) -> int:
     stopped it) or when this process's parent dies (a local remote template).
     """
     divisor = int(argv[argv.index('--threads-divisor') + 1]) if '--threads-divisor' in argv else 0
+    # The launcher's first line: the nonce its messages carry (a hex token; anything else is no launcher's).
+    nonce = sys.stdin.buffer.readline(64).decode('ascii', 'replace').strip()
+    if not re.fullmatch(r'[0-9a-f]{32}', nonce):
+        print('d2lnets launch --child: expected the launcher\'s token on stdin', flush=True)
+        return 2
     command = list(argv[argv.index('--') + 1:])
     env = dict(os.environ)
     if divisor and not set_by_user('OMP_NUM_THREADS'):
@@ -583,7 +728,7 @@ def _child_main(argv: Sequence[str]) -> int:
     except OSError as err:
         print('cannot run %s on %s: %s' % (command[0], socket.gethostname(), err.strerror or err), flush=True)
         return 127
-    print(_STARTED + str(proc.pid), flush=True)
+    print('%s %s started pid %d' % (_MARK, nonce, proc.pid), flush=True)
 
     def stop(*_) -> None:
         with contextlib.suppress(ProcessLookupError):
@@ -602,7 +747,7 @@ def _child_main(argv: Sequence[str]) -> int:
         signal.signal(s, lambda *_: threading.Thread(target=stop, daemon=True).start())
     code = proc.wait()
     with contextlib.suppress(OSError):      # no one may be listening any more
-        print(_ENDED + str(code), flush=True)
+        print('%s %s ended %d' % (_MARK, nonce, code), flush=True)
     return exit_status(code)
 
 
