@@ -448,7 +448,8 @@ def main(argv: Optional[List[str]] = None) -> int:
     args = build_parser().parse_args(argv)
     args.argv = list(sys.argv[1:] if argv is None else argv)  # recorded by `train` in command.txt
     try:
-        if getattr(args, 'onnx', None) is None:   # predict --onnx runs on onnxruntime alone: no MXNet
+        # predict --onnx runs on onnxruntime alone, launch only starts processes: no MXNet
+        if getattr(args, 'onnx', None) is None and args.command != 'launch':
             from .runtime import start_engine_quietly
             start_engine_quietly()   # else MXNet logs its engine type, at the latest when the process exits
         if os.environ.get('DMLC_ROLE') == 'worker':

@@ -285,22 +285,33 @@ class _Interrupted(Exception):
         self.signum = signum
 
 
-@contextlib.contextmanager
-def _signals_stop_the_job() -> Iterator[None]:
-    # SIGTERM and SIGHUP (a closed terminal, a lost ssh session) stop the job as
-    # Ctrl-C does. Signal handlers can be set only in the main thread.
-    if threading.current_thread() is not threading.main_thread():
-        yield
-        return
+class _Signals:
+    """SIGINT, SIGTERM and SIGHUP (a closed terminal, a lost ssh session): the first stops the job
+    (``_Interrupted``), any later one, or any during the stop, hurries the stop (``hurry``: SIGKILL now)."""
 
-    def on_signal(signum, frame):
+    def __init__(self):
+        self.stopping = False
+        self.hurry = threading.Event()
+
+    def on_signal(self, signum, frame) -> None:
+        if self.stopping:
+            self.hurry.set()
+            return
+        self.stopping = True
         raise _Interrupted(signum)
-    previous = {s: signal.signal(s, on_signal) for s in (signal.SIGTERM, signal.SIGHUP)}
-    try:
-        yield
-    finally:
-        for s, handler in previous.items():
-            signal.signal(s, handler)
+
+    @contextlib.contextmanager
+    def installed(self) -> Iterator[None]:
+        # Signal handlers can be set only in the main thread.
+        if threading.current_thread() is not threading.main_thread():
+            yield
+            return
+        previous = {s: signal.signal(s, self.on_signal) for s in (signal.SIGINT, signal.SIGTERM, signal.SIGHUP)}
+        try:
+            yield
+        finally:
+            for s, handler in previous.items():
+                signal.signal(s, handler)
 
 
 def _start(procs: List[_Proc], command: Sequence[str], num_workers: int, num_servers: int,
@@ -376,18 +387,20 @@ def _finish(procs: List[_Proc], grace: float, out: TextIO) -> None:
             return
 
 
-def _stop_all(procs: List[_Proc], grace: float) -> None:
-    """SIGTERM to every process group, SIGKILL to those still there after ``grace`` seconds."""
+def _stop_all(procs: List[_Proc], grace: float, hurry: threading.Event, out: TextIO) -> None:
+    """SIGTERM to every process group, SIGKILL to those still there after ``grace`` seconds, or as soon as
+    ``hurry`` is set (a second Ctrl-C or SIGTERM)."""
     for p in procs:
         p.stop(signal.SIGTERM)
     deadline = time.monotonic() + grace
+    while any(p.poll() is None for p in procs) and time.monotonic() < deadline and not hurry.is_set():
+        time.sleep(0.05)
+    if hurry.is_set() and any(p.poll() is None for p in procs):
+        out.write('[launch] interrupted again: killing all processes\n')
     for p in procs:
-        try:
-            p.popen.wait(max(0.0, deadline - time.monotonic()))
-        except subprocess.TimeoutExpired:
-            p.stop(signal.SIGKILL)
-            p.popen.wait()
+        p.stop(signal.SIGKILL)
     for p in procs:
+        p.popen.wait()
         if p.thread is not None:
             p.thread.join(1.0)
 
@@ -420,7 +433,6 @@ def launch(command: Sequence[str], num_workers: int, num_servers: int = 1, host:
     check_host(host, 'the scheduler\'s host (--host)')
     timeout = check_seconds(timeout, '--timeout')
     _validate(command, num_workers, num_servers, 'd2lnets launch -n 2', out, parse_args, port)
-    check_program(command)
     port = port or free_port(host)
     return _run(lambda procs: _start(procs, command, num_workers, num_servers, host, port),
                 timeout, None, grace, out)
@@ -477,10 +489,13 @@ def check_program(command: Sequence[str], env: Optional[Dict[str, str]] = None) 
 def _validate(command: Sequence[str], num_workers: int, num_servers: int, example: str, out: TextIO,
               parse_args: Optional[Callable[[List[str]], Any]], port: Optional[int] = None,
               ports_after: bool = False) -> None:
+    # Across hosts (ports_after) the program is looked for on its host, by the child there.
     if not command:
         raise ValueError('no worker command given: put it after "--", e.g. '
                          '%s -- d2lnets train lenet --kvstore dist_sync' % example)
     check_job(num_workers, num_servers, port, ports_after)
+    if not ports_after:
+        check_program(command)
     warning = check_worker_command(command, parse_args)
     if warning:
         out.write('[launch] warning: %s\n' % warning)
@@ -490,7 +505,8 @@ def _run(start: Callable[[List[_Proc]], None], timeout: Optional[float], start_t
          grace: float, out: TextIO) -> int:
     """Start the job, pump its output, wait for it, stop it: its exit status."""
     procs: List[_Proc] = []
-    with _signals_stop_the_job():
+    signals = _Signals()
+    with signals.installed():
         try:
             start(procs)
             for p in procs:      # after every fork: no pump thread runs while a child is forked
@@ -501,11 +517,13 @@ def _run(start: Callable[[List[_Proc]], None], timeout: Optional[float], start_t
             if status == 0:
                 _finish(procs, grace, out)
         except (KeyboardInterrupt, _Interrupted) as err:
+            signals.stopping = True
             signum = getattr(err, 'signum', signal.SIGINT)
             out.write('[launch] got %s: stopping all processes\n' % signal_name(signum))
             status = 128 + signum
         finally:
-            _stop_all(procs, grace)
+            signals.stopping = True
+            _stop_all(procs, grace, signals.hurry, out)
     return status
 
 

@@ -28,7 +28,7 @@ from ..context import as_context_list, describe, split_batch
 from ..models.params import initialize_missing
 from ..perf import fused
 from . import checkpoint
-from .distributed import Job, join
+from .distributed import Job, is_distributed, join
 from .metrics import evaluate_accuracy
 
 __all__ = ['History', 'NonFiniteLoss', 'TrainingInterrupted', 'train', 'train_step', 'make_trainer',
@@ -204,7 +204,7 @@ def train(net: mx.gluon.Block, train_iter: Iterable, test_iter: Iterable, num_ep
     step_net = _prepare_step_net(net, train_iter, seed, init, ctxs, hybridize)
     test_net = fused.for_inference(net, ctxs)  # the test pass: forward only, fused where faster
     trainer = trainer or make_trainer(net, lr, job.kvstore)
-    if state and state['trainer'] is not None:
+    if state and state['trainer'] is not None and not is_distributed(job.kvstore):
         checkpoint.restore_trainer(trainer, state['trainer'])
     loop = _EpochLoop(step_net, test_net, trainer, loss or gluon.loss.SoftmaxCrossEntropyLoss(), train_iter,
                       test_iter, ctxs, seed, lr, (verbose and sys.stderr.isatty()) if progress is None else progress,
@@ -217,7 +217,7 @@ def train(net: mx.gluon.Block, train_iter: Iterable, test_iter: Iterable, num_ep
             history.append(**row)
             if ckpt is not None:
                 # On the parameter server the servers hold the trainer's state (plain SGD has none).
-                checkpoint.save_checkpoint(ckpt, epoch, net, trainer if job.num_workers == 1 else None,
+                checkpoint.save_checkpoint(ckpt, epoch, net, None if is_distributed(job.kvstore) else trainer,
                                            history.to_dict(), run_info)
             if verbose:
                 print('epoch %d, loss %.4f, train acc %.3f, test acc %.3f, time %.1f sec'

@@ -1,0 +1,168 @@
+"""What `d2lnets launch` checks before anything starts, how its child speaks out of band, how it stops
+when interrupted twice, and a parameter-server job of one worker (training, checkpoints, resume)."""
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+import uuid
+
+import pytest
+
+from proctools import pids_with_env
+
+PY = sys.executable
+ERROR = 'd2lnets launch: error: '
+LOCAL = 'env D2LNETS_TEST_HOST={host} sh -c'       # a "remote" template that runs on this host
+
+
+def launch(*args, env=None, timeout=60):
+    return subprocess.run([PY, '-m', 'd2lnets', 'launch', *args], capture_output=True, text=True,
+                          timeout=timeout, env=dict(os.environ, **(env or {})))
+
+
+def hosts_file(tmp_path, text):
+    path = tmp_path / 'hosts'
+    path.write_text(text)
+    return str(path)
+
+
+@pytest.mark.parametrize('args, error', [
+    (['-n', '2000'], '-n 2000 -s 1 asks for 2001 processes; a job has at most 1024 workers and servers'),
+    (['-n', '1', '--port', '70000'], '--port must be a port from 1 to 65535, got 70000'),
+    (['-n', '1', '--timeout', 'inf'], '--timeout must be a number of seconds above 0 and at most 2592000 '
+                                      '(30 days), got inf'),
+    (['-n', '1', '--timeout', 'nan'], '--timeout must be a number of seconds above 0 and at most 2592000 '
+                                      '(30 days), got nan'),
+    (['-n', '1', '--timeout', '-1'], '--timeout must be a number of seconds above 0 and at most 2592000 '
+                                     '(30 days), got -1.0'),
+    (['-n', '1', '--host', '127.0.0.1;true'], "the scheduler's host (--host) '127.0.0.1;true' is not a host "
+                                              'name or address: use letters, digits, ".", "-" and "_", at most '
+                                              '253, not starting with "-"'),
+])
+def test_counts_ports_seconds_and_hosts_are_checked_before_anything_starts(args, error):
+    proc = launch(*args, '--', PY, '-c', 'pass', timeout=30)
+    assert (proc.returncode, proc.stderr.splitlines()) == (1, [ERROR + error]), proc.stdout
+    assert proc.stdout == ''
+
+
+def test_a_worker_program_that_cannot_run_is_refused_before_anything_starts():
+    proc = launch('-n', '1', '--', 'no-such-program', '--flag')
+    assert (proc.returncode, proc.stdout) == (1, '')
+    assert proc.stderr.splitlines() == [
+        ERROR + 'cannot run the worker command: no-such-program is not a program on PATH; give a program that '
+        'exists (e.g. d2lnets, or %s -m d2lnets)' % PY]
+
+
+@pytest.mark.parametrize('worker', [
+    ['d2lnets', '--debug', 'train', 'lenet'],
+    [PY, '-X', 'dev', '-m', 'd2lnets', '--debug', 'train', 'lenet'],
+    [PY, '-uEm', 'd2lnets', 'train', 'lenet', '--kvstore', 'local'],
+])
+def test_the_dist_kvstore_check_reads_global_and_python_options(tmp_path, worker):
+    proc = launch('-n', '2', '--', *worker, '--out', str(tmp_path / 'run'), timeout=30)
+    assert (proc.returncode, proc.stdout) == (1, '')
+    assert proc.stderr.splitlines() == [
+        ERROR + 'the worker command `d2lnets train` has no --kvstore dist_sync (or dist_async): every worker '
+        'would train alone, all into the same run folder; add --kvstore dist_sync']
+    assert not (tmp_path / 'run').exists()
+
+
+def test_a_variable_name_never_reaches_the_hosts_shell(tmp_path):
+    pwned = tmp_path / 'pwned'
+    name = 'MXNET_X$(touch %s)' % pwned
+    proc = launch('-n', '1', '--hosts', hosts_file(tmp_path, '127.0.0.1\n'), '--remote', LOCAL, '--timeout', '20',
+                  '--', PY, '-c', 'pass', env={name: '1'})
+    assert not pwned.exists()
+    assert (proc.returncode, proc.stdout) == (1, ''), proc.stdout
+    assert proc.stderr.splitlines() == [
+        ERROR + 'the environment variable %r cannot be passed to the hosts: its name is not an identifier '
+        '(letters, digits and "_"); unset it' % name]
+
+
+@pytest.mark.parametrize('kind', ['fifo', 'big', 'host'])
+def test_the_hosts_file_is_read_within_limits(tmp_path, kind):
+    path = tmp_path / 'hosts'
+    if kind == 'fifo':
+        os.mkfifo(path)         # opening it to read would wait for a writer forever
+        error = 'the hosts file %s is not a regular file: give a text file' % path
+    elif kind == 'big':
+        path.write_text('# padding\n' * 200000)
+        error = 'the hosts file %s is larger than 1024 KiB: give one host a line' % path
+    else:
+        path.write_text('127.0.0.1\n-oProxyCommand=touch 2\n')
+        error = ('%s:2: the host \'-oProxyCommand=touch\' is not a host name or address: use letters, digits, ".", '
+                 '"-" and "_", at most 253, not starting with "-"' % path)
+    proc = launch('-n', '1', '--hosts', str(path), '--remote', LOCAL, '--', PY, '-c', 'pass', timeout=20)
+    assert (proc.returncode, proc.stderr.splitlines()) == (1, [ERROR + error]), proc.stdout
+
+
+def test_a_worker_printing_the_launchers_words_neither_hangs_nor_lies(tmp_path):
+    # A malformed "started" line, then more than a pipe holds, then a false "ended 0", then status 3.
+    code = ('import sys; print("d2lnets-launch: started pid x"); print("y" * 200000); '
+            'print("d2lnets-launch: ended 0", flush=True); sys.exit(3)')
+    proc = launch('-n', '1', '--hosts', hosts_file(tmp_path, '127.0.0.1\n'), '--remote', LOCAL, '--timeout', '60',
+                  '--', PY, '-c', code, timeout=90)
+    assert proc.returncode == 3, proc.stdout[-2000:] + proc.stderr
+    assert '[127.0.0.1 worker 0] d2lnets-launch: started pid x\n' in proc.stdout
+    assert '[127.0.0.1 worker 0] d2lnets-launch: ended 0\n' in proc.stdout
+    assert '[launch] 127.0.0.1 worker 0 (kvstore rank 0, pid ' in proc.stdout
+
+
+def test_an_output_line_is_passed_on_in_pieces_of_64_kib():
+    proc = launch('-n', '1', '--', PY, '-c', 'import sys; sys.stdout.write("z" * 200000)')
+    assert proc.returncode == 0, proc.stderr
+    pieces = [line for line in proc.stdout.splitlines() if line.startswith('[worker 0] z')]
+    assert [len(p) - len('[worker 0] ') for p in pieces] == [65536, 65536, 65536, 200000 - 3 * 65536]
+
+
+def test_a_second_sigterm_kills_at_once_and_leaves_nothing(tmp_path):
+    marker = 'd2lnets-test-%s' % uuid.uuid4().hex
+    code = ('import signal, time; signal.signal(signal.SIGTERM, signal.SIG_IGN); print("ready", flush=True); '
+            'time.sleep(120)')
+    log = open(tmp_path / 'out', 'w')
+    proc = subprocess.Popen([PY, '-m', 'd2lnets', 'launch', '-n', '1', '--', PY, '-c', code], stdout=log,
+                            stderr=subprocess.STDOUT, env=dict(os.environ, D2LNETS_TEST_MARK=marker),
+                            start_new_session=True)
+    try:
+        deadline = time.monotonic() + 60
+        while '[worker 0] ready' not in (tmp_path / 'out').read_text() and time.monotonic() < deadline:
+            time.sleep(0.1)
+        proc.send_signal(signal.SIGTERM)
+        time.sleep(0.5)         # the launcher sends SIGTERM, which the worker ignores, and waits 5 s
+        proc.send_signal(signal.SIGTERM)
+        started = time.monotonic()
+        proc.wait(30)
+        hurried = time.monotonic() - started
+    finally:
+        if proc.poll() is None:
+            os.killpg(proc.pid, signal.SIGKILL)
+        for pid in pids_with_env(marker):
+            os.kill(pid, signal.SIGKILL)
+    out = (tmp_path / 'out').read_text()
+    assert proc.returncode == 128 + signal.SIGTERM, out
+    assert [l for l in out.splitlines() if l.startswith(('[launch]', 'd2lnets'))] == [
+        '[launch] warning: %s -c %r is not `d2lnets train`, so launch cannot check that it joins the parameter '
+        'server: unless it creates a dist kvstore (mx.kv.create(\'dist_sync\')), every worker runs alone and the '
+        'scheduler waits for them in vain' % (PY, code),
+        '[launch] got SIGTERM: stopping all processes', '[launch] interrupted again: killing all processes']
+    assert hurried < 4          # not the 5 s grace
+    assert not pids_with_env(marker), 'processes left behind'
+
+
+def test_one_worker_job_trains_checkpoints_and_resumes(tmp_path):
+    run = tmp_path / 'run'
+    train = [PY, '-m', 'd2lnets', 'train', '--kvstore', 'dist_sync', '--quiet']
+    first = launch('-n', '1', '--', *train, 'lenet', '--epochs', '1', '--batch-size', '64', '--limit', '256',
+                   '--seed', '3', '--out', str(run), timeout=180)
+    assert first.returncode == 0, first.stdout + first.stderr
+    state = json.loads((run / 'checkpoint' / 'latest.json').read_text())
+    assert state['epoch'] == 1 and state['trainer'] is None      # the servers hold the trainer state
+    second = launch('-n', '1', '--', *train, '--resume', str(run), '--epochs', '2', timeout=180)
+    assert second.returncode == 0, second.stdout + second.stderr
+    meta = json.loads((run / 'meta.json').read_text())
+    assert meta['epochs_done'] == 2 and meta['recipe']['kvstore'] == 'dist_sync'
+    assert meta['recipe']['num_workers'] == 1
+    assert json.loads((run / 'checkpoint' / 'latest.json').read_text())['history']['epoch'] == [1, 2]
+    assert (run / 'model.params').is_file() and (run / 'curves.png').is_file()
