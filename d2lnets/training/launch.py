@@ -269,8 +269,8 @@ def check_worker_command(command: Sequence[str], parse_args: Optional[Callable[[
             what = '`d2lnets train`' if 'train' in args else '`d2lnets` command'
             raise ValueError('the worker command is not a valid %s: %s'
                              % (what, lines[-1] if lines else 'see d2lnets --help')) from None
-    if getattr(parsed, 'command', None) != 'train':
-        return None
+    if getattr(parsed, 'command', None) != 'train' or getattr(parsed, 'resume', None):
+        return None         # --resume: the run's own kvstore
     if not parsed.kvstore.startswith('dist_'):
         raise ValueError('the worker command `d2lnets train` has no --kvstore dist_sync (or dist_async): every '
                          'worker would train alone, all into the same run folder; add --kvstore dist_sync')
@@ -494,9 +494,9 @@ def _validate(command: Sequence[str], num_workers: int, num_servers: int, exampl
         raise ValueError('no worker command given: put it after "--", e.g. '
                          '%s -- d2lnets train lenet --kvstore dist_sync' % example)
     check_job(num_workers, num_servers, port, ports_after)
+    warning = check_worker_command(command, parse_args)
     if not ports_after:
         check_program(command)
-    warning = check_worker_command(command, parse_args)
     if warning:
         out.write('[launch] warning: %s\n' % warning)
 
