@@ -265,10 +265,11 @@ def check_worker_command(command: Sequence[str], parse_args: Optional[Callable[[
         try:
             parsed = parse_args(args)
         except SystemExit:
+            if 'train' not in args:
+                return None     # not a training: the workers' own error says what is wrong
             lines = err.getvalue().strip().splitlines()
-            what = '`d2lnets train`' if 'train' in args else '`d2lnets` command'
-            raise ValueError('the worker command is not a valid %s: %s'
-                             % (what, lines[-1] if lines else 'see d2lnets --help')) from None
+            raise ValueError('the worker command is not a valid `d2lnets train`: %s'
+                             % (lines[-1] if lines else 'see d2lnets train --help')) from None
     if getattr(parsed, 'command', None) != 'train' or getattr(parsed, 'resume', None):
         return None         # --resume: the run's own kvstore
     if not parsed.kvstore.startswith('dist_'):
