@@ -17,7 +17,10 @@ failure; SIGTERM, SIGHUP and SIGINT stop everything too.
 Across hosts, each process is started through a remote-command template
 (ssh by default) with its whole environment on the command line, under
 ``python -m d2lnets.training.launch --child``, which stops it when the launcher is
-gone (its stdin closes, or its parent dies).
+gone (its stdin closes, or its parent dies) and reports its pid and status in lines
+marked with a nonce the launcher sent on its stdin (out of the workers' reach).
+Everything a job is made of (counts, ports, seconds, hosts, variable names, the
+worker's program) is checked before anything starts.
 """
 import contextlib
 import ctypes
@@ -682,7 +685,7 @@ def _await_started(procs: List[_Proc], timeout: float) -> None:
                 p.thread.join(1.0)
                 raise OSError('cannot start the %s on %s: the remote command exited with status %d%s'
                               % (p.label.split(' ', 1)[1], p.host, exit_status(p.popen.returncode),
-                                 ': ' + ' / '.join(p.last_lines) if p.last_lines else ''))
+                                 ': ' + ' / '.join(l[:200] for l in p.last_lines) if p.last_lines else ''))
             if time.monotonic() > deadline:
                 raise OSError('the host %s did not start the %s within %g s: is it reachable, and does the '
                               'remote command work (try it by hand)?' % (p.host, p.label.split(' ', 1)[1], timeout))
