@@ -25,7 +25,6 @@ worker's program) is checked before anything starts.
 import contextlib
 import ctypes
 import io
-import math
 import os
 import re
 import secrets
@@ -145,8 +144,10 @@ class _Proc:
         self.thread: Optional[threading.Thread] = None
         self.nonce = secrets.token_hex(16) if host else ''
         if host:
-            self.popen.stdin.write(self.nonce + '\n')
-            self.popen.stdin.flush()
+            # A remote command gone already is reported by _await_started, with its last words.
+            with contextlib.suppress(BrokenPipeError):
+                self.popen.stdin.write(self.nonce + '\n')
+                self.popen.stdin.flush()
 
     def pump(self, out: TextIO) -> None:
         """Copy the output to ``out`` line by line, in a thread."""
