@@ -62,6 +62,8 @@ def apply_defaults() -> Dict[str, str]:
     and warns once if a default would have been applied.
     """
     global _warned
+    if 'mxnet' not in sys.modules:
+        check_environment()
     missing = {k: v for k, v in default_settings().items() if k not in os.environ}
     if not missing:
         return {}
@@ -114,3 +116,100 @@ def start_engine_quietly() -> None:
                 os.dup2(saved, 2)
     finally:
         os.close(saved)
+
+
+# --- The environment read defensively (issue 19, principle 6) ---------------
+# MXNet 1.9.1 parses these with dmlc::GetEnv when it loads or at its first
+# operation and aborts the process (dmlc::ParamError, a C++ terminate) on a
+# value it cannot parse; measured one by one with the value 'abc' in
+# benchmarks/results/mxnet_env_abort.txt. Each is checked before mxnet is
+# imported; a bad value is removed (MXNet's default applies) with a warning.
+MXNET_INT_VARIABLES = (
+    'MXNET_CPU_WORKER_NTHREADS', 'MXNET_DISABLE_MKLDNN_CONV_OPT', 'MXNET_DISABLE_MKLDNN_FC_OPT',
+    'MXNET_DISABLE_MKLDNN_FUSE_CONV_BN', 'MXNET_DISABLE_MKLDNN_FUSE_CONV_RELU', 'MXNET_DISABLE_MKLDNN_FUSE_CONV_SUM',
+    'MXNET_DISABLE_MKLDNN_TRANSFORMER_OPT', 'MXNET_EXEC_BULK_EXEC_MAX_NODE_TRAIN',
+    'MXNET_EXEC_BULK_EXEC_MAX_NODE_TRAIN_BWD', 'MXNET_EXEC_BULK_EXEC_MAX_NODE_TRAIN_FWD',
+    'MXNET_MP_OPENCV_NUM_THREADS', 'MXNET_MP_WORKER_NTHREADS', 'MXNET_OMP_MAX_THREADS', 'MXNET_PROFILER_AUTOSTART',
+    'MXNET_PROFILER_MODE', 'MXNET_USE_NUM_CORES_OPERATOR_TUNING')
+MXNET_BOOL_VARIABLES = (
+    'MXNET_DISABLE_MKLDNN_FUSE_FC_ELTWISE', 'MXNET_DISABLE_MKLDNN_QEM_FLOAT_OUTPUT',
+    'MXNET_DISABLE_MKLDNN_QEM_FUSE_ALL', 'MXNET_DISABLE_MKLDNN_QFC_FLOAT_OUTPUT', 'MXNET_DISABLE_MKLDNN_QFC_FUSE_ALL',
+    'MXNET_DISABLE_MKLDNN_QTRANSFORMER_FLOAT_OUTPUT', 'MXNET_DISABLE_MKLDNN_QTRANSFORMER_FUSE_ALL',
+    'MXNET_KVSTORE_LOGTREE', 'MXNET_MKLDNN_ENABLED', 'MXNET_OUTPUT_TUNING_DATA', 'MXNET_VERBOSE_TUNING_INFO')
+MXNET_FLOAT_VARIABLES = ('MXNET_TUNING_WEIGHT_SCALE',)
+# Thread counts whose value 0 or less hangs MXNet's threaded engine.
+_AT_LEAST_ONE = ('MXNET_CPU_WORKER_NTHREADS', 'MXNET_OMP_MAX_THREADS')
+ENGINES = ('NaiveEngine', 'ThreadedEngine', 'ThreadedEnginePerDevice')
+# The most OpenMP threads accepted: 32768 makes libgomp fail and 100000 crash
+# MXNet here, while no CPU MXNet runs on has more than 1024 hardware threads.
+MAX_OMP_THREADS = 1024
+
+
+class EnvironmentWarning(UserWarning):
+    """A variable of the environment MXNet would abort or hang on, corrected by d2lnets."""
+
+
+def _int_text(value: str) -> bool:
+    # ASCII digits only: str.isdigit() also takes '２' (fullwidth), which MXNet refuses.
+    text = value[1:] if value.startswith('-') else value
+    return text.isascii() and text.isdigit() and -2 ** 31 <= int(value) < 2 ** 31
+
+
+def _float_text(value: str) -> bool:
+    import math
+    try:
+        return value.isascii() and math.isfinite(float(value))
+    except ValueError:
+        return False
+
+
+def _problem(name: str, value: str) -> str:
+    """Why MXNet cannot take ``value`` for ``name`` ('' if it can)."""
+    if name == 'OMP_NUM_THREADS':
+        if not (value.isascii() and value.isdigit()) or not 1 <= int(value) <= MAX_OMP_THREADS:
+            return 'is not a whole number of threads from 1 to %d' % MAX_OMP_THREADS
+    elif name == 'MXNET_ENGINE_TYPE':
+        if value not in ENGINES:
+            return 'is not one of MXNet\'s engines (%s)' % ', '.join(ENGINES)
+    elif name in MXNET_INT_VARIABLES:
+        if not _int_text(value):
+            return 'is not a whole number'
+        if name in _AT_LEAST_ONE and int(value) < 1:
+            return 'is not a count of at least 1 (MXNet waits forever with no threads)'
+    elif name in MXNET_BOOL_VARIABLES:
+        if value.strip().lower() not in ('0', '1', 'true', 'false'):
+            return 'is not 0 or 1'
+    elif name in MXNET_FLOAT_VARIABLES and not _float_text(value):
+        return 'is not a finite number'
+    return ''
+
+
+def check_environment() -> Dict[str, str]:
+    """Correct each variable MXNet would abort or hang on, before ``mxnet``
+    is imported; return ``{name: what it was}`` of those corrected.
+
+    ``OMP_NUM_THREADS`` and ``MXNET_ENGINE_TYPE`` get d2lnets' default, the
+    other variables are removed (MXNet's default applies); each correction is
+    one :class:`EnvironmentWarning` saying what was wrong and how to fix it.
+    """
+    names = ('OMP_NUM_THREADS', 'MXNET_ENGINE_TYPE') + MXNET_INT_VARIABLES + MXNET_BOOL_VARIABLES + \
+        MXNET_FLOAT_VARIABLES
+    corrected = {}
+    for name in names:
+        value = os.environ.get(name)
+        why = _problem(name, value) if value is not None else ''
+        if not why:
+            continue
+        corrected[name] = value
+        default = default_settings().get(name)
+        if default is None:
+            del os.environ[name]
+            using = "MXNet's default"
+        else:
+            os.environ[name] = default
+            _applied[name] = default
+            using = default
+        # warn_explicit without a source line: the warning is one line, also from the CLI.
+        warnings.warn_explicit('%s=%r %s; d2lnets uses %s instead (set it so, or unset it)'
+                               % (name, value[:40], why, using), EnvironmentWarning, 'd2lnets', 0)
+    return corrected
