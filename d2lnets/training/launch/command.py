@@ -1,0 +1,149 @@
+"""What a job is made of, checked before anything starts: counts, ports, seconds, host names, and
+the worker command (does a ``d2lnets train`` join the parameter server? can the program run?)."""
+import contextlib
+import io
+import os
+import re
+import shlex
+import shutil
+import sys
+from typing import Any, Callable, Dict, List, Optional, Sequence, TextIO
+
+# The bounds of a job, checked before anything starts (``check_job``).
+MAX_PROCESSES = 1024        # servers + workers
+MAX_SECONDS = 30 * 24 * 3600
+# A host name or a numeric IPv4 address: no option (a leading '-'), no shell or ssh syntax.
+_HOST = re.compile(r'[A-Za-z0-9_][A-Za-z0-9_.-]{0,252}\Z')
+
+
+def _d2lnets_args(command: Sequence[str]) -> Optional[List[str]]:
+    # `d2lnets ARGS`, `/path/to/d2lnets ARGS` or `python [OPTIONS] -m d2lnets ARGS` -> ARGS; else None.
+    if os.path.basename(command[0]) == 'd2lnets':
+        return list(command[1:])
+    if 'python' not in os.path.basename(command[0]):
+        return None
+    args = list(command[1:])
+    # Python's options as its own parser reads them: flags may be grouped (-uE), and in a group the
+    # letters c, m, W, X take the rest of it, or the next word, as their argument (-Wignore, -m d2lnets).
+    while args and args[0].startswith('-') and args[0] != '-':
+        option = args.pop(0)
+        if option == '--check-hash-based-pycs':
+            args = args[1:]
+            continue
+        if option.startswith('--'):
+            return None         # --help, --version: Python itself answers
+        for i, letter in enumerate(option[1:], 2):
+            if letter in 'cmWX':
+                value = option[i:] or (args.pop(0) if args else '')
+                if letter == 'm':
+                    return args if value in ('d2lnets', 'd2lnets.__main__') else None
+                if letter == 'c':
+                    return None
+                break
+    return None
+
+
+def check_worker_command(command: Sequence[str], parse_args: Optional[Callable[[List[str]], Any]] = None
+                         ) -> Optional[str]:
+    """Refuse a ``d2lnets train`` that does not join the parameter server.
+
+    ``parse_args`` reads a d2lnets command line as the workers will (the CLI
+    passes its own parser's ``parse_args``; the CLI owns its grammar, so this
+    module does not import it). Without it, a ``d2lnets`` command is not checked.
+
+    Returns a warning for a command that is not d2lnets' own (launch cannot tell
+    whether it creates a dist kvstore), ``None`` for one that is fine.
+
+    Raises
+    ------
+    ValueError
+        ``d2lnets train`` without ``--kvstore dist_sync``/``dist_async``: every
+        worker would train alone, all into the same run folder.
+    """
+    args = _d2lnets_args(command)
+    if args is None:
+        return ('%s is not `d2lnets train`, so launch cannot check that it joins the parameter server: '
+                'unless it creates a dist kvstore (mx.kv.create(\'dist_sync\')), every worker runs alone '
+                'and the scheduler waits for them in vain' % shlex.join(command))
+    if parse_args is None:
+        return None
+    # The whole command line, global options (--debug) wherever they stand, as the workers will read
+    # it. The parser's complaints (usage and error) are kept from the terminal.
+    with contextlib.redirect_stderr(io.StringIO()) as err, contextlib.redirect_stdout(io.StringIO()):
+        try:
+            parsed = parse_args(args)
+        except SystemExit:
+            if 'train' not in args:
+                return None     # not a training: the workers' own error says what is wrong
+            lines = err.getvalue().strip().splitlines()
+            raise ValueError('the worker command is not a valid `d2lnets train`: %s'
+                             % (lines[-1] if lines else 'see d2lnets train --help')) from None
+    if getattr(parsed, 'command', None) != 'train' or getattr(parsed, 'resume', None):
+        return None         # --resume: the run's own kvstore
+    if not parsed.kvstore.startswith('dist_'):
+        raise ValueError('the worker command `d2lnets train` has no --kvstore dist_sync (or dist_async): every '
+                         'worker would train alone, all into the same run folder; add --kvstore dist_sync')
+    return None
+
+
+def check_host(host: Any, what: str = 'the host') -> str:
+    """``host`` if it is a host name or a numeric IPv4 address; ``ValueError`` otherwise."""
+    if not isinstance(host, str) or not _HOST.match(host):
+        raise ValueError('%s %r is not a host name or address: use letters, digits, ".", "-" and "_", '
+                         'at most 253, not starting with "-"' % (what, host))
+    return host
+
+
+def check_seconds(value: Any, option: str) -> Optional[float]:
+    """``value`` (seconds; ``None`` for none) if it is a number in (0, MAX_SECONDS]; ``ValueError`` otherwise."""
+    if value is None:
+        return None
+    if isinstance(value, bool) or not isinstance(value, (int, float)) or not 0 < value <= MAX_SECONDS:
+        raise ValueError('%s must be a number of seconds above 0 and at most %d (30 days), got %r'
+                         % (option, MAX_SECONDS, value))
+    return float(value)
+
+
+def check_job(num_workers: Any, num_servers: Any, port: Any = None, ports_after: bool = False) -> None:
+    """``ValueError`` unless the counts and the scheduler's ``port`` make a job that can start: at least
+    one worker and one server, at most ``MAX_PROCESSES`` together, each port in 1..65535 (the
+    scheduler's and, with ``ports_after`` (across hosts), the ``num_servers + num_workers`` after it)."""
+    for value, option in ((num_workers, '-n'), (num_servers, '-s')):
+        if isinstance(value, bool) or not isinstance(value, int):
+            raise ValueError('%s must be a whole number, got %r' % (option, value))
+    if num_workers < 1 or num_servers < 1:
+        raise ValueError('need at least one worker and one server, got -n %d -s %d' % (num_workers, num_servers))
+    if num_workers + num_servers > MAX_PROCESSES:
+        raise ValueError('-n %d -s %d asks for %d processes; a job has at most %d workers and servers'
+                         % (num_workers, num_servers, num_workers + num_servers, MAX_PROCESSES))
+    if port is None:
+        return
+    after = num_servers + num_workers if ports_after else 0
+    if isinstance(port, bool) or not isinstance(port, int) or not 1 <= port <= 65535 - after:
+        raise ValueError('--port must be a port from 1 to %d%s, got %r'
+                         % (65535 - after, ' (its %d servers and workers listen on the ports after it)' % after
+                            if after else '', port))
+
+
+def check_program(command: Sequence[str], env: Optional[Dict[str, str]] = None) -> None:
+    """``OSError`` unless ``command[0]`` is a program this host can run (a path, or a name on ``PATH``)."""
+    path = (env if env is not None else os.environ).get('PATH', os.defpath)
+    if shutil.which(command[0], path=path) is None:
+        where = 'not an executable file' if os.sep in command[0] else 'not a program on PATH'
+        raise OSError('cannot run the worker command: %s is %s; give a program that exists (e.g. d2lnets, '
+                      'or %s -m d2lnets)' % (command[0], where, sys.executable))
+
+
+def validate(command: Sequence[str], num_workers: int, num_servers: int, example: str, out: TextIO,
+              parse_args: Optional[Callable[[List[str]], Any]], port: Optional[int] = None,
+              ports_after: bool = False) -> None:
+    # Across hosts (ports_after) the program is looked for on its host, by the child there.
+    if not command:
+        raise ValueError('no worker command given: put it after "--", e.g. '
+                         '%s -- d2lnets train lenet --kvstore dist_sync' % example)
+    check_job(num_workers, num_servers, port, ports_after)
+    warning = check_worker_command(command, parse_args)
+    if not ports_after:
+        check_program(command)
+    if warning:
+        out.write('[launch] warning: %s\n' % warning)

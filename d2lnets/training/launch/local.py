@@ -1,0 +1,91 @@
+"""A job on this host: scheduler, servers and workers as local processes (:func:`launch`).
+
+Each role is a process with MXNet's documented environment (``DMLC_ROLE``,
+``DMLC_PS_ROOT_URI``, ``DMLC_PS_ROOT_PORT``, ``DMLC_NUM_WORKER``,
+``DMLC_NUM_SERVER``) and ``DMLC_NODE_HOST``/``DMLC_INTERFACE`` pinned to the
+loopback, since otherwise servers and workers listen on the machine's outward
+address. Scheduler and servers are ``python -c "import mxnet"``: importing
+MXNet with a server role runs the server loop until the workers are done.
+"""
+import os
+import sys
+from typing import Any, Callable, Dict, List, Optional, Sequence, TextIO
+
+from ...io import usable_cores
+from ...runtime import set_by_user
+from .command import check_host, check_seconds, validate
+from .job import SERVER_COMMAND, Proc, free_port, free_ports, run
+
+def role_env(role: str, num_workers: int, num_servers: int, host: str, port: int,
+             base: Optional[Dict[str, str]] = None) -> Dict[str, str]:
+    """The environment of one process of the given ``role``."""
+    env = dict(os.environ if base is None else base)
+    env.update({
+        'DMLC_ROLE': role,
+        'DMLC_PS_ROOT_URI': host,
+        'DMLC_PS_ROOT_PORT': str(port),
+        'DMLC_NUM_WORKER': str(num_workers),
+        'DMLC_NUM_SERVER': str(num_servers),
+        # Bind servers and workers to the same host as the scheduler.
+        'DMLC_NODE_HOST': host,
+    })
+    if host.startswith('127.'):
+        env['DMLC_INTERFACE'] = 'lo'
+    # Share the cores among the workers unless the user chose (d2lnets' own default
+    # in this process is every core, for one process).
+    if ('OMP_NUM_THREADS' not in base) if base is not None else not set_by_user('OMP_NUM_THREADS'):
+        env['OMP_NUM_THREADS'] = str(max(1, usable_cores() // num_workers) if role == 'worker' else 1)
+    return env
+
+
+def _start(procs: List[Proc], command: Sequence[str], num_workers: int, num_servers: int,
+           host: str, port: int) -> None:
+    # Appends as it starts, so that whatever started is stopped if a later start fails.
+    # Each server and worker listens on a port chosen here (ps-lite's PORT): the
+    # scheduler ranks the workers of one host by ascending port, so worker i gets
+    # kvstore rank i, and a PORT in the user's environment cannot make them collide.
+    ports = free_ports(num_servers + num_workers, host)
+
+    def env(role: str, index: int) -> Dict[str, str]:
+        e = role_env(role, num_workers, num_servers, host, port)
+        if index >= 0:
+            e['PORT'] = str(ports[index])
+        return e
+    procs.append(Proc('scheduler', 'scheduler', SERVER_COMMAND, env('scheduler', -1)))
+    for i in range(num_servers):
+        procs.append(Proc('server %d' % i, 'server', SERVER_COMMAND, env('server', i)))
+    for i in range(num_workers):
+        procs.append(Proc('worker %d' % i, 'worker', command, env('worker', num_servers + i)))
+
+
+def launch(command: Sequence[str], num_workers: int, num_servers: int = 1, host: str = '127.0.0.1',
+           port: Optional[int] = None, timeout: Optional[float] = None, grace: float = 5.0,
+           out: TextIO = sys.stdout, parse_args: Optional[Callable[[List[str]], Any]] = None) -> int:
+    """Run ``command`` as ``num_workers`` workers of a parameter-server job.
+
+    Parameters
+    ----------
+    command : sequence of str
+        The worker's command, e.g. ``['d2lnets', 'train', 'lenet', '--kvstore', 'dist_sync']``.
+    num_workers, num_servers : int
+        Number of worker and server processes (one scheduler besides).
+    host, port : str, int
+        Where the scheduler listens; the port is a free one by default.
+    timeout : float, optional
+        Stop everything and fail after this many seconds.
+    grace : float
+        Seconds between SIGTERM and SIGKILL when stopping.
+
+    Returns
+    -------
+    int
+        0 when every worker succeeded; else the first failure's exit status
+        (128 + signal number for a killed worker, 124 for a timeout, 128 +
+        the signal's number when the launcher got SIGINT, SIGTERM or SIGHUP).
+    """
+    check_host(host, 'the scheduler\'s host (--host)')
+    timeout = check_seconds(timeout, '--timeout')
+    validate(command, num_workers, num_servers, 'd2lnets launch -n 2', out, parse_args, port)
+    port = port or free_port(host)
+    return run(lambda procs: _start(procs, command, num_workers, num_servers, host, port),
+                timeout, None, grace, out)
