@@ -220,7 +220,7 @@ def smooth_picture(path, height, width, seed):
 
 def test_onnx_of_imagenet_weights_predicts_as_the_mxnet_path(tmp_path, capsys):
     """An ONNX file of ImageNet weights (3x224x224, ImageNet's classes) gets
-    GluonCV's preprocessing without MXNet: the same top 5 as d2lnets.imagenet."""
+    GluonCV's preprocessing without MXNet: the same top 5 as d2lnets.deploy.imagenet."""
     from d2lnets.deploy.images import imagenet_input, read_image
     from d2lnets.models.loading import pretrained_meta
     net = d2lnets.get_model('nin', classes=1000)

@@ -1,0 +1,127 @@
+"""Comments and docstrings name only what exists: every file, test, module and
+function they name by its name is there, so the prose cannot drift from the
+code unseen (issue 20 found docstrings naming a module that had moved and a
+test file that no longer held the check)."""
+import ast
+import builtins
+import importlib
+import io
+import re
+import tokenize
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parent.parent
+SOURCES = sorted(p for d in ('d2lnets', 'tests', 'benchmarks', 'scripts') for p in (ROOT / d).rglob('*.py'))
+FILES = {p.relative_to(ROOT).as_posix() for p in ROOT.rglob('*') if '.git' not in p.parts and '.venv' not in p.parts
+         and not any(part.startswith('.venv') for part in p.parts)}
+BASENAMES = {f.rsplit('/', 1)[-1] for f in FILES}
+# A path in the tree, as `d2lnets/io.py` or `docs/guarantees.md`; or one .gitignore keeps out of it.
+PATH = re.compile(r'\b((?:d2lnets|tests|benchmarks|scripts|docs|notebooks)/[A-Za-z0-9_./-]*[A-Za-z0-9_])')
+# A file by its name alone: `fused.py`, `test_run.py`, `meta.json`'s kin are not files of the tree.
+FILE = re.compile(r'(?<![\w/.-])([A-Za-z_][A-Za-z0-9_]*\.(?:py|cc|dot|md|ipynb))\b')
+TEST = re.compile(r'(?<![\w.])(test_[a-z0-9_]+)\b')
+IGNORED = [line.strip().rstrip('/') for line in (ROOT / '.gitignore').read_text().splitlines() if '/' in line]
+EXTENSIONS = {'py', 'json', 'jsonl', 'md', 'txt', 'params', 'onnx', 'cc', 'ipynb', 'png', 'dot', 'csv', 'html'}
+PLACEHOLDERS = {'NAME', 'CMD', 'ARGS', 'PREFIX'}
+# `module.name` with module one of d2lnets' own: `runs.train_run`, `distributed.join`, `io.atomic_write`.
+DOTTED = re.compile(r'(?<![\w.])((?:d2lnets\.)?(?:[a-z_][a-z0-9_]*\.)*[a-z_][a-z0-9_]*\.[A-Za-z_][A-Za-z0-9_]*)\b')
+
+
+def prose(path: Path):
+    """(line, text) of every comment and docstring in ``path``."""
+    text = path.read_text()
+    for tok in tokenize.generate_tokens(io.StringIO(text).readline):
+        if tok.type == tokenize.COMMENT:
+            yield tok.start[0], tok.string
+    for node in ast.walk(ast.parse(text)):
+        if isinstance(node, (ast.Module, ast.ClassDef, ast.FunctionDef, ast.AsyncFunctionDef)):
+            doc = ast.get_docstring(node, clean=False)
+            if doc:
+                yield (node.body[0].lineno, doc)
+
+
+def defined(path: Path):
+    """The names ``path`` defines at any depth: functions, classes, assignments, imports, attributes set."""
+    names = set()
+    for node in ast.walk(ast.parse(path.read_text())):
+        if isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef, ast.ClassDef)):
+            names.add(node.name)
+        elif isinstance(node, ast.Name) and isinstance(node.ctx, ast.Store):
+            names.add(node.id)
+        elif isinstance(node, ast.Attribute) and isinstance(node.ctx, ast.Store):
+            names.add(node.attr)
+        elif isinstance(node, (ast.Import, ast.ImportFrom)):
+            names.update((a.asname or a.name).split('.')[0] for a in node.names)
+        elif isinstance(node, ast.arg):
+            names.add(node.arg)
+    return names
+
+
+MODULES = {}      # d2lnets' modules by dotted name and by last part: {'runs': [Path], 'd2lnets.training.runs': [..]}
+for p in sorted((ROOT / 'd2lnets').rglob('*.py')):
+    parts = p.relative_to(ROOT).with_suffix('').parts
+    parts = parts[:-1] if parts[-1] == '__init__' else parts
+    for i in range(len(parts)):
+        MODULES.setdefault('.'.join(parts[i:]), []).append(p)
+TESTS = set().union(*(defined(p) for p in (ROOT / 'tests').rglob('*.py'))) | {p.stem for p in (ROOT / 'tests').glob('*.py')}
+
+
+def _outside(module: str, attr: str) -> bool:
+    # `io.StringIO`, `nn.Dense`: a module of the standard library's or MXNet's of that name.
+    for name in (module, 'mxnet.' + module, 'mxnet.gluon.' + module):
+        try:
+            if hasattr(importlib.import_module(name), attr):
+                return True
+        except ImportError:
+            pass
+    return False
+
+
+def broken(path: Path):
+    for line, text in prose(path):
+        where = '%s:%d' % (path.relative_to(ROOT), line)
+        for name in PATH.findall(text):
+            name = name.rstrip('.')
+            if re.search(r'[A-Z]{3,}|\.\.\.', name) or name in FILES or any(name.startswith(i) for i in IGNORED):
+                continue        # a placeholder (DATE, MACHINE, ...), there, or made by a run
+            yield where, 'no file %s' % name
+        for name in FILE.findall(text):
+            if name not in BASENAMES:
+                yield where, 'no file named %s' % name
+        for name in TEST.findall(text):
+            if name not in TESTS and not name.endswith('_'):
+                yield where, 'no test %s' % name
+        for name in DOTTED.findall(text):
+            module, attr = name.rsplit('.', 1)
+            module = module[len('d2lnets.'):] if module.startswith('d2lnets.') and module != 'd2lnets' else module
+            if module not in MODULES or module.split('.')[0] in ('np', 'mx', 'nd', 'os', 'sys'):
+                continue        # not one of d2lnets' modules
+            files = MODULES[module]
+            sub = any(m.endswith(module + '.' + attr) or m == module + '.' + attr for m in MODULES)
+            if sub or any(attr in defined(f) for f in files) or hasattr(builtins, attr) \
+                    or attr in EXTENSIONS | PLACEHOLDERS or _outside(module, attr):
+                continue
+            yield where, 'no %s in %s' % (attr, module)
+
+
+def test_the_tree_is_read():
+    assert len(SOURCES) > 80 and 'runs' in MODULES and 'test_names' in TESTS
+
+
+@pytest.mark.parametrize('path', SOURCES, ids=lambda p: p.relative_to(ROOT).as_posix())
+def test_comments_and_docstrings_name_what_exists(path):
+    found = list(broken(path))
+    assert not found, '\n'.join('%s: %s' % f for f in found)
+
+
+def test_a_wrong_name_is_found(tmp_path):
+    bad = ROOT / 'tests' / '_names_probe.py'
+    bad.write_text('# see d2lnets/fused.py, test_nothing_here and runs.no_such_function\n"""In kernels.cc."""\n')
+    try:
+        found = [why for _, why in broken(bad)]
+    finally:
+        bad.unlink()
+    assert found == ['no file d2lnets/fused.py', 'no test test_nothing_here', 'no no_such_function in runs',
+                     'no file named kernels.cc']
