@@ -65,7 +65,8 @@ for p in sorted((ROOT / 'd2lnets').rglob('*.py')):
     parts = parts[:-1] if parts[-1] == '__init__' else parts
     for i in range(len(parts)):
         MODULES.setdefault('.'.join(parts[i:]), []).append(p)
-TESTS = set().union(*(defined(p) for p in (ROOT / 'tests').rglob('*.py'))) | {p.stem for p in (ROOT / 'tests').glob('*.py')}
+TESTS = set().union(*(defined(p) for p in (ROOT / 'tests').rglob('*.py')))
+TESTS |= {p.stem for p in (ROOT / 'tests').glob('*.py')}
 
 
 def _outside(module: str, attr: str) -> bool:
