@@ -12,7 +12,7 @@ import sys
 import traceback
 from typing import List, Optional, Tuple
 
-from . import MISSING_MXNET, __version__
+from . import MISSING_MXNET, __version__, limits
 
 
 def parse_shape(text: str) -> Tuple[int, ...]:
@@ -24,7 +24,10 @@ def parse_shape(text: str) -> Tuple[int, ...]:
     if not shape or min(shape) < 1:
         raise argparse.ArgumentTypeError('expected positive integers separated by commas, such as '
                                          '1,1,224,224; got %r' % text)
-    return shape
+    try:
+        return limits.check_shape(shape, 'the input shape')
+    except ValueError as err:
+        raise argparse.ArgumentTypeError(str(err)) from None
 
 
 def _add_summary(sub) -> None:
@@ -118,7 +121,7 @@ def _add_predict(sub) -> None:
     p.add_argument('name', help='model name (see `d2lnets list`)')
     _add_weights(p, with_onnx=True)
     p.add_argument('images', nargs='+', metavar='IMAGE', help='image files (PNG, JPEG, ...)')
-    p.add_argument('--top', type=int, default=None, metavar='K',
+    p.add_argument('--top', type=_bounded('top'), default=None, metavar='K',
                    help='how many classes to print (default 3, ImageNet 5)')
     p.add_argument('--root', default=None, metavar='DIR',
                    help="directory searched first for GluonCV's weights, and where they are downloaded")
@@ -134,23 +137,14 @@ def _run_predict(args) -> int:
     return 0
 
 
-def _positive(kind):
+def _bounded(name: str):
+    """An argparse type for the number ``d2lnets.limits.BOUNDS[name]`` bounds."""
     def parse(text: str):
         try:
-            value = kind(text)
-        except ValueError:
-            value = None
-        if value is None or not value > 0:
-            raise argparse.ArgumentTypeError('expected a positive %s, got %r'
-                                             % ('integer' if kind is int else 'number', text))
-        return value
+            return limits.parse(name, text)
+        except ValueError as err:
+            raise argparse.ArgumentTypeError(str(err)) from None
     return parse
-
-
-def _non_negative_int(text: str) -> int:
-    if not text.isdigit():
-        raise argparse.ArgumentTypeError('expected a non-negative integer, got %r' % text)
-    return int(text)
 
 
 def _recipes_text() -> str:
@@ -171,19 +165,19 @@ def _add_train(sub) -> None:
                                    "meta.json, history.csv, history.json, curves.png, command.txt, checkpoint/. "
                                    "Defaults per network: %s." % _recipes_text())
     p.add_argument('name', nargs='?', help='model name (see `d2lnets list`); optional with --resume')
-    p.add_argument('--epochs', type=_positive(int), help='number of epochs (default 10); with --resume, '
+    p.add_argument('--epochs', type=_bounded('epochs'), help='number of epochs (default 10); with --resume, '
                                                           'the new total')
-    p.add_argument('--lr', type=_positive(float), help='learning rate (default: the recipe\'s)')
-    p.add_argument('--batch-size', type=_positive(int), help='batch size (default: the recipe\'s)')
-    p.add_argument('--resize', type=_positive(int), help='side length fed to the network (default: the recipe\'s)')
+    p.add_argument('--lr', type=_bounded('lr'), help='learning rate (default: the recipe\'s)')
+    p.add_argument('--batch-size', type=_bounded('batch_size'), help='batch size (default: the recipe\'s)')
+    p.add_argument('--resize', type=_bounded('resize'), help='side length fed to the network (default: the recipe\'s)')
     p.add_argument('--dataset', default='fashion-mnist', choices=['fashion-mnist', 'mnist'])
     p.add_argument('--data-dir', help='folder searched first for the data set files')
     p.add_argument('--ctx', help='device(s): cpu, gpu, gpu:1, or a list such as cpu:0,cpu:1 (default: '
                                  'the first GPU if any, else cpu)')
     p.add_argument('--out', help='run directory (default runs/NAME-DATE-TIME)')
     p.add_argument('--resume', metavar='DIR', help='continue the run in DIR from its last complete epoch')
-    p.add_argument('--seed', type=_non_negative_int, help='random seed (default: a random one, recorded)')
-    p.add_argument('--limit', type=_positive(int), help='use only the first N training and N test examples')
+    p.add_argument('--seed', type=_bounded('seed'), help='random seed (default: a random one, recorded)')
+    p.add_argument('--limit', type=_bounded('limit'), help='use only the first N training and N test examples')
     p.add_argument('--quiet', action='store_true', help='no progress bar and no per-epoch lines')
     p.add_argument('--kvstore', default='device', choices=['device', 'local', 'dist_sync', 'dist_async'],
                    help='how gradients are summed: device or local across the --ctx devices (default '
@@ -234,9 +228,9 @@ def _add_evaluate(sub) -> None:
     which.add_argument('--params', help='model.params of a run of `d2lnets train` (meta.json beside it)')
     which.add_argument('--pretrained', action='store_true', help='the weights shipped with d2lnets')
     p.add_argument('--data-dir', help='folder searched first for the data set files')
-    p.add_argument('--batch-size', type=_positive(int), default=256)
+    p.add_argument('--batch-size', type=_bounded('batch_size'), default=256)
     p.add_argument('--ctx', help='device(s), as for train')
-    p.add_argument('--limit', type=_positive(int), help='use only the first N test examples')
+    p.add_argument('--limit', type=_bounded('limit'), help='use only the first N test examples')
     p.add_argument('--confusion', metavar='PNG', help='where to write the confusion matrix (default: '
                                                       'confusion.png beside --params, or NAME-confusion.png)')
 
@@ -272,7 +266,7 @@ def _add_complexity(sub) -> None:
     p.add_argument('--compare', nargs='+', metavar='NAME',
                    help="the slide's table for these networks, e.g. --compare lenet alexnet "
                         '(LeNet on 1x28x28, the others on 3x224x224)')
-    p.add_argument('--classes', type=int, default=10, help='number of classes (default 10)')
+    p.add_argument('--classes', type=_bounded('classes'), default=10, help='number of classes (default 10)')
     p.add_argument('--plot', metavar='FILE.png',
                    help='save a log-scale bar chart of parameters and FLOPs per layer group of '
                         'lenet, alexnet, vgg11 and nin')
@@ -306,13 +300,13 @@ def _add_bench(sub) -> None:
     p.add_argument('names', nargs='*', metavar='NAME', default=['lenet'],
                    help='model names (default: lenet)')
     p.add_argument('--mode', choices=('train', 'infer'), default='train')
-    p.add_argument('--batch-size', type=int, default=None,
+    p.add_argument('--batch-size', type=_bounded('batch_size'), default=None,
                    help="default: the lecture's (256 for lenet, 128 for the others)")
     p.add_argument('--imperative', action='store_true', help='do not hybridize')
     p.add_argument('--no-fused', action='store_true',
                    help="train through MXNet's own layers, not d2lnets' fused CPU operator (d2lnets.perf.fused)")
-    p.add_argument('--runs', type=int, default=5, help='timed runs; the median is reported (default 5)')
-    p.add_argument('--seconds', type=float, default=1.0, help='length of one timed run (default 1)')
+    p.add_argument('--runs', type=_bounded('runs'), default=5, help='timed runs; the median is reported (default 5)')
+    p.add_argument('--seconds', type=_bounded('seconds'), default=1.0, help='length of one timed run (default 1)')
     p.add_argument('--json', action='store_true', help='print JSON instead of a table')
 
 
@@ -403,8 +397,15 @@ REPORT = ('this is a bug in d2lnets; please report it with the command line and 
           '`d2lnets --version`, and run again with --debug for the traceback')
 
 
+class _Parser(argparse.ArgumentParser):
+    """argparse, with a usage error in one line (the usage is one ``--help`` away)."""
+
+    def error(self, message: str):
+        self.exit(2, '%s: error: %s (see %s --help)\n' % (self.prog, message, self.prog))
+
+
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog='d2lnets', description=(
+    parser = _Parser(prog='d2lnets', description=(
         'The networks of the lecture "LeNet, AlexNet, VGG, NiN" in MXNet Gluon.'))
     parser.add_argument('--version', action='version', version='d2lnets ' + __version__)
     parser.add_argument('--debug', action='store_true', help='print the traceback of an unexpected error')

@@ -5,6 +5,8 @@ from typing import List, Sequence, Union
 
 import mxnet as mx
 
+from . import limits
+
 __all__ = ['num_gpus', 'best_context', 'parse_ctx', 'as_context_list', 'split_batch']
 
 
@@ -32,6 +34,7 @@ def parse_ctx(text: str) -> List[mx.Context]:
             raise ValueError('cannot read the device %r in %r; use cpu, gpu, gpu:1 or a list such '
                              'as cpu:0,cpu:1' % (part, text))
         kind, index = match.group(1), int(match.group(2) or 0)
+        limits.check('device', index)    # before MXNet sees it: it allocates a table up to the index
         if kind == 'gpu':
             available = num_gpus()
             if index >= available:

@@ -32,6 +32,7 @@ from typing import BinaryIO, Dict, Iterator, List, NamedTuple, Optional, Sequenc
 
 import numpy as np
 
+from . import limits
 from .io import download, gluon_repo, mxnet_home
 
 __all__ = ['DatasetError', 'DATASETS', 'FASHION_MNIST_CLASSES', 'candidate_dirs', 'locate',
@@ -99,14 +100,18 @@ def _file_names(ds: Dataset) -> List[str]:
     return [ds.train.images, ds.train.labels, ds.test.images, ds.test.labels]
 
 
+_DATA_DIR = 'the data folder (--data-dir)'
+
+
 def candidate_dirs(dataset: str, root: Optional[str] = None) -> List[Path]:
     """The folders searched for ``dataset``, in order."""
     ds = get_dataset(dataset)
     dirs = []
     if root:
-        dirs.append(Path(root).expanduser())
+        dirs.append(Path(limits.check_path(root, _DATA_DIR)).expanduser())
     if os.environ.get('D2LNETS_DATA'):
-        dirs.append(Path(os.environ['D2LNETS_DATA']).expanduser() / dataset)
+        variable = limits.check_path(os.environ['D2LNETS_DATA'], 'D2LNETS_DATA')
+        dirs.append(Path(variable).expanduser() / dataset)
     dirs.append(mxnet_home() / 'datasets' / dataset)
     if ds.debian:
         dirs.append(Path(DEBIAN_DIR) / dataset)
@@ -157,7 +162,7 @@ def find_dataset(dataset: str, root: Optional[str] = None, download: bool = True
     in silence: training on other files than the ones named would surprise."""
     ds = get_dataset(dataset)
     if root is not None:
-        folder = Path(root).expanduser()
+        folder = Path(limits.check_path(root, _DATA_DIR)).expanduser()
         missing = [f for f in _file_names(ds) if _find_file(folder, f) is None]
         if missing:
             what = 'does not exist' if not folder.is_dir() else 'lacks %s' % ', '.join(missing)
@@ -319,11 +324,8 @@ class ArrayIter:
 
     def __init__(self, images: np.ndarray, labels: np.ndarray, batch_size: int, shuffle: bool = False,
                  resize: Optional[int] = None, seed: Optional[int] = None, drop_last: bool = False):
-        if isinstance(batch_size, bool) or not isinstance(batch_size, (int, np.integer)) or batch_size < 1:
-            raise ValueError('batch_size must be a positive integer, got %r' % (batch_size,))
-        if resize is not None and (isinstance(resize, bool) or not isinstance(resize, (int, np.integer))
-                                   or resize < 1):
-            raise ValueError('resize must be a positive integer (such as 224) or None, got %r' % (resize,))
+        batch_size = limits.check('batch_size', batch_size)
+        resize = limits.check('resize', resize, optional=True)
         if len(images) != len(labels):
             raise ValueError('%d images but %d labels' % (len(images), len(labels)))
         self.images = np.ascontiguousarray(images, dtype=np.float32)
@@ -412,8 +414,8 @@ def to_tensor(images: np.ndarray) -> np.ndarray:
 
 
 def check_limit(limit: Optional[int]) -> None:
-    if limit is not None and (isinstance(limit, bool) or not isinstance(limit, (int, np.integer)) or limit < 1):
-        raise ValueError('limit must be a positive number of examples, got %r' % (limit,))
+    """``ValueError`` unless ``limit`` is ``None`` or within :data:`d2lnets.limits.BOUNDS`."""
+    limits.check('limit', limit, optional=True)
 
 
 def load_data(batch_size: int, resize: Optional[int] = None, root: Optional[str] = None,

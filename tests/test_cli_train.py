@@ -110,8 +110,10 @@ def test_bad_arguments_are_one_line(capsys, args, message):
 
 
 @pytest.mark.parametrize('args, message', [
-    (['train', 'lenet', '--epochs', '-1'], "argument --epochs: expected a positive integer, got '-1'"),
-    (['train', 'lenet', '--lr', 'fast'], "argument --lr: expected a positive number, got 'fast'"),
+    (['train', 'lenet', '--epochs', '-1'], "argument --epochs: expected an integer from 1 to 10000, got '-1'"),
+    (['train', 'lenet', '--lr', 'fast'], "argument --lr: expected a number from 1e-12 to 1e+38, got 'fast'"),
+    (['train', 'lenet', '--lr', 'inf'], "argument --lr: expected a number from 1e-12 to 1e+38, got 'inf'"),
+    (['train', 'lenet', '--seed', str(2 ** 40)], 'argument --seed: expected an integer from 0 to 4294967295'),
     (['evaluate', 'lenet'], 'one of the arguments --params --pretrained is required'),
 ])
 def test_bad_values_are_usage_errors(capsys, args, message):

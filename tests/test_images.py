@@ -178,3 +178,48 @@ def test_missing_and_unreadable_files_say_so_the_same_way_on_both_paths(tmp_path
             read(tmp_path / 'missing.png')
         with pytest.raises(ValueError, match=r'cannot read .*n.png as an image \(.*\); give a PNG or JPEG file'):
             read(tmp_path / 'n.png')
+
+
+# --- EXIF orientation: the image as a viewer shows it ---------------------------------------
+
+def save_jpeg(path, pixels, orientation=None):
+    """``pixels`` as a JPEG; with an EXIF Orientation tag when ``orientation`` is given."""
+    exif = Image.Exif()
+    if orientation is not None:
+        exif[0x0112] = orientation
+    Image.fromarray(np.ascontiguousarray(pixels)).convert('RGB').save(path, quality=90, exif=exif)
+    return str(path)
+
+
+# Orientation tag -> the quarter turns (counter-clockwise, as np.rot90) that show the stored pixels upright.
+TURNS = {3: 2, 6: -1, 8: 1}
+
+
+@pytest.mark.parametrize('orientation', sorted(TURNS))
+def test_the_exif_orientation_turns_the_pixels_before_they_reach_the_network(tmp_path, orientation):
+    stored = np.random.RandomState(orientation).randint(0, 256, (30, 50)).astype(np.uint8)
+    plain = save_jpeg(tmp_path / 'plain.jpg', stored)
+    tagged = save_jpeg(tmp_path / 'tagged.jpg', stored, orientation)    # the same JPEG data, with the tag
+    for mode in ('L', 'RGB'):
+        np.testing.assert_array_equal(images.read_image(tagged, mode),
+                                      np.rot90(images.read_image(plain, mode), TURNS[orientation]))
+    batch = images.load_images([tagged], (1, 28, 28))
+    np.testing.assert_array_equal(batch, images.to_input([np.rot90(images.read_image(plain), TURNS[orientation])],
+                                                         (1, 28, 28)))
+
+
+def test_a_portrait_photo_is_classified_upright(tmp_path, capsys):
+    """Trousers photographed upright, stored as a camera stores a portrait photo
+    (turned, with Orientation 6): the shipped LeNet sees them upright. The same
+    pixels without the tag are no trousers to it (bags, mostly): the tag decides."""
+    test_images, labels = load_arrays('fashion-mnist', train=False, download=False)
+    paths = []
+    for i in np.flatnonzero(labels == 1)[:5]:        # 1: trouser
+        photo = np.full((400, 300), 255, np.uint8)
+        photo[88:312, 38:262] = np.asarray(Image.fromarray(255 - test_images[i]).resize((224, 224), Image.NEAREST))
+        stored = np.rot90(photo, 1)                   # Orientation 6: turn 90 degrees clockwise to show
+        paths += [save_jpeg(tmp_path / ('p%d.jpg' % i), stored, 6), save_jpeg(tmp_path / ('s%d.jpg' % i), stored)]
+    assert cli.main(['predict', 'lenet', '--pretrained', '--top', '1', *paths]) == 0
+    lines = capsys.readouterr().out.splitlines()
+    tops = [line.split()[-1] for line in lines[1::2]]
+    assert tops[0::2] == ['trouser'] * 5 and 'trouser' not in tops[1::2], lines

@@ -106,8 +106,8 @@ def _edit(ckpt, change):
 
 
 @pytest.mark.parametrize('args, message', [
-    (['--lr', 'inf'], 'the learning rate must be a positive finite number, got inf'),
-    (['--seed', str(2 ** 40)], 'the seed must be an integer from 0 to 4294967295'),
+    (['--ctx', 'cpu:1000000000'], 'a device index (--ctx) must be an integer from 0 to 255, got 1000000000'),
+    (['--data-dir', 'd' * 256], 'the data folder (--data-dir) is a path of 256 bytes whose longest name has 256'),
     (['--resize', '8'], 'lenet cannot take 8x8 input'),
     (['--data-dir', '/nonexistent'], 'the data folder /nonexistent does not exist'),
 ])

@@ -83,6 +83,7 @@ def read_image(path: Union[str, 'os.PathLike[str]'], mode: str = 'L') -> np.ndar
     grayscale for ``mode='L'``, (height, width, 3) for ``mode='RGB'``.
 
     The one reader of image files, for every network and for the ONNX path.
+    An EXIF Orientation tag is applied (the image as a viewer shows it).
     Transparent pixels count as white, the background of product photos.
     16-bit images are scaled from 0 ... 65535, float images from 0 ... 1, to
     0 ... 255. ``ValueError`` for an unreadable file, a pixel format of unknown
@@ -90,7 +91,7 @@ def read_image(path: Union[str, 'os.PathLike[str]'], mode: str = 'L') -> np.ndar
     """
     import re
     import warnings
-    from PIL import Image, UnidentifiedImageError
+    from PIL import Image, ImageOps, UnidentifiedImageError
     if mode not in ('L', 'RGB'):
         raise ValueError("mode must be 'L' or 'RGB', got %r" % (mode,))
     path = str(path)
@@ -106,6 +107,9 @@ def read_image(path: Union[str, 'os.PathLike[str]'], mode: str = 'L') -> np.ndar
                     raise _too_large(path, '%d x %d = %d' % (width, height, width * height))
                 raw_mode = _raw_mode(img)
                 img.load()
+                # A camera stores a portrait photo as a landscape one with an EXIF Orientation tag:
+                # the network must see it as a viewer shows it, upright.
+                img = ImageOps.exif_transpose(img)
                 img = _eight_bit(img, raw_mode, path)
                 if img.mode in ('RGBA', 'LA', 'PA', 'RGBa', 'La') or (img.mode == 'P' and 'transparency' in img.info):
                     rgba = img.convert('RGBA')

@@ -12,6 +12,7 @@ from typing import Any, Dict, List, Optional, Sequence, Tuple
 
 import numpy as np
 
+from .. import limits
 from ..data import DATASETS, classes   # data imports MXNet only to iterate
 from ..weights.meta import preprocessing
 from .images import imagenet_input, load_images, read_image
@@ -114,8 +115,7 @@ def predict_files(name: str, paths: Sequence[str], params: Optional[str] = None,
     for in ``root`` first) or ``onnx`` (an exported file, run by onnxruntime
     without MXNet). Images are prepared as the weights' data set was (see
     :func:`prepare`); default ``k``: 3, for ImageNet 5."""
-    if k is not None and (isinstance(k, bool) or not isinstance(k, int) or k < 1):
-        raise ValueError('the number of classes to show (--top) must be at least 1, got %r' % (k,))
+    limits.check('top', k, optional=True)
     if sum(map(bool, (params, pretrained, onnx))) != 1:
         raise ValueError('say which weights to use: --pretrained, --params FILE or --onnx FILE (one of them)')
     if not paths:

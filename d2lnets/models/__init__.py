@@ -10,6 +10,7 @@ import mxnet as mx
 
 from ..registry import (ModelEntry, Recipe, check_kwargs, default_input_shape, entry, get_builder, list_models,
                         recipe_for)
+from .. import limits
 from ..runtime import start_engine_quietly
 from ..weights.meta import TITLES
 from .alexnet import alexnet, alexnet_gluoncv
@@ -59,6 +60,8 @@ def get_model(name: str, pretrained: bool = False, root: Optional[str] = None,
     start_engine_quietly()   # MXNet would log its engine type at the first operation
     model = entry(name)
     check_kwargs(name, kwargs)
+    if 'classes' in kwargs:
+        limits.check('classes', kwargs['classes'])
     if pretrained:
         weights = model.pretrained()
         classes = len(weights.classes)

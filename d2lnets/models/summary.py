@@ -22,6 +22,7 @@ from typing import Dict, List, Optional, Sequence, Tuple
 import mxnet as mx
 from mxnet.base import MXNetError
 
+from .. import limits
 from .params import initialize_missing
 
 Shape = Tuple[int, ...]
@@ -36,16 +37,9 @@ def top_level_blocks(net: mx.gluon.Block) -> List[mx.gluon.Block]:
 
 
 def check_input_shape(input_shape: Sequence[int]) -> Shape:
-    """``input_shape`` as a tuple of positive integers, or a ``ValueError``."""
-    try:
-        shape = tuple(int(d) for d in input_shape)
-        ok = len(shape) > 0 and all(d > 0 and d == e for d, e in zip(shape, input_shape))
-    except (TypeError, ValueError):
-        ok = False
-    if not ok:
-        raise ValueError('input shape must be positive integers such as (1, 1, 224, 224), got %r'
-                         % (input_shape,))
-    return shape
+    """``input_shape`` as a tuple of positive integers within d2lnets' bounds
+    (:func:`d2lnets.limits.check_shape`), or a ``ValueError``."""
+    return limits.check_shape(input_shape)
 
 
 def _reason(err: MXNetError) -> str:
@@ -73,13 +67,18 @@ def infer_block_shapes(net: mx.gluon.Block, input_shape: Sequence[int]) -> List[
         try:
             # infer_shape prints its arguments to stdout before raising: keep them out.
             with contextlib.redirect_stdout(io.StringIO()):
-                _, out_shapes, _ = blk(mx.sym.var('data')).infer_shape(data=shape)
+                arg_shapes, out_shapes, _ = blk(mx.sym.var('data')).infer_shape(data=shape)
         except MXNetError as err:
             raise ValueError('%s (%s) cannot take input of shape %s: %s'
                              % (blk.name, type(blk).__name__, shape, _reason(err))) from None
         if not out_shapes:
             raise ValueError('%s (%s): cannot infer its output shape from input of shape %s'
                              % (blk.name, type(blk).__name__, shape))
+        # Checked here, before anything is allocated: MXNet's own check comes as an allocation fails.
+        for what, shapes in (('a parameter', arg_shapes[1:]), ('an output', out_shapes)):
+            for s in shapes:
+                limits.check_elements(s, '%s (%s), given input %s, would need %s'
+                                      % (blk.name, type(blk).__name__, shape, what))
         shape = tuple(out_shapes[0])
         result.append((blk.name, shape))
     return result

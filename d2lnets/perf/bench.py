@@ -23,9 +23,10 @@ from typing import Callable, Dict, List, Optional, Tuple
 import mxnet as mx
 from mxnet import autograd, gluon
 
+from .. import limits
 from . import fused
 from ..models import get_model
-from ..models.summary import complexity
+from ..models.summary import complexity, infer_block_shapes
 from ..registry import entry
 from .timing import time_steps
 
@@ -137,14 +138,14 @@ def bench(name: str, mode: str = 'train', batch_size: Optional[int] = None, hybr
         raise ValueError('mode must be one of %s, got %r' % (', '.join(MODES), mode))
     recipe = entry(name).recipe   # the lecture's batch size and learning rate
     batch_size, lr = recipe.batch_size if batch_size is None else batch_size, recipe.lr
-    if isinstance(batch_size, bool) or not isinstance(batch_size, int) or batch_size < 1:
-        raise ValueError('batch size must be a positive integer, got %r' % (batch_size,))
-    if runs < 1 or warmup < 0:
-        raise ValueError('runs must be >= 1 and warmup >= 0, got %r and %r' % (runs, warmup))
+    batch_size, runs, warmup = (limits.check(n, v) for n, v in (('batch_size', batch_size), ('runs', runs),
+                                                                ('warmup', warmup)))
+    seconds_per_run = limits.check('seconds', seconds_per_run)
     ctx = ctx or mx.cpu()
     shape = (batch_size,) + tuple(entry(name).input_shape[1:])
     _reset_peak_rss()
     net = get_model(name)
+    infer_block_shapes(net, shape)    # a batch whose tensors MXNet cannot hold is refused before any is allocated
     flops = complexity(net, (1,) + shape[1:]).flops * (3 if mode == 'train' else 1)
     net.initialize(mx.init.Xavier(), ctx=ctx)
     if hybridize:

@@ -24,6 +24,7 @@ import mxnet as mx
 import numpy as np
 from mxnet import autograd, gluon
 
+from .. import limits
 from ..context import as_context_list, describe, split_batch
 from ..models.params import initialize_missing
 from ..perf import fused
@@ -233,11 +234,9 @@ def train(net: mx.gluon.Block, train_iter: Iterable, test_iter: Iterable, num_ep
 
 
 def check_arguments(num_epochs: int, lr: float) -> None:
-    """``ValueError`` unless ``num_epochs`` is a count and ``lr`` a positive finite number."""
-    if isinstance(num_epochs, bool) or not isinstance(num_epochs, (int, np.integer)) or num_epochs < 0:
-        raise ValueError('num_epochs must be a non-negative integer, got %r' % (num_epochs,))
-    if not isinstance(lr, (int, float)) or isinstance(lr, bool) or not lr > 0 or not math.isfinite(lr):
-        raise ValueError('the learning rate must be a positive finite number, got %r' % (lr,))
+    """``ValueError`` unless ``num_epochs`` and ``lr`` are within :data:`d2lnets.limits.BOUNDS`."""
+    limits.check('num_epochs', num_epochs)
+    limits.check('lr', lr)
 
 
 def _restore(net: mx.gluon.Block, ckpt: Optional[Path], resume: bool, job: Job,

@@ -29,7 +29,7 @@ from typing import Any, Dict, Optional, Sequence, Tuple
 
 import mxnet as mx
 
-from .. import __version__, data
+from .. import __version__, data, limits
 from ..context import as_context_list
 from ..io import atomic_write, remove_stale_temporaries, write_json, write_text
 from ..models import get_model, recipe_for
@@ -46,8 +46,6 @@ LOCK = '.lock'
 # What a run writes; a folder holding only these and no checkpoint is a run
 # that never completed an epoch (killed in epoch 1), which a new run may replace.
 RUN_FILES = {META_FILE, 'command.txt', 'history.csv', 'history.json', 'curves.png', LOCK}
-# Seeds feed NumPy's RandomState, which takes 32-bit integers.
-MAX_SEED = 2 ** 32 - 1
 
 
 def make_meta(name: str, dataset: str, recipe: Dict[str, Any], seed: int, limit: Optional[int] = None,
@@ -86,24 +84,14 @@ def _default_out(name: str) -> Path:
     return Path('runs') / ('%s-%s' % (name, stamp))
 
 
-def _check_positive(what: str, value) -> None:
-    if value is not None and (isinstance(value, bool) or not isinstance(value, int) or not value > 0):
-        raise ValueError('%s must be a positive integer, got %r' % (what, value))
-
-
 def _recipe(name: str, **overrides) -> Dict[str, Any]:
     """The lecture's recipe for ``name`` with the arguments given, checked."""
     recipe = recipe_for(name)
-    for key, what in (('epochs', 'the number of epochs'), ('batch_size', 'the batch size'), ('resize', 'the resize')):
-        _check_positive(what, overrides.get(key))
+    for key in ('epochs', 'batch_size', 'resize'):
+        limits.check(key, overrides.get(key), optional=True)
     recipe.update({k: v for k, v in overrides.items() if v is not None})
     check_arguments(recipe['epochs'], recipe['lr'])     # the training loop's own check, before any folder
     return recipe
-
-
-def _check_seed(seed: Optional[int]) -> None:
-    if seed is not None and (isinstance(seed, bool) or not isinstance(seed, int) or not 0 <= seed <= MAX_SEED):
-        raise ValueError('the seed must be an integer from 0 to %d, got %r' % (MAX_SEED, seed))
 
 
 def _check_input(name: str, recipe: Dict[str, Any]) -> None:
@@ -266,7 +254,7 @@ def train_run(name: str, out: Optional[Path] = None, epochs: Optional[int] = Non
     the batch size is each worker's, and only worker 0 writes the run folder
     (the others return ``None`` for it)."""
     recipe = _recipe(name, epochs=epochs, lr=lr, batch_size=batch_size, resize=resize)
-    _check_seed(seed)
+    limits.check('seed', seed, optional=True)
     data.get_dataset(dataset)
     data.check_limit(limit)
     ctxs = as_context_list(ctx)
@@ -301,7 +289,7 @@ def resume_run(run_dir: Path, name: Optional[str] = None, epochs: Optional[int] 
     A parameter-server run continues in this one process with its global
     batch (each worker's batch x workers, the incomplete last one dropped as
     the workers did), so it ends where the uninterrupted run would."""
-    _check_positive('the number of epochs', epochs)
+    limits.check('epochs', epochs, optional=True)
     ctxs = as_context_list(ctx)
     with RunFolder.for_resume(run_dir) as run:
         state = checkpoint.load_checkpoint(run.path / 'checkpoint', required=('model', 'recipe', 'dataset', 'seed'))
@@ -336,7 +324,7 @@ def evaluate_saved(name: str, params: Optional[Path] = None, pretrained: bool = 
     from .metrics import accuracy_from_confusion, confusion_matrix, per_class_accuracy
     if (params is None) == (not pretrained):
         raise ValueError('give either a parameter file (--params) or --pretrained')
-    _check_positive('the batch size', batch_size)
+    limits.check('batch_size', batch_size)
     data.check_limit(limit)
     ctxs = as_context_list(ctx)
     net, meta = load_network(name, str(params) if params else None, pretrained, ctx=ctxs[0])
