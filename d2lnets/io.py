@@ -17,6 +17,7 @@ import os
 import platform
 import re
 import shutil
+import stat
 import sys
 import time
 import urllib.error
@@ -109,6 +110,47 @@ def disk_full(folder: PathLike, err: BaseException, what: PathLike) -> Optional[
     return None
 
 
+def _not_ours(path: PathLike, what: str) -> ValueError:
+    return ValueError('%s is %s; d2lnets writes only regular files of its own there: remove it, or choose '
+                      'another folder' % (path, what))
+
+
+def check_replaceable(path: PathLike) -> None:
+    """``ValueError`` unless ``path`` is missing or a regular file: never a symbolic link (whose
+    target may lie outside the folder), a FIFO, a device, a socket or a folder."""
+    try:
+        mode = os.lstat(path).st_mode
+    except FileNotFoundError:
+        return
+    if stat.S_ISLNK(mode):
+        raise _not_ours(path, 'a symbolic link')
+    if not stat.S_ISREG(mode):
+        raise _not_ours(path, 'not a regular file')
+
+
+def open_regular(path: PathLike) -> int:
+    """A read-write descriptor of the regular file ``path``, created (0o644) if missing.
+
+    Never through a symbolic link (``O_NOFOLLOW``), never onto a FIFO, a
+    device or a socket, never a file with other names (a hard link, which
+    could be anyone's file): ``ValueError`` in one line for those, and
+    nothing is written.
+    """
+    check_replaceable(path)
+    try:
+        fd = os.open(str(path), os.O_RDWR | os.O_CREAT | os.O_NOFOLLOW | os.O_NONBLOCK | os.O_CLOEXEC, 0o644)
+    except OSError as err:
+        if err.errno == errno.ELOOP:        # made a symbolic link since the lstat
+            raise _not_ours(path, 'a symbolic link') from None
+        raise
+    info = os.fstat(fd)
+    if not stat.S_ISREG(info.st_mode) or info.st_nlink != 1:
+        os.close(fd)
+        raise _not_ours(path, 'not a regular file' if not stat.S_ISREG(info.st_mode)
+                        else 'a hard link (%d names for one file)' % info.st_nlink)
+    return fd
+
+
 def atomic_write(path: PathLike, write: Callable[[str], Any], suffix: str = '.tmp') -> Path:
     """Call ``write(tmp_name)`` to write a temporary file beside ``path``, then
     rename it to ``path`` with the mode ``open()`` would give.
@@ -116,9 +158,11 @@ def atomic_write(path: PathLike, write: Callable[[str], Any], suffix: str = '.tm
     On any error (or Ctrl-C) the temporary is removed and ``path`` keeps its
     old content. Missing folders are created. A full disk raises
     :class:`DiskFull` (an ``OSError``) with one clear line, whatever library
-    ``write`` used.
+    ``write`` used. ``path`` must be missing or a regular file
+    (:func:`check_replaceable`).
     """
     path = Path(path)
+    check_replaceable(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     remove_stale_temporaries(path.parent)
     tmp = temporary_name(path, suffix)

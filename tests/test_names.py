@@ -23,7 +23,7 @@ PATH = re.compile(r'\b((?:d2lnets|tests|benchmarks|scripts|docs|notebooks)/[A-Za
 FILE = re.compile(r'(?<![\w/.-])([A-Za-z_][A-Za-z0-9_]*\.(?:py|cc|dot|md|ipynb))\b')
 TEST = re.compile(r'(?<![\w.])(test_[a-z0-9_]+)\b')
 IGNORED = [line.strip().rstrip('/') for line in (ROOT / '.gitignore').read_text().splitlines() if '/' in line]
-EXTENSIONS = {'py', 'json', 'jsonl', 'md', 'txt', 'params', 'onnx', 'cc', 'ipynb', 'png', 'dot', 'csv', 'html'}
+EXTENSIONS = {'h', 'py', 'json', 'jsonl', 'md', 'txt', 'params', 'onnx', 'cc', 'ipynb', 'png', 'dot', 'csv', 'html'}
 PLACEHOLDERS = {'NAME', 'CMD', 'ARGS', 'PREFIX'}
 # `module.name` with module one of d2lnets' own: `runs.train_run`, `distributed.join`, `io.atomic_write`.
 DOTTED = re.compile(r'(?<![\w.])((?:d2lnets\.)?(?:[a-z_][a-z0-9_]*\.)*[a-z_][a-z0-9_]*\.[A-Za-z_][A-Za-z0-9_]*)\b')

@@ -31,7 +31,7 @@ import mxnet as mx
 
 from .. import __version__, data, limits
 from ..context import as_context_list
-from ..io import atomic_write, remove_stale_temporaries, write_json, write_text
+from ..io import atomic_write, open_regular, remove_stale_temporaries, write_json, write_text
 from ..models import get_model, recipe_for
 from ..models.loading import load_network
 from ..models.summary import infer_block_shapes
@@ -112,7 +112,12 @@ class RunFolder:
 
     @staticmethod
     def _lock(path: Path) -> int:
-        fd = os.open(str(path / LOCK), os.O_RDWR | os.O_CREAT, 0o644)
+        # Not through a symbolic link, a FIFO or a hard link: a run folder someone sent may hold one,
+        # and truncating it would destroy a file outside the run.
+        if (path / 'checkpoint').is_symlink():
+            raise ValueError('%s is a symbolic link; d2lnets writes a run\'s checkpoints only into a folder of '
+                             'its own: remove it, or choose another folder' % (path / 'checkpoint'))
+        fd = open_regular(path / LOCK)
         try:
             fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
         except OSError as err:

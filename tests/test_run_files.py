@@ -1,0 +1,79 @@
+"""A run folder writes only its own regular files (issue 19, principle 1): a
+symbolic link, a FIFO or a hard link planted in it is refused in one line and
+nothing outside the run is written. Real symlinks, FIFOs and hard links."""
+import os
+import shutil
+
+import pytest
+
+from d2lnets import io
+from d2lnets.cli import main
+from d2lnets.training.runs import RunFolder
+
+from test_run import SMALL, one_epoch, one_error_line, run_copy  # noqa: F401  (fixtures)
+
+VICTIM = 'precious data\n'
+
+
+@pytest.fixture
+def victim(tmp_path):
+    path = tmp_path / 'victim.txt'
+    path.write_text(VICTIM)
+    return path
+
+
+def plant(folder, kind, victim):
+    """``folder/.lock`` as a symbolic link to, or a hard link of, ``victim``, or a FIFO."""
+    lock = folder / '.lock'
+    if kind == 'symlink':
+        lock.symlink_to(victim)
+    elif kind == 'hardlink':
+        os.link(victim, lock)
+    else:
+        os.mkfifo(lock)
+    return lock
+
+
+WHAT = {'symlink': 'a symbolic link', 'hardlink': r'a hard link \(2 names for one file\)',
+        'fifo': 'not a regular file'}
+
+
+@pytest.mark.parametrize('kind', sorted(WHAT))
+def test_a_planted_lock_is_refused_and_its_target_untouched_for_a_new_run(tmp_path, victim, capsys, kind):
+    run = tmp_path / 'run'
+    run.mkdir()
+    lock = plant(run, kind, victim)
+    line = one_error_line(capsys, 'train', 'lenet', '--out', run, *SMALL)
+    assert line == ('d2lnets train: error: %s is %s; d2lnets writes only regular files of its own there: remove it, '
+                    'or choose another folder' % (lock, WHAT[kind].replace('\\', '')))
+    assert victim.read_text() == VICTIM and sorted(os.listdir(run)) == ['.lock']
+
+
+@pytest.mark.parametrize('kind', ['symlink', 'hardlink'])
+def test_a_planted_lock_is_refused_for_a_resume(run_copy, victim, capsys, kind):
+    before = sorted(os.listdir(run_copy))
+    plant(run_copy, kind, victim)
+    line = one_error_line(capsys, 'train', '--resume', run_copy, '--epochs', '2', '--quiet')
+    assert 'is %s; d2lnets writes only regular files' % WHAT[kind].replace('\\', '') in line
+    assert victim.read_text() == VICTIM
+    assert sorted(os.listdir(run_copy)) == sorted(before + ['.lock'])
+
+
+def test_a_checkpoint_folder_that_links_elsewhere_is_refused(run_copy, tmp_path, capsys):
+    elsewhere = tmp_path / 'elsewhere'
+    shutil.move(str(run_copy / 'checkpoint'), str(elsewhere))
+    (run_copy / 'checkpoint').symlink_to(elsewhere)
+    listing = sorted(os.listdir(elsewhere))
+    with pytest.raises(ValueError, match='checkpoint is a symbolic link; d2lnets writes a run'):
+        RunFolder.for_resume(run_copy)
+    assert sorted(os.listdir(elsewhere)) == listing
+
+
+@pytest.mark.parametrize('kind', ['symlink', 'fifo'])
+def test_atomic_write_replaces_no_link_and_no_fifo(tmp_path, victim, kind):
+    path = tmp_path / 'history.csv'
+    path.symlink_to(victim) if kind == 'symlink' else os.mkfifo(path)
+    with pytest.raises(ValueError, match='history.csv is (a symbolic link|not a regular file); d2lnets writes'):
+        io.write_text(path, 'epoch\n')
+    assert victim.read_text() == VICTIM and (path.is_symlink() or path.is_fifo())
+    assert sorted(os.listdir(tmp_path)) == sorted(['victim.txt', 'history.csv'])
