@@ -188,7 +188,6 @@ def test_a_photo_gets_the_class_of_the_array(tmp_path, capsys, test_set, run_dir
     ('lenet', ['--params', 'PARAMS', 'NOT_AN_IMAGE'], 'cannot read'),
     ('lenet', ['--onnx', 'nothere.onnx', 'IMAGE'], 'no such ONNX file: nothere.onnx'),
     ('lenet', ['--onnx', 'NOT_AN_IMAGE', 'IMAGE'], 'is not a model onnxruntime can run'),
-    ('lenet', ['--params', 'PARAMS', '--top', '0', 'IMAGE'], '(--top) must be at least 1'),
     ('nin', ['--params', 'PARAMS', 'IMAGE'], "holds weights of 'lenet' (says the meta.json beside it), not 'nin'"),
 ])
 def test_bad_input_is_one_line(tmp_path, capsys, test_set, run_dir, name, args, message):
