@@ -38,13 +38,22 @@ from .io import usable_cores
 # MXNet 1.9.1 (2022, the last release) uses ``numpy.bool`` -- at import, in
 # mxnet/numpy/utils.py, and when indexing with booleans -- an alias of the
 # builtin ``bool`` that numpy 1.24 removed; its other removed aliases appear
-# only in mxnet/test_utils.py. It imports ``distutils.version`` at import,
+# only in MXNet's own test helpers. It imports ``distutils.version`` at import,
 # which Python 3.12 removed; setuptools carries a copy. Both are given back,
 # as the same objects older numpy and Python had, before mxnet is imported.
 MXNET_BEFORE_D2LNETS = (
     'mxnet was imported before d2lnets and failed: MXNet 1.9.1 needs numpy.bool (gone since numpy 1.24) and '
     'distutils (gone since Python 3.12), which d2lnets gives back. Restart Python (in Jupyter: Kernel > Restart) '
     'and import d2lnets before mxnet.')
+
+
+def _distutils_on_demand() -> bool:
+    """Whether setuptools' .pth file set up distutils to load when imported.
+
+    Asking importlib for distutils then would import all of setuptools
+    (70 ms), for every ``import d2lnets``, even where MXNet is not used.
+    """
+    return '_distutils_hack' in sys.modules and os.environ.get('SETUPTOOLS_USE_DISTUTILS', 'local') == 'local'
 
 
 def mxnet_compat() -> List[str]:
@@ -68,9 +77,9 @@ def mxnet_compat() -> List[str]:
         except AttributeError:
             numpy.bool = bool
             added.append('numpy.bool')
-    if sys.version_info >= (3, 12) and importlib.util.find_spec('distutils') is None:
-        # setuptools' .pth file provides distutils at start-up unless Python
-        # skipped it (python -S); importing setuptools provides it as well.
+    if sys.version_info >= (3, 12) and not _distutils_on_demand() and importlib.util.find_spec('distutils') is None:
+        # Python skipped setuptools' .pth file (python -S, an embedded
+        # interpreter): importing setuptools provides distutils as well.
         try:
             import setuptools  # noqa: F401
         except ImportError:
