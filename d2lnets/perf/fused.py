@@ -46,7 +46,7 @@ import sys
 import time
 import warnings
 from pathlib import Path
-from typing import Any, Callable, Dict, List, Optional, Sequence, Tuple
+from typing import Any, Callable, Dict, List, Optional, Tuple
 
 import mxnet as mx
 import numpy as np
@@ -154,17 +154,15 @@ def _compiler() -> Optional[str]:
     return shutil.which(os.environ.get('CXX', 'g++'))
 
 
-def _command(variant: str, defines: Sequence[str] = ()) -> List[str]:
+def _command(variant: str) -> List[str]:
     include, lib_api = _mxnet_sources()
-    # defines: e.g. ('D2L_OP_NAME=other_name', 'D2L_SLEEP_US=1000'), a slow build under its own name (tests)
-    if not any(d.startswith('D2L_OP_NAME=') for d in defines):
-        defines = ['D2L_OP_NAME=' + op_name(variant)] + list(defines)
+    # Each variant registers its operator under its own name, so several load into one process.
     return ([_compiler() or 'g++', '-std=c++17', '-O3', '-march=' + VARIANTS[variant][0], '-fopenmp', '-fPIC',
-             '-shared'] + ['-D' + d for d in defines]
+             '-shared', '-DD2L_OP_NAME=' + op_name(variant)]
             + ['-I', str(include), str(SOURCE), str(lib_api), '-o'])
 
 
-def library_path(variant: Optional[str] = None, defines: Sequence[str] = ()) -> Path:
+def library_path(variant: Optional[str] = None) -> Path:
     """Where the ``variant`` library (default: :func:`best_variant`) for this
     source, MXNet and compiler is cached."""
     variant = variant or best_variant() or 'avx2'
@@ -175,7 +173,7 @@ def library_path(variant: Optional[str] = None, defines: Sequence[str] = ()) -> 
         version = ''
     key = hashlib.sha1()
     for part in (SOURCE.read_bytes(), mx.__version__.encode(), cxx.encode(), version.encode(),
-                 ' '.join(_command(variant, defines)).encode()):
+                 ' '.join(_command(variant)).encode()):
         key.update(part)
         key.update(b'\0')
     return cache_dir() / ('libd2lnets_fused-%s-%s.so' % (variant, key.hexdigest()[:16]))
@@ -232,7 +230,7 @@ def _toolchain(variant: Optional[str]) -> Tuple[str, str]:
     return variant, cxx
 
 
-def build(variant: Optional[str] = None, force: bool = False, defines: Sequence[str] = ()) -> Path:
+def build(variant: Optional[str] = None, force: bool = False) -> Path:
     """Compile the ``variant`` library (default: :func:`best_variant`) if it is
     not cached yet, or is damaged, and return its path. Building prints one
     line on stderr (it takes about 10 s, once).
@@ -245,13 +243,13 @@ def build(variant: Optional[str] = None, force: bool = False, defines: Sequence[
         variant for this CPU.
     """
     variant, cxx = _toolchain(variant)
-    out = library_path(variant, defines)
+    out = library_path(variant)
     if out.is_file() and not force:
         if intact(out):
             return out
         print("d2lnets: the cached fused kernels %s are damaged (size or sha256 differ from the build's "
               "record); rebuilding" % out, file=sys.stderr, flush=True)
-    cmd = _command(variant, defines)
+    cmd = _command(variant)
 
     def compile_to(tmp: str) -> None:
         try:
@@ -625,9 +623,6 @@ class FusedNet:
                 self._fast.hybridize(static_alloc=True, static_shape=True)
             self.setup_seconds = time.perf_counter() - start
         return (self._fast or self.net)(x)
-
-
-TrainingNet = FusedNet  # the name before inference was fused too
 
 
 def for_training(net: mx.gluon.Block, ctxs: List[mx.Context]) -> FusedNet:

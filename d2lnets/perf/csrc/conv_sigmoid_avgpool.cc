@@ -61,9 +61,6 @@ typedef std::unordered_map<std::string, std::string> Attrs;
 #ifndef D2L_OP_NAME
 #define D2L_OP_NAME d2l_conv_sigmoid_avgpool
 #endif
-#ifdef D2L_SLEEP_US  // a deliberately slow build, for the test of the measured choice (tests/test_fused.py)
-#include <unistd.h>
-#endif
 
 // Output pixels per register block: as many accumulators as leave room for
 // the weight vector and the broadcast pixel.
@@ -457,9 +454,6 @@ class ConvSigmoidAvgPool : public CustomStatefulOp {
     shape_ = x.shape;
     const float *xd = x.data<float>(), *wd = w.data<float>(), *bd = b.data<float>();
     float* y = (*outputs)[0].data<float>();
-#ifdef D2L_SLEEP_US
-    usleep(D2L_SLEEP_US);
-#endif
     with_kernel(w.shape[0], [&](auto v, auto k) {
       typedef decltype(v) V;
       const Geometry g(x.shape, w.shape, pad_, lanes_of<V>());
