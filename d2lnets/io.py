@@ -36,6 +36,10 @@ DEFAULT_REPO = 'https://apache-mxnet.s3-accelerate.dualstack.amazonaws.com/'
 MIN_RATE = 20_000           # bytes per second
 GRACE_SECONDS = 120.0
 CHUNK = 1 << 16
+# Every download ends: GluonCV's largest file (VGG-19 with batch norm, 0.6 GB)
+# takes 10 minutes at 1 MB/s; a server may send no more than this.
+DOWNLOAD_DEADLINE = 3600.0  # seconds
+MAX_DOWNLOAD_BYTES = 4 << 30
 
 # .NAME.<pid>.<8 hex>.tmp|.part, possibly with more suffixes (a zip fetched for a .tmp)
 _TEMP = re.compile(r'^\..+\.(\d+)\.[0-9a-f]{8}\.(tmp|part)(\..+)?$')
@@ -206,21 +210,26 @@ def _progress_bar(total: Optional[int], desc: str, enabled: bool):
                 disable=not enabled, leave=False, file=sys.stderr)
 
 
-def _stream(url: str, tmp: str, progress: bool, timeout: float, deadline: Optional[float], desc: str) -> None:
+def _stream(url: str, tmp: str, progress: bool, timeout: float, deadline: float, desc: str,
+            max_bytes: int) -> None:
     start = time.monotonic()
     with urllib.request.urlopen(url, timeout=timeout) as resp, open(tmp, 'wb') as out:
         length = resp.headers.get('Content-Length')
-        total = int(length) if length and length.isdigit() else None
+        total = int(length) if length and length.isascii() and length.isdigit() else None
+        if total is not None and total > max_bytes:
+            raise OSError(errno.EFBIG, 'the server announces %d bytes, more than the %d accepted' % (total, max_bytes))
         done = 0
         with _progress_bar(total, desc, progress) as bar:
             # read1: at most one read of the socket, so a trickling server is
             # checked against the deadline after every few bytes.
             for chunk in iter(lambda: resp.read1(CHUNK), b''):
-                out.write(chunk)
                 done += len(chunk)
+                if done > max_bytes:
+                    raise OSError(errno.EFBIG, 'the server sent more than the %d bytes accepted' % max_bytes)
+                out.write(chunk)
                 bar.update(len(chunk))
                 elapsed = time.monotonic() - start
-                if deadline is not None and elapsed > deadline:
+                if elapsed > deadline:
                     raise OSError(errno.ETIMEDOUT, 'gave up after %.0f s with %d of %s bytes (the deadline for '
                                   'the whole download)' % (elapsed, done, total or 'unknown'))
                 if elapsed > GRACE_SECONDS and done / elapsed < MIN_RATE:
@@ -231,12 +240,14 @@ def _stream(url: str, tmp: str, progress: bool, timeout: float, deadline: Option
 
 
 def download(url: str, dest: PathLike, sha1: Optional[str] = None, progress: Optional[bool] = None,
-             timeout: float = 30.0, deadline: Optional[float] = None, desc: Optional[str] = None) -> Path:
+             timeout: float = 30.0, deadline: float = DOWNLOAD_DEADLINE, desc: Optional[str] = None,
+             max_bytes: int = MAX_DOWNLOAD_BYTES) -> Path:
     """Download ``url`` to ``dest`` through ``.NAME.<pid>.<random>.part`` beside it.
 
     ``dest`` appears only complete, as long as announced and (when ``sha1`` is
     given) with that sha1. ``timeout`` bounds each wait for the server;
-    ``deadline`` (seconds) the whole download;
+    ``deadline`` (seconds) the whole download; ``max_bytes`` its size, checked
+    against the announced length before anything is written and while it comes;
     ``desc`` labels the progress bar (default: ``dest``'s name); a server slower than
     :data:`MIN_RATE` on average after :data:`GRACE_SECONDS` is given up too.
 
@@ -250,7 +261,7 @@ def download(url: str, dest: PathLike, sha1: Optional[str] = None, progress: Opt
     progress = sys.stderr.isatty() if progress is None else progress
 
     def fetch(tmp: str) -> None:
-        _stream(url, tmp, progress, timeout, deadline, desc or dest.name)
+        _stream(url, tmp, progress, timeout, deadline, desc or dest.name, max_bytes)
         if sha1 is not None:
             actual = sha1sum(tmp)
             if actual != sha1:
@@ -263,7 +274,11 @@ def download(url: str, dest: PathLike, sha1: Optional[str] = None, progress: Opt
     except (OSError, http.client.HTTPException) as err:
         # URLError, timeouts and dropped connections (IncompleteRead is an HTTPException).
         why = err if isinstance(err, urllib.error.HTTPError) else getattr(err, 'reason', None) or err
-        raise OSError('could not download %s: %s' % (url, why)) from None
+        if isinstance(err, urllib.error.HTTPError) and 300 <= err.code < 400:
+            # urllib's own text for a loop spans three lines
+            why = 'HTTP %d: the server redirects in a loop or too often (more than %d times)' % (
+                err.code, urllib.request.HTTPRedirectHandler.max_redirections)
+        raise OSError('could not download %s: %s' % (url, ' '.join(str(why).split()))) from None
 
 
 def mxnet_home() -> Path:

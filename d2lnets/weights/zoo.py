@@ -15,6 +15,7 @@ The sha1 table and URL scheme are GluonCV's own
 import os
 import re
 import shutil
+import urllib.parse
 import zipfile
 from pathlib import Path
 from typing import Dict, List, Optional, Sequence, Tuple, Union
@@ -28,6 +29,8 @@ PathLike = Union[str, os.PathLike]
 
 # Seconds to wait for GluonCV's server before telling the user to place the file.
 _TIMEOUT = 30
+# The largest GluonCV ImageNet weights (VGG-19 with batch norm) are 0.57 GB.
+MAX_PARAMS_BYTES = 2 << 30
 
 
 def _sha1_table() -> Dict[str, str]:
@@ -56,14 +59,22 @@ def cache_dirs(root: Optional[PathLike] = None) -> List[Path]:
     return list(dict.fromkeys(dirs))
 
 
-def _check_sha1(path: Path, gname: str) -> None:
+def _check_sha1(path: Path, gname: str, url: Optional[str] = None) -> None:
+    """Refuse a file whose sha1 is not GluonCV's for ``gname``: the file at
+    ``path``, or, with ``url``, the one that server sent (``path`` a temporary)."""
     expected = sha1(gname)
     actual = sha1sum(path)
-    if actual != expected:
-        raise ValueError('%s has sha1 %s, but GluonCV publishes %r with sha1 %s: the file is '
-                         'corrupted, truncated or another version. Delete it and run again to '
-                         'download it, or put the right file in its place'
-                         % (path, actual, gname, expected))
+    if actual == expected:
+        return
+    if url is not None:
+        raise ValueError('%s in %s (from %s) has sha1 %s, but GluonCV publishes %r with sha1 %s: the server '
+                         'sends another file or version; nothing was kept. Use GluonCV\'s own server (unset '
+                         'MXNET_GLUON_REPO) or a mirror with the right file'
+                         % (file_name(gname), url, urllib.parse.urlsplit(url).netloc, actual, gname, expected))
+    raise ValueError('%s has sha1 %s, but GluonCV publishes %r with sha1 %s: the file is '
+                     'corrupted, truncated or another version. Delete it and run again to '
+                     'download it, or put the right file in its place'
+                     % (path, actual, gname, expected))
 
 
 def download_url(gname: str) -> str:
@@ -126,13 +137,18 @@ def download_weights(gname: str, directory: PathLike) -> Path:
             with zipfile.ZipFile(archive) as zf, open(tmp, 'wb') as out:
                 if fname not in zf.namelist():
                     raise ValueError('%s does not contain %s (it holds %s)'
-                                     % (url, fname, ', '.join(zf.namelist())))
+                                     % (url, fname, ', '.join(zf.namelist()[:10])))
+                declared = zf.getinfo(fname).file_size
+                if declared > MAX_PARAMS_BYTES:
+                    raise ValueError('%s says %s unpacks to %d bytes, more than the %d any GluonCV weights take: '
+                                     'the server sends another file' % (url, fname, declared, MAX_PARAMS_BYTES))
+                # zipfile reads no more than the declared size, and checks the CRC.
                 with zf.open(fname) as member:
                     shutil.copyfileobj(member, out, 1 << 20)
         finally:
             if archive.exists():
                 archive.unlink()
-        _check_sha1(Path(tmp), gname)
+        _check_sha1(Path(tmp), gname, url)
 
     return atomic_write(directory / fname, fetch_and_extract)
 
