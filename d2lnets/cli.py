@@ -10,7 +10,8 @@ import os
 import signal
 import sys
 import traceback
-from typing import List, Optional, Tuple
+import warnings
+from typing import Callable, List, Optional, Tuple
 
 from . import MISSING_MXNET, __version__, limits
 
@@ -444,6 +445,14 @@ def _run_as_worker(args) -> int:
         os._exit(130 if isinstance(err, KeyboardInterrupt) else 1)
 
 
+def _warning_line(command: str) -> Callable[..., None]:
+    """How the CLI shows a library's warning: one line, ``d2lnets CMD: warning: ...``
+    (--debug keeps Python's form, with the file and line)."""
+    def show(message, category, filename, lineno, file=None, line=None) -> None:
+        print('d2lnets %s: warning: %s' % (command, ' '.join(str(message).split())), file=file or sys.stderr)
+    return show
+
+
 def main(argv: Optional[List[str]] = None) -> int:
     """Run the command line ``argv`` (default ``sys.argv[1:]``); return the exit status."""
     args = build_parser().parse_args(argv)
@@ -453,9 +462,12 @@ def main(argv: Optional[List[str]] = None) -> int:
         if getattr(args, 'onnx', None) is None and args.command != 'launch':
             from .runtime import start_engine_quietly
             start_engine_quietly()   # else MXNet logs its engine type, at the latest when the process exits
-        if os.environ.get('DMLC_ROLE') == 'worker':
-            return _run_as_worker(args)
-        return args.func(args)
+        with warnings.catch_warnings():
+            if not args.debug:
+                warnings.showwarning = _warning_line(args.command)
+            if os.environ.get('DMLC_ROLE') == 'worker':
+                return _run_as_worker(args)
+            return args.func(args)
     except KeyboardInterrupt:
         print('d2lnets %s: interrupted' % args.command, file=sys.stderr)
         return 130

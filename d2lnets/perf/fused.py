@@ -230,6 +230,67 @@ def _toolchain(variant: Optional[str]) -> Tuple[str, str]:
     return variant, cxx
 
 
+def _check_writable(folder: Path) -> None:
+    """Refuse a kernel cache that cannot be written, in one line, before any compiler runs."""
+    try:
+        folder.mkdir(parents=True, exist_ok=True)
+        writable = os.access(folder, os.W_OK | os.X_OK)
+    except OSError as err:
+        raise BuildError('cannot write the fused kernels to %s (%s); set D2LNETS_CACHE to a writable folder'
+                         % (folder, err.strerror or err)) from None
+    if not writable:
+        raise BuildError('cannot write the fused kernels to %s (not writable); set D2LNETS_CACHE to a writable '
+                         'folder' % folder)
+
+
+class _Terminated(BaseException):
+    """SIGTERM during a build of a process that had no handler of its own."""
+
+
+def _compile(cmd: List[str], cache: Path, timeout: float = 600) -> Tuple[int, str]:
+    """Run the compiler ``cmd``; return its status and output.
+
+    It runs in a process group of its own, with its temporaries in a folder
+    of its own inside ``cache``: Ctrl-C, SIGTERM or the timeout end the whole
+    group (g++ and the cc1plus, as and ld it started) and remove that folder.
+    """
+    import signal
+    import tempfile
+    previous = None
+    if signal.getsignal(signal.SIGTERM) == signal.SIG_DFL and _main_thread():
+        def terminated(signum, frame):
+            raise _Terminated
+        previous = signal.signal(signal.SIGTERM, terminated)
+    try:
+        with tempfile.TemporaryDirectory(prefix='.build-', dir=cache) as scratch:
+            proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
+                                    start_new_session=True, env=dict(os.environ, TMPDIR=scratch))
+            try:
+                output, _ = proc.communicate(timeout=timeout)
+            except BaseException:
+                try:
+                    os.killpg(proc.pid, signal.SIGKILL)
+                except ProcessLookupError:
+                    pass
+                proc.communicate()
+                raise
+            return proc.returncode, output
+    except _Terminated:
+        signal.signal(signal.SIGTERM, previous)
+        previous = None
+        os.kill(os.getpid(), signal.SIGTERM)   # now ends the process, as it would have
+        raise
+    finally:
+        if previous is not None:
+            signal.signal(signal.SIGTERM, previous)
+
+
+def _main_thread() -> bool:
+    """Whether this is the main thread, the only one that may set signal handlers."""
+    import threading
+    return threading.current_thread() is threading.main_thread()
+
+
 def build(variant: Optional[str] = None, force: bool = False) -> Path:
     """Compile the ``variant`` library (default: :func:`best_variant`) if it is
     not cached yet, or is damaged, and return its path. Building prints one
@@ -250,16 +311,17 @@ def build(variant: Optional[str] = None, force: bool = False) -> Path:
         print("d2lnets: the cached fused kernels %s are damaged (size or sha256 differ from the build's "
               "record); rebuilding" % out, file=sys.stderr, flush=True)
     cmd = _command(variant)
+    _check_writable(out.parent)
 
     def compile_to(tmp: str) -> None:
         try:
-            done = subprocess.run(cmd + [tmp], capture_output=True, text=True, timeout=600)
+            code, output = _compile(cmd + [tmp], out.parent)
         except subprocess.TimeoutExpired:
             raise BuildError('building the fused kernels took over 10 minutes: %s' % ' '.join(cmd)) from None
         except OSError as err:
             raise BuildError('could not run %s: %s' % (cxx, err.strerror or err)) from None
-        if done.returncode != 0:
-            tail = '\n'.join((done.stderr or done.stdout).strip().splitlines()[-15:])
+        if code != 0:
+            tail = '\n'.join(output.strip().splitlines()[-15:])
             raise BuildError('building the fused kernels failed:\n%s\n%s' % (' '.join(cmd), tail))
 
     print("building d2lnets' fused CPU kernels (%s, once, ~10 s)..." % variant, file=sys.stderr, flush=True)

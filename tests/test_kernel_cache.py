@@ -1,0 +1,89 @@
+"""The fused kernels' cache and build, when things go wrong (issue 19,
+principles 6 and 7): an unwritable D2LNETS_CACHE is one line with the fix,
+and an interrupted build leaves no compiler running and no temporary."""
+import os
+import signal
+import subprocess
+import sys
+import time
+import uuid
+from pathlib import Path
+
+import pytest
+
+from proctools import pids_with_env
+
+ROOT = Path(__file__).resolve().parent.parent
+TRAIN = [sys.executable, '-m', 'd2lnets', 'train', 'lenet', '--epochs', '1', '--limit', '256', '--quiet']
+
+
+def one_warning(cache: str) -> str:
+    return ('d2lnets train: warning: d2lnets runs LeNet-style blocks without its fused CPU kernels, 2-3x slower: '
+            'cannot write the fused kernels to %s; set D2LNETS_CACHE to a writable folder' % cache)
+
+
+def test_a_cache_below_a_file_is_one_line_and_training_goes_on(tmp_path):
+    (tmp_path / 'file').write_text('')
+    cache = tmp_path / 'file' / 'cache'
+    done = subprocess.run(TRAIN + ['--out', tmp_path / 'run'], capture_output=True, text=True, timeout=300,
+                          env=dict(os.environ, D2LNETS_CACHE=str(cache)))
+    assert done.returncode == 0, done.stderr
+    assert done.stderr.strip().splitlines() == [one_warning('%s (Not a directory)' % cache)]
+    assert (tmp_path / 'run' / 'model.params').is_file()
+
+
+def test_a_read_only_cache_is_one_line_before_any_compiler_runs(tmp_path):
+    if os.geteuid() != 0:
+        pytest.fail('this test needs root, to mount a read-only tmpfs in a namespace of its own')
+    cache = tmp_path / 'ro'
+    cache.mkdir()
+    script = 'mount -t tmpfs -o ro none "$1" && shift && exec "$@"'
+    done = subprocess.run(['unshare', '--mount', '--', 'sh', '-c', script, 'sh', str(cache), *map(str, TRAIN),
+                           '--out', str(tmp_path / 'run')], capture_output=True, text=True, timeout=300,
+                          env=dict(os.environ, D2LNETS_CACHE=str(cache)))
+    assert done.returncode == 0, done.stderr
+    assert done.stderr.strip().splitlines() == [one_warning('%s (not writable)' % cache)]
+
+
+@pytest.mark.parametrize('signum', [signal.SIGTERM, signal.SIGINT], ids=['SIGTERM', 'SIGINT'])
+def test_an_interrupted_build_ends_the_compiler_and_leaves_nothing(tmp_path, signum):
+    marker = 'd2lnets-test-%s' % uuid.uuid4().hex
+    cache = tmp_path / 'cache'
+    proc = subprocess.Popen([sys.executable, '-c', 'import d2lnets.perf.fused as f; f.build("avx2")'],
+                            env=dict(os.environ, D2LNETS_CACHE=str(cache), D2LNETS_TEST_MARK=marker),
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    try:
+        def compiler_pids():
+            return {pid for pid in pids_with_env(marker) if pid != proc.pid}
+        deadline = time.monotonic() + 60
+        while not any(_name(pid) == 'cc1plus' for pid in compiler_pids()):
+            assert time.monotonic() < deadline and proc.poll() is None, 'the compiler never started'
+            time.sleep(0.05)
+        started = compiler_pids()
+        proc.send_signal(signum)
+        proc.communicate(timeout=30)
+        # Ended by the signal, as it would have been (Python re-raises an uncaught Ctrl-C as SIGINT).
+        assert proc.returncode == -signum, proc.stderr
+        time.sleep(0.5)
+        assert not [pid for pid in started if _alive(pid)], 'the compiler outlived the build'
+        assert sorted(p.name for p in cache.iterdir()) == [], 'temporaries left in the cache'
+    finally:
+        for pid in pids_with_env(marker):
+            try:
+                os.kill(pid, signal.SIGKILL)
+            except ProcessLookupError:
+                pass
+
+
+def _name(pid: int) -> str:
+    try:
+        return Path('/proc/%d/comm' % pid).read_text().strip()
+    except OSError:
+        return ''
+
+
+def _alive(pid: int) -> bool:
+    try:
+        return Path('/proc/%d/stat' % pid).read_text().split(') ', 1)[1][0] != 'Z'
+    except (OSError, IndexError):
+        return False
