@@ -6,6 +6,7 @@ import ast
 import importlib.metadata
 import os
 import re
+import site
 import sys
 
 import pytest
@@ -82,9 +83,13 @@ def test_every_range_allows_its_pinned_version(source):
 
 
 def test_the_running_environment_has_the_constrained_versions():
+    import setuptools  # noqa: F401  (as any test before may have: its vendored packages must not count)
     python = '%d.%d' % sys.version_info[:2]
     pins = constraints()[python]
-    installed = {key(d.metadata['Name']): d.version for d in importlib.metadata.distributions()}
+    # Only what pip installed into the venv: setuptools puts the packages it
+    # vendors (packaging, platformdirs ...) on sys.path once it is imported.
+    installed = {key(d.metadata['Name']): d.version for d in importlib.metadata.distributions(
+        path=site.getsitepackages())}
     differ = ['%s %s (constraints.txt: %s)' % (name, installed[name], version)
               for name, version in sorted(pins.items()) if name in installed and installed[name] != version]
     assert not differ, 'this venv differs from constraints.txt; rerun make: ' + ', '.join(differ)
