@@ -86,7 +86,8 @@ def test_meta_json_of_another_kind_is_one_error(tmp_path):
     with pytest.raises(ValueError, match='meta.json must hold a JSON object, not list'):
         read_meta(tmp_path / 'model.params')
     (tmp_path / 'meta.json').write_text('{"model": ')
-    with pytest.raises(ValueError, match='meta.json is not valid JSON'):
+    with pytest.raises(ValueError, match=r'meta.json is damaged \(not JSON: Expecting value: line 1 column 11 '
+                                         r'\(char 10\)\); remove it or write it anew with `d2lnets train`'):
         read_meta(tmp_path / 'model.params')
     assert read_meta(tmp_path / 'elsewhere' / 'model.params') is None
     assert validate({}, 'x') == {}

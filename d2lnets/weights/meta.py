@@ -12,16 +12,18 @@ the weights themselves. MXNet is not imported here.
 """
 import json
 import math
+import os
 import numbers
 from pathlib import Path
 from typing import Any, Dict, List, Optional
 
-from ..io import write_json
+from ..io import read_json, write_json
 
 __all__ = ['META_FILE', 'FORMAT', 'DATASETS', 'read_meta', 'write_meta', 'validate', 'dataset_meta',
            'dataset_classes', 'preprocessing']
 
 META_FILE = 'meta.json'
+MAX_BYTES = 1 << 20       # ImageNet's 1000 class names take 30 KiB
 FORMAT = 'd2lnets-run/1'
 
 # How the images of each data set are prepared for a network trained on it
@@ -135,13 +137,10 @@ def validate(meta: Any, source: str, required: tuple = ()) -> Dict[str, Any]:
 def read_meta(params_file: Any) -> Optional[Dict[str, Any]]:
     """The validated ``meta.json`` beside ``params_file``, or ``None`` if there is none."""
     path = Path(params_file).absolute().parent / META_FILE
-    if not path.is_file():
+    if not os.path.lexists(path):     # a FIFO or a dangling link there is a damaged meta.json, not none
         return None
-    try:
-        meta = json.loads(path.read_text())
-    except (ValueError, UnicodeDecodeError) as err:
-        raise ValueError('%s is not valid JSON (%s); remove it or write it anew with `d2lnets train`'
-                         % (path, err)) from None
+    meta = read_json(path, 'the weights\' metadata', 'remove it or write it anew with `d2lnets train`',
+                     max_bytes=MAX_BYTES)
     return validate(meta, str(path))
 
 
