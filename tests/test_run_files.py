@@ -1,8 +1,11 @@
 """A run folder writes only its own regular files (issue 19, principle 1): a
 symbolic link, a FIFO or a hard link planted in it is refused in one line and
 nothing outside the run is written. Real symlinks, FIFOs and hard links."""
+import datetime
 import os
 import shutil
+import subprocess
+import sys
 
 import pytest
 
@@ -77,3 +80,26 @@ def test_atomic_write_replaces_no_link_and_no_fifo(tmp_path, victim, kind):
         io.write_text(path, 'epoch\n')
     assert victim.read_text() == VICTIM and (path.is_symlink() or path.is_fifo())
     assert sorted(os.listdir(tmp_path)) == sorted(['victim.txt', 'history.csv'])
+
+
+def test_runs_started_in_the_same_second_without_out_get_folders_of_their_own(tmp_path):
+    # Every default name of the next minute is taken by another run: each process makes NAME-2, NAME-3, ...
+    # with an exclusive mkdir, so two processes started at once never share (or take over) one folder.
+    now = datetime.datetime.now()
+    taken = {'lenet-%s' % (now + datetime.timedelta(seconds=s)).strftime('%Y%m%d-%H%M%S') for s in range(-1, 60)}
+    for name in taken:
+        (tmp_path / 'runs' / name).mkdir(parents=True)
+        (tmp_path / 'runs' / name / 'meta.json').write_text('{}')
+        (tmp_path / 'runs' / name / 'command.txt').write_text('another run\n')
+    procs = [subprocess.Popen([sys.executable, '-m', 'd2lnets', 'train', 'lenet', '--epochs', '1', *SMALL],
+                              cwd=tmp_path, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+             for _ in range(2)]
+    results = [p.communicate(timeout=300) + (p.returncode,) for p in procs]
+    assert [r[2] for r in results] == [0, 0], results
+    new = sorted(set(os.listdir(tmp_path / 'runs')) - taken)
+    assert len(new) == 2 and all(n.rsplit('-', 1)[0] in taken and n.rsplit('-', 1)[1] in ('2', '3') for n in new)
+    for name in new:
+        assert (tmp_path / 'runs' / name / 'model.params').is_file()
+    for name in taken:
+        assert sorted(os.listdir(tmp_path / 'runs' / name)) == ['command.txt', 'meta.json']
+        assert (tmp_path / 'runs' / name / 'command.txt').read_text() == 'another run\n'
