@@ -82,6 +82,17 @@ def test_atomic_write_replaces_no_link_and_no_fifo(tmp_path, victim, kind):
     assert sorted(os.listdir(tmp_path)) == sorted(['victim.txt', 'history.csv'])
 
 
+def test_a_failed_first_epoch_removes_the_parent_folders_it_created_and_no_other(tmp_path, capsys):
+    out = tmp_path / 'a' / 'b' / 'run'
+    line = one_error_line(capsys, 'train', 'lenet', '--out', out, '--lr', '1e38', *SMALL)
+    assert 'became NaN or infinite in epoch 1' in line
+    assert sorted(os.listdir(tmp_path)) == []
+    (tmp_path / 'a').mkdir()           # a folder that was there before stays
+    (tmp_path / 'a' / 'keep.txt').write_text(VICTIM)
+    one_error_line(capsys, 'train', 'lenet', '--out', out, '--lr', '1e38', *SMALL)
+    assert sorted(os.listdir(tmp_path)) == ['a'] and sorted(os.listdir(tmp_path / 'a')) == ['keep.txt']
+
+
 def test_runs_started_in_the_same_second_without_out_get_folders_of_their_own(tmp_path):
     # Every default name of the next minute is taken by another run: each process makes NAME-2, NAME-3, ...
     # with an exclusive mkdir, so two processes started at once never share (or take over) one folder.

@@ -25,7 +25,7 @@ import shlex
 import shutil
 import sys
 from pathlib import Path
-from typing import Any, Dict, Optional, Sequence, Tuple
+from typing import Any, Dict, List, Optional, Sequence, Tuple
 
 import mxnet as mx
 
@@ -104,6 +104,23 @@ def _check_input(name: str, recipe: Dict[str, Any]) -> None:
                          % (name, side, side, err, recipe_for(name)['resize'])) from None
 
 
+def _make_parents(folder: Path) -> List[Path]:
+    """Create ``folder`` and the folders above it that are missing; return those this
+    process created (not another one at the same moment), innermost first."""
+    missing = []
+    while not os.path.lexists(folder) and folder != folder.parent:
+        missing.append(folder)
+        folder = folder.parent
+    created = []
+    for folder in reversed(missing):
+        try:
+            os.mkdir(folder)
+            created.append(folder)
+        except FileExistsError:
+            pass
+    return created[::-1]
+
+
 def _make_folder(path: Path, unique: bool) -> Tuple[Path, bool]:
     """(the run's folder, whether this process created it). ``unique``: an exclusive ``mkdir``
     of ``path``, else ``path-2``, ``path-3``, ...: two processes never get one folder."""
@@ -122,12 +139,22 @@ def _make_folder(path: Path, unique: bool) -> Tuple[Path, bool]:
                      % (path, MAX_SAME_NAME - 1))
 
 
+def _remove_empty(folders: Sequence[Path]) -> None:
+    # Innermost first; a folder someone put anything into meanwhile is kept.
+    for folder in folders:
+        try:
+            os.rmdir(folder)
+        except OSError:
+            return
+
+
 class RunFolder:
     """A run folder held by this process: locked, and removed again if the
     run completes no epoch. Use as a context manager around the run."""
 
-    def __init__(self, path: Path, created: bool, lock_fd: int):
-        self.path, self.created, self._lock_fd = path, created, lock_fd
+    def __init__(self, path: Path, created: bool, lock_fd: int, parents: Sequence[Path] = ()):
+        # parents: the folders above path this process created for it, innermost first
+        self.path, self.created, self._lock_fd, self.parents = path, created, lock_fd, list(parents)
 
     @staticmethod
     def _lock(path: Path) -> int:
@@ -158,9 +185,17 @@ class RunFolder:
         path = Path(path)
         if path.exists() and not path.is_dir():
             raise ValueError('%s is a file; give a folder (new or empty) for the run' % path)
-        path.parent.mkdir(parents=True, exist_ok=True)
-        path, created = _make_folder(path, unique)
-        held = cls(path, created, cls._lock(path))
+        parents = _make_parents(path.parent)
+        try:
+            path, created = _make_folder(path, unique)
+        except BaseException:
+            _remove_empty(parents)
+            raise
+        try:
+            held = cls(path, created, cls._lock(path), parents)
+        except BaseException:
+            _remove_empty(([path] if created else []) + parents)
+            raise
         try:
             held._check_free()
         except BaseException:
@@ -203,6 +238,7 @@ class RunFolder:
         if remove:
             if self.created:
                 shutil.rmtree(self.path, ignore_errors=True)
+                _remove_empty(self.parents)
             else:
                 for name in os.listdir(self.path):
                     target = self.path / name
