@@ -5,6 +5,7 @@ import json
 import os
 import subprocess
 import sys
+from pathlib import Path
 
 import pytest
 from hypothesis import HealthCheck, given, settings, strategies as st
@@ -143,6 +144,7 @@ def test_a_bad_kernel_record_is_rebuilt_and_never_breaks_info(tmp_path, monkeypa
 READERS = """
 import sys
 from pathlib import Path
+from pathlib import Path
 from d2lnets.training.checkpoint import load_checkpoint
 from d2lnets.weights.meta import read_meta
 from d2lnets.perf import fused
@@ -236,3 +238,34 @@ def test_any_kernel_record_is_a_record_or_none(tmp_path, data):
     (tmp_path / 'lib.json').write_bytes(data)
     assert isinstance(fused._read_record(lib), dict)        # a damaged record is an empty one: rebuilt
     assert fused.intact(lib) in (True, False)
+
+
+# --- meta.json's sizes, checked when it is read ---
+
+SHIPPED = Path(__file__).resolve().parent.parent / 'd2lnets' / 'weights' / 'lenet-fashion-mnist-5a8ada67.params'
+
+
+@pytest.mark.parametrize('field, value, message', [
+    ('input_shape', [1, 1, 100000, 100000], "the field 'input_shape' is out of bounds (the input shape [1, 1, 100000, "
+                                            '100000]: each side must be at most 16384, got 100000)'),
+    ('input_shape', [1, 4096, 16384, 16384], "the field 'input_shape' is out of bounds (an input of shape (1, 4096, "
+                                             '16384, 16384): 1099511627776 elements, more than the 2147483647'),
+    ('input_shape', [1, 1, 28, 28.0], "the field 'input_shape' must be a list [1, channels, height, width] of "
+                                      'positive integers, not [1, 1, 28, 28.0]'),
+    ('input_shape', [1, 1, 28], "the field 'input_shape' must be a list [1, channels, height, width]"),
+    ('classes', ['x'] * 100_001, "the field 'classes' must be a list of 1 to 100000 class names of at most 200 "
+                                 'characters'),
+    ('classes', ['x' * 201], "the field 'classes' must be a list of 1 to 100000 class names"),
+])
+def test_a_hostile_meta_json_is_one_line_before_anything_is_allocated(tmp_path, capsys, field, value, message):
+    from d2lnets.cli import main
+    from PIL import Image
+    params = tmp_path / 'model.params'
+    params.write_bytes(SHIPPED.read_bytes())
+    meta = json.loads(SHIPPED.with_suffix('.json').read_text())
+    (tmp_path / 'meta.json').write_text(json.dumps(dict(meta, **{field: value})))
+    Image.new('L', (28, 28)).save(tmp_path / 'x.png')
+    assert main(['predict', 'lenet', '--params', str(params), str(tmp_path / 'x.png')]) == 1
+    err = capsys.readouterr().err.splitlines()
+    assert len(err) == 1 and err[0].startswith('d2lnets predict: error: %s: ' % (tmp_path / 'meta.json')), err
+    assert message in err[0] and err[0].endswith('; write the file anew with `d2lnets train` (or fix that field)')
