@@ -65,7 +65,7 @@ def test_nan_weights_are_refused_when_loading(saved):
     ({'normalization': 'imagenet'}, 'normalization', 'must be an object'),
     ({'normalization': {'scale': 1, 'mean': 0, 'std': 0}}, 'normalization', 'must be an object'),
     ({'input_shape': [1, 1, 28]}, 'input_shape', 'must be a list'),
-    ({'classes': 'shoes'}, 'classes', 'must be a non-empty list of class names'),
+    ({'classes': 'shoes'}, 'classes', 'must be a list of 1 to 100000 class names of at most 200 characters'),
     ({'dataset': 'imagenet'}, 'input_shape', "says 1 channel\\(s\\), but imagenet images have 3"),
     ({'test_acc': 2}, 'test_acc', 'must be null or a number from 0 to 1'),
 ])
