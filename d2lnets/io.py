@@ -24,9 +24,9 @@ import time
 import urllib.error
 import urllib.request
 from pathlib import Path
-from typing import Any, Callable, Optional, Set, Union
+from typing import Any, Callable, Optional, Sequence, Set, Union
 
-__all__ = ['atomic_write', 'write_text', 'write_json', 'read_json', 'parse_json', 'remove_stale_temporaries',
+__all__ = ['atomic_write', 'replace_all', 'write_text', 'write_json', 'read_json', 'parse_json', 'remove_stale_temporaries',
            'disk_full', 'sha1sum', 'download', 'mxnet_home', 'gluon_repo', 'usable_cores', 'cpu_model', 'cpu_flags',
            'DiskFull', 'DamagedFile']
 
@@ -272,6 +272,35 @@ def atomic_write(path: PathLike, write: Callable[[str], Any], suffix: str = '.tm
         if os.path.lexists(tmp):
             os.unlink(tmp)
     return path
+
+
+def replace_all(staged: Sequence[PathLike], targets: Sequence[PathLike]) -> None:
+    """Move each staged file onto its target through :func:`atomic_write`, all or none: on any
+    error the targets already replaced get their old content back. Every target must be
+    missing or a regular file (:func:`check_replaceable`), checked before anything moves."""
+    for target in targets:
+        check_replaceable(target)
+    done, backups = [], []
+    try:
+        for src, dst in zip(staged, targets):
+            backup = None
+            if os.path.lexists(dst):
+                backup = temporary_name(dst, '.old')
+                os.link(dst, backup, follow_symlinks=False)     # the old content, once dst is replaced
+                backups.append(backup)
+            atomic_write(dst, lambda tmp, src=src: os.replace(src, tmp))
+            done.append((dst, backup))
+    except BaseException:
+        for dst, backup in reversed(done):
+            if backup is not None:
+                os.replace(backup, dst)
+            else:
+                os.unlink(dst)
+        raise
+    finally:
+        for backup in backups:
+            if os.path.lexists(backup):
+                os.unlink(backup)
 
 
 def write_text(path: PathLike, text: str) -> Path:

@@ -114,3 +114,44 @@ def test_runs_started_in_the_same_second_without_out_get_folders_of_their_own(tm
     for name in taken:
         assert sorted(os.listdir(tmp_path / 'runs' / name)) == ['command.txt', 'meta.json']
         assert (tmp_path / 'runs' / name / 'command.txt').read_text() == 'another run\n'
+
+
+@pytest.mark.parametrize('kind', ['symlink', 'fifo'])
+def test_confusion_is_never_written_through_a_link_or_into_a_fifo(tmp_path, victim, capsys, kind):
+    path = tmp_path / 'c.png'
+    path.symlink_to(victim) if kind == 'symlink' else os.mkfifo(path)
+    assert main(['evaluate', 'lenet', '--pretrained', '--limit', '100', '--confusion', str(path)]) == 1
+    out, err = capsys.readouterr()
+    assert out == ''        # refused before the evaluation
+    assert err.splitlines() == ['d2lnets evaluate: error: %s is %s; d2lnets writes only regular files of its own '
+                                'there: remove it, or choose another folder'
+                                % (path, 'a symbolic link' if kind == 'symlink' else 'not a regular file')]
+    assert victim.read_text() == VICTIM and (path.is_symlink() or path.is_fifo())
+
+
+@pytest.mark.parametrize('kind', ['symlink', 'fifo'])
+def test_an_export_replaces_no_link_and_no_fifo(tmp_path, victim, capsys, kind):
+    path = tmp_path / 'lenet.onnx'
+    path.symlink_to(victim) if kind == 'symlink' else os.mkfifo(path)
+    assert main(['export', 'lenet', '--pretrained', '--format', 'onnx', '--out', str(tmp_path / 'lenet')]) == 1
+    assert capsys.readouterr().err.splitlines() == [
+        'd2lnets export: error: %s is %s; d2lnets writes only regular files of its own there: remove it, or choose '
+        'another folder' % (path, 'a symbolic link' if kind == 'symlink' else 'not a regular file')]
+    assert victim.read_text() == VICTIM and (path.is_symlink() or path.is_fifo())
+    assert sorted(os.listdir(tmp_path)) == ['lenet.onnx', 'victim.txt']
+
+
+def test_io_replace_all_moves_every_file_or_none(tmp_path, victim):
+    staged = [tmp_path / 'staged-a', tmp_path / 'staged-b']
+    for s in staged:
+        s.write_text('new ' + s.name)
+    targets = [tmp_path / 'a', tmp_path / 'b']
+    targets[0].write_text('old a')
+    targets[1].symlink_to(victim)          # the second is refused before the first moves
+    with pytest.raises(ValueError, match='b is a symbolic link; d2lnets writes only regular files'):
+        io.replace_all(staged, targets)
+    assert targets[0].read_text() == 'old a' and victim.read_text() == VICTIM
+    targets[1].unlink()
+    io.replace_all(staged, targets)
+    assert [t.read_text() for t in targets] == ['new staged-a', 'new staged-b']
+    assert sorted(os.listdir(tmp_path)) == ['a', 'b', 'victim.txt']
