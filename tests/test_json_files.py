@@ -181,8 +181,10 @@ def json_texts():
                           lambda inner: st.lists(inner, max_size=4) | st.dictionaries(st.text(max_size=8), inner,
                                                                                         max_size=4), max_leaves=20)
     valid = values.map(lambda v: json.dumps(v).encode())
-    bombs = st.tuples(st.integers(0, 3000), st.sampled_from([b'[', b'{"a":', b'["', b'[{}'])).map(lambda t: t[1] * t[0])
-    mutated = st.tuples(valid, st.binary(max_size=8), st.integers(0, 200)).map(lambda t: t[0][:t[2]] + t[1] + t[0][t[2]:])
+    # deep nesting, and valid JSON with a few bytes put in somewhere
+    bombs = st.builds(lambda n, unit: unit * n, st.integers(0, 3000), st.sampled_from([b'[', b'{"a":', b'["', b'[{}']))
+    mutated = st.builds(lambda text, extra, at: text[:at] + extra + text[at:], valid, st.binary(max_size=8),
+                        st.integers(0, 200))
     return st.one_of(st.binary(max_size=300), valid, bombs, mutated)
 
 
