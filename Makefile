@@ -1,10 +1,15 @@
 # Quick start: `make demo` and `make test` each do all their own set-up:
-# a .venv with Python 3.11, the requirements, and (as root, with apt) the
-# Debian packages for the data set.
-PYTHON ?= python3.11
-VENV := .venv
+# a venv for the Python found (3.12, then 3.11; or make PYTHON=...), the
+# pinned requirements, and (as root, with apt) the Debian packages for the data set.
+PYTHON ?=
+# "PATH VERSION" of the chosen Python; empty if none is supported (the venv rule then says why).
+FOUND := $(shell bash scripts/find-python.sh '$(PYTHON)' 2>/dev/null)
+PYVER := $(or $(word 2,$(FOUND)),none)
+# One venv per Python version, so switching never mixes them.
+VENV := .venv-$(PYVER)
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed-stamp
+PIP := $(VENV)/bin/pip install -q --disable-pip-version-check
 # Debian package:path that shows it is installed. g++ builds d2lnets' fused
 # CPU kernels for LeNet (d2lnets/perf/fused.py); without it LeNet trains 2-3x slower.
 SYSTEM_DEPS := graphviz:/usr/bin/dot g++:/usr/bin/g++
@@ -15,24 +20,21 @@ TEST_DEPS := iproute2:/usr/sbin/ip openssh-server:/usr/sbin/sshd
 # (--data-dir, $$D2LNETS_DATA, $$MXNET_HOME/datasets, Debian's folder).
 DATA_DEPS := dataset-fashion-mnist:/usr/share/datasets/fashion-mnist
 
-.PHONY: all setup system demo test docs notebooks clean
+.PHONY: all setup system demo test docs notebooks constraints clean
 
 all: demo
 
-$(STAMP): requirements.txt requirements-dev.txt setup.py
-	@command -v $(PYTHON) >/dev/null 2>&1 || { \
-	  echo "make: $(PYTHON) not found. d2lnets needs Python 3.11 (MXNet 1.9.1 imports only with numpy<1.24,"; \
-	  echo "      which has no wheels for Python 3.12+). Install Python 3.11, or run make PYTHON=/path/to/python3.11"; \
-	  exit 1; }
-	@$(PYTHON) -c 'import sys; sys.exit(sys.version_info[:2] != (3, 11))' || { \
-	  echo "make: $(PYTHON) is Python $$($(PYTHON) -c 'import platform; print(platform.python_version())'), d2lnets needs Python 3.11."; \
-	  echo "      Install Python 3.11, or run make PYTHON=/path/to/python3.11"; exit 1; }
-	$(PYTHON) -m venv $(VENV)
-	$(VENV)/bin/pip install -q --disable-pip-version-check -r requirements-dev.txt
-	$(VENV)/bin/pip install -q --disable-pip-version-check --no-deps -e .
+$(STAMP): requirements.txt requirements-dev.txt constraints.txt setup.py
+	@bash scripts/find-python.sh '$(PYTHON)' >/dev/null
+	$(word 1,$(FOUND)) -m venv $(VENV)
+	$(PIP) -r requirements-dev.txt -c constraints.txt
+	$(PIP) --no-deps -e .
 	@touch $(STAMP)
 
+# .venv: the venv of the last make, for the commands the docs give (an old
+# .venv that is a folder of its own is left alone).
 setup: $(STAMP) system
+	@if [ -L .venv ] || [ ! -e .venv ]; then ln -sfn $(VENV) .venv; fi
 
 system: $(STAMP)
 	@bash scripts/system-deps.sh $(SYSTEM_DEPS) \
@@ -56,5 +58,12 @@ docs: setup
 notebooks: setup
 	cd notebooks && for nb in *.ipynb; do ../$(VENV)/bin/jupyter execute --inplace --timeout=-1 "$$nb" || exit 1; done
 
+# constraints.txt anew: the newest versions requirements*.txt allow, resolved
+# in a fresh venv for each supported Python found. Then run make test on each
+# (make test PYTHON=...) and commit it only if both pass.
+constraints:
+	bash scripts/find-python.sh '$(PYTHON)' >/dev/null
+	$(word 1,$(FOUND)) scripts/constraints.py
+
 clean:
-	rm -rf $(VENV) .pytest_cache build *.egg-info site docs/generated
+	rm -rf .venv .venv-* .pytest_cache build *.egg-info site docs/generated

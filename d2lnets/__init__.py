@@ -10,6 +10,7 @@ import sys
 
 from ._version import __version__
 from .runtime import apply_defaults as _apply_defaults
+from .runtime import mxnet_compat as _mxnet_compat
 
 MISSING_MXNET = (
     'd2lnets needs Apache MXNet 1.9.1, which is not installed. Install the CPU build with '
@@ -18,6 +19,7 @@ MISSING_MXNET = (
     'Linux x86-64 only: on Windows use WSL2, on an Apple-silicon Mac a Linux container. '
     'Without MXNet, only `d2lnets predict NAME --onnx FILE IMAGE...` works (with onnxruntime).')
 
+_mxnet_compat()
 _apply_defaults()
 
 # public name -> module that defines it

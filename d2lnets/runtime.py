@@ -25,12 +25,72 @@ The defaults, and why (measured in benchmarks/, see docs/performance.md):
     which overlaps the GPU's work with Python's.
 """
 import importlib.metadata
+import importlib.util
 import os
 import sys
 import warnings
-from typing import Dict
+from typing import Dict, List
 
 from .io import usable_cores
+
+
+# --- What MXNet 1.9.1 imports from older numpy and Python (issue 18) --------
+# MXNet 1.9.1 (2022, the last release) uses ``numpy.bool`` -- at import, in
+# mxnet/numpy/utils.py, and when indexing with booleans -- an alias of the
+# builtin ``bool`` that numpy 1.24 removed; its other removed aliases appear
+# only in MXNet's own test helpers. It imports ``distutils.version`` at import,
+# which Python 3.12 removed; setuptools carries a copy. Both are given back,
+# as the same objects older numpy and Python had, before mxnet is imported.
+MXNET_BEFORE_D2LNETS = (
+    'mxnet was imported before d2lnets and failed: MXNet 1.9.1 needs numpy.bool (gone since numpy 1.24) and '
+    'distutils (gone since Python 3.12), which d2lnets gives back. Restart Python (in Jupyter: Kernel > Restart) '
+    'and import d2lnets before mxnet.')
+
+
+def _distutils_on_demand() -> bool:
+    """Whether setuptools' .pth file set up distutils to load when imported.
+
+    Asking importlib for distutils then would import all of setuptools
+    (70 ms), for every ``import d2lnets``, even where MXNet is not used.
+    """
+    return '_distutils_hack' in sys.modules and os.environ.get('SETUPTOOLS_USE_DISTUTILS', 'local') == 'local'
+
+
+def mxnet_compat() -> List[str]:
+    """Give MXNet 1.9.1 what it needs from numpy<1.24 and Python<3.12; return
+    the names added (none where numpy and Python still have them).
+
+    Raises ImportError (one line) when an import of ``mxnet`` before
+    d2lnets already failed for want of them: only a new process recovers.
+    """
+    if 'mxnet' not in sys.modules and any(name.startswith('mxnet.') for name in sys.modules):
+        raise ImportError(MXNET_BEFORE_D2LNETS)
+    added = []
+    try:
+        import numpy
+    except ImportError:  # MXNet's own import says numpy is missing
+        return added
+    with warnings.catch_warnings():
+        warnings.simplefilter('ignore')  # numpy 1.20-1.23 warn on the alias, and still have it
+        try:
+            numpy.bool
+        except AttributeError:
+            numpy.bool = bool
+            added.append('numpy.bool')
+    if sys.version_info >= (3, 12) and not _distutils_on_demand() and importlib.util.find_spec('distutils') is None:
+        # Python skipped setuptools' .pth file (python -S, an embedded
+        # interpreter): importing setuptools provides distutils as well.
+        try:
+            import setuptools  # noqa: F401
+        except ImportError:
+            pass
+        if importlib.util.find_spec('distutils') is None:
+            raise ImportError('MXNet 1.9.1 needs distutils, which Python %d.%d no longer has and setuptools '
+                              'provides: pip install setuptools, and leave SETUPTOOLS_USE_DISTUTILS unset'
+                              % sys.version_info[:2])
+        added.append('distutils')
+    return added
+
 
 _warned = False
 # What apply_defaults set in this process: d2lnets' choice, not the user's.

@@ -8,6 +8,7 @@ D2LNETS_TEST_STEPS, D2LNETS_TEST_SLEEP.
 import os
 import time
 
+import d2lnets  # noqa: F401  (first: MXNet's settings, and what MXNet needs on numpy>=1.24)
 import mxnet as mx
 
 pids = os.environ.get('D2LNETS_TEST_PIDS')

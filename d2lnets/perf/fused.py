@@ -595,6 +595,9 @@ class FusedNet:
         self._fast: Optional[mx.gluon.Block] = None
         self._decided = not (enabled() and isinstance(net, mx.gluon.HybridBlock)
                              and all(c.device_type == 'cpu' for c in ctxs))
+        # Seconds the first call spent deciding (the kernels' first build, about
+        # 10 s, and the timed choice): once per process, kept out of timings.
+        self.setup_seconds = 0.0
 
     @property
     def fused(self) -> bool:
@@ -613,6 +616,7 @@ class FusedNet:
     def __call__(self, x: mx.nd.NDArray) -> mx.nd.NDArray:
         if not self._decided:
             self._decided = True
+            start = time.perf_counter()
             if any(p._deferred_init for p in self.net.collect_params().values()):
                 # Finishes deferred initialization. In training mode: a predict-mode
                 # forward lets oneDNN keep the weights in its own layout, which
@@ -624,6 +628,7 @@ class FusedNet:
                 self.chains = self._fast.fused_chains
                 self.variant = best_variant()
                 self._fast.hybridize(static_alloc=True, static_shape=True)
+            self.setup_seconds = time.perf_counter() - start
         return (self._fast or self.net)(x)
 
 

@@ -19,7 +19,8 @@ import threading
 import time
 from typing import Callable, Dict, Iterator, List, Optional, Sequence, TextIO
 
-SERVER_COMMAND = [sys.executable, '-c', 'import mxnet']
+# d2lnets first: it gives MXNet what it needs on numpy>=1.24 and Python 3.12 (runtime.mxnet_compat).
+SERVER_COMMAND = [sys.executable, '-c', 'import d2lnets, mxnet']
 PR_SET_PDEATHSIG = 1        # from <linux/prctl.h>
 MAX_LINE = 64 * 1024        # characters of one output line; longer ones are passed on in pieces
 # What `python -m d2lnets.training.launch --child` says on its stdout besides the process's output:

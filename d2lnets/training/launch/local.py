@@ -4,8 +4,8 @@ Each role is a process with MXNet's documented environment (``DMLC_ROLE``,
 ``DMLC_PS_ROOT_URI``, ``DMLC_PS_ROOT_PORT``, ``DMLC_NUM_WORKER``,
 ``DMLC_NUM_SERVER``) and ``DMLC_NODE_HOST``/``DMLC_INTERFACE`` pinned to the
 loopback, since otherwise servers and workers listen on the machine's outward
-address. Scheduler and servers are ``python -c "import mxnet"``: importing
-MXNet with a server role runs the server loop until the workers are done.
+address. Scheduler and servers are ``python -c "import d2lnets, mxnet"``:
+importing MXNet with a server role runs the server loop until the workers are done.
 """
 import os
 import sys
