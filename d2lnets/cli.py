@@ -239,7 +239,11 @@ def _add_evaluate(sub) -> None:
 def _run_evaluate(args) -> int:
     from pathlib import Path
     from .training.plot import plot_confusion
+    from .io import check_replaceable
     from .training.runs import evaluate_saved
+    path = Path(args.confusion) if args.confusion else (
+        Path(args.params).parent / 'confusion.png' if args.params else Path('%s-confusion.png' % args.name))
+    check_replaceable(path)     # a link or a FIFO there is refused before the evaluation, not after
     result = evaluate_saved(args.name, params=args.params, pretrained=args.pretrained, data_dir=args.data_dir,
                             batch_size=args.batch_size, ctx=args.ctx, limit=args.limit)
     meta = result['meta']
@@ -248,8 +252,6 @@ def _run_evaluate(args) -> int:
     width = max(len(c) for c in result['classes'])
     for label, (cls, acc) in enumerate(zip(result['classes'], result['per_class'])):
         print('%d  %-*s  %.3f' % (label, width, cls, acc))
-    path = Path(args.confusion) if args.confusion else (
-        Path(args.params).parent / 'confusion.png' if args.params else Path('%s-confusion.png' % args.name))
     plot_confusion(result['matrix'], result['classes'], path,
                    title='%s: test acc %.3f' % (args.name, result['accuracy']))
     print('confusion matrix: %s' % path)

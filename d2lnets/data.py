@@ -292,10 +292,23 @@ def load_arrays(dataset: str = 'fashion-mnist', train: bool = True, root: Option
     except DatasetError as err:
         raise DatasetError('%s (it should hold the %s %s split); %s'
                            % (err, dataset, 'training' if train else 'test', hint)) from None
-    if labels.size and labels.max() >= len(ds.classes):
-        raise DatasetError('%s: label %d found, %s labels are 0..%d; %s'
-                           % (lbl_path, labels.max(), dataset, len(ds.classes) - 1, hint))
+    bad = out_of_range(labels, len(ds.classes))
+    if bad:
+        raise DatasetError('%s: %s found, %s labels are 0..%d; %s' % (lbl_path, bad, dataset, len(ds.classes) - 1,
+                                                                       hint))
     return images, labels
+
+
+def out_of_range(labels: np.ndarray, classes: int) -> Optional[str]:
+    """``'label 12 (3 examples)'``: the most extreme label outside ``[0, classes)`` and how many
+    examples have it, or ``None`` when every label is a class, an integer from 0 to ``classes - 1``."""
+    labels = np.asarray(labels).ravel()
+    outside = labels[(labels < 0) | (labels >= classes) | (labels != np.floor(labels))]
+    if not outside.size:
+        return None
+    worst = outside.max() if outside.max() >= classes else outside.min()
+    count = int(np.count_nonzero(labels == worst))
+    return 'label %g (%d example%s)' % (worst, count, '' if count == 1 else 's')
 
 
 class ArrayIter:

@@ -12,6 +12,7 @@ settings and the CLI's start use it.
 import errno
 import hashlib
 import http.client
+import itertools
 import json
 import os
 import platform
@@ -23,10 +24,11 @@ import time
 import urllib.error
 import urllib.request
 from pathlib import Path
-from typing import Any, Callable, Optional, Set, Union
+from typing import Any, Callable, Optional, Sequence, Set, Union
 
-__all__ = ['atomic_write', 'write_text', 'write_json', 'remove_stale_temporaries', 'disk_full', 'sha1sum', 'download',
-           'mxnet_home', 'gluon_repo', 'usable_cores', 'cpu_model', 'cpu_flags', 'DiskFull']
+__all__ = ['atomic_write', 'replace_all', 'write_text', 'write_json', 'read_json', 'parse_json', 'remove_stale_temporaries',
+           'disk_full', 'sha1sum', 'download', 'mxnet_home', 'gluon_repo', 'usable_cores', 'cpu_model', 'cpu_flags',
+           'DiskFull', 'DamagedFile']
 
 PathLike = Union[str, os.PathLike]
 
@@ -40,9 +42,17 @@ CHUNK = 1 << 16
 # takes 10 minutes at 1 MB/s; a server may send no more than this.
 DOWNLOAD_DEADLINE = 3600.0  # seconds
 MAX_DOWNLOAD_BYTES = 4 << 30
+# The JSON files d2lnets reads are a few KiB (a checkpoint's history of 10,000 epochs about 1 MiB)
+# and nest a few levels: anything beyond these is damaged, and is refused before it is parsed.
+MAX_JSON_BYTES = 16 << 20
+MAX_JSON_DEPTH = 32
 
 # .NAME.<pid>.<8 hex>.tmp|.part, possibly with more suffixes (a zip fetched for a .tmp)
 _TEMP = re.compile(r'^\..+\.(\d+)\.[0-9a-f]{8}\.(tmp|part)(\..+)?$')
+
+
+class DamagedFile(ValueError):
+    """A file d2lnets reads is damaged (not JSON, too large, too deeply nested, not text, not a file)."""
 
 
 class DiskFull(OSError):
@@ -132,14 +142,25 @@ def check_replaceable(path: PathLike) -> None:
         raise _not_ours(path, 'not a regular file')
 
 
-def open_regular(path: PathLike) -> int:
+def open_regular(path: PathLike, write: bool = True) -> int:
     """A read-write descriptor of the regular file ``path``, created (0o644) if missing.
 
     Never through a symbolic link (``O_NOFOLLOW``), never onto a FIFO, a
     device or a socket, never a file with other names (a hard link, which
     could be anyone's file): ``ValueError`` in one line for those, and
-    nothing is written.
+    nothing is written. ``write=False``: a read-only descriptor of an existing
+    file; a symbolic link is followed (reading writes nothing), but what it
+    reaches must be a regular file (a FIFO would block, a device never end).
     """
+    if not write:
+        try:
+            fd = os.open(str(path), os.O_RDONLY | os.O_NONBLOCK | os.O_CLOEXEC)
+        except OSError as err:
+            raise OSError(err.errno, 'cannot read %s: %s' % (path, err.strerror)) from None
+        if not stat.S_ISREG(os.fstat(fd).st_mode):
+            os.close(fd)
+            raise ValueError('%s is not a regular file' % path)
+        return fd
     check_replaceable(path)
     try:
         fd = os.open(str(path), os.O_RDWR | os.O_CREAT | os.O_NOFOLLOW | os.O_NONBLOCK | os.O_CLOEXEC, 0o644)
@@ -153,6 +174,78 @@ def open_regular(path: PathLike) -> int:
         raise _not_ours(path, 'not a regular file' if not stat.S_ISREG(info.st_mode)
                         else 'a hard link (%d names for one file)' % info.st_nlink)
     return fd
+
+
+# A JSON string, or what is left of an unclosed one: matched in one pass whatever the text
+# (an optional closing quote, so no match is retried from the next quote).
+_JSON_STRING = re.compile(r'"(?:[^"\\]+|\\.)*"?', re.S)
+_JSON_BRACKETS = re.compile(r'[\[\]{}]')
+_JSON_STEP = {'[': 1, '{': 1, ']': -1, '}': -1}
+
+
+def _json_depth(text: str) -> int:
+    # The deepest nesting of [ and { outside strings: counted before json.loads, whose
+    # recursion would meet a file of 100,000 "[" as a RecursionError.
+    brackets = _JSON_BRACKETS.findall(_JSON_STRING.sub('', text))
+    return max(itertools.accumulate(map(_JSON_STEP.__getitem__, brackets)), default=0)
+
+
+def _damaged(source: str, why: str, fix: str) -> DamagedFile:
+    return DamagedFile('%s is damaged (%s); %s' % (source, why, fix))
+
+
+def _too_large(size: int, limit: int) -> str:
+    return '%d bytes, more than the %d a file of its kind can have' % (size, limit)
+
+
+def parse_json(data: Union[bytes, str], source: str, fix: str, max_bytes: int = MAX_JSON_BYTES,
+               max_depth: int = MAX_JSON_DEPTH) -> Any:
+    """The value of the JSON text ``data`` (UTF-8 when bytes), at most
+    ``max_bytes`` long and ``max_depth`` deep; checked before it is parsed.
+
+    Raises
+    ------
+    DamagedFile
+        One line: ``SOURCE is damaged (why); FIX``.
+    """
+    if len(data) > max_bytes:
+        raise _damaged(source, _too_large(len(data), max_bytes), fix)
+    try:
+        text = data.decode('utf-8') if isinstance(data, bytes) else data
+    except UnicodeDecodeError:
+        raise _damaged(source, 'not UTF-8 text', fix) from None
+    if _json_depth(text) > max_depth:
+        raise _damaged(source, 'nested more than %d levels deep' % max_depth, fix)
+    try:
+        return json.loads(text)
+    except ValueError as err:     # JSONDecodeError, and numbers of more than 4300 digits
+        raise _damaged(source, 'not JSON: %s' % str(err).splitlines()[0][:100], fix) from None
+
+
+def read_json(path: PathLike, what: str, fix: str = 'remove it, or write it anew',
+              max_bytes: int = MAX_JSON_BYTES, max_depth: int = MAX_JSON_DEPTH) -> Any:
+    """The value of the JSON file ``path`` (``what``: the kind of file, for messages), read
+    through :func:`open_regular` with its size checked before anything is read, and
+    parsed by :func:`parse_json`.
+
+    Raises
+    ------
+    DamagedFile
+        One line naming ``what`` and ``path`` as damaged, and ``fix``: what to do.
+    OSError
+        ``path`` cannot be opened (missing, no permission).
+    """
+    source = '%s %s' % (what, path)
+    try:
+        fd = open_regular(path, write=False)
+    except ValueError:
+        raise _damaged(source, 'not a regular file', fix) from None
+    with open(fd, 'rb') as f:
+        size = os.fstat(fd).st_size
+        if size > max_bytes:
+            raise _damaged(source, _too_large(size, max_bytes), fix)
+        data = f.read(max_bytes + 1)      # a file that grows meanwhile is still read no further
+    return parse_json(data, source, fix, max_bytes, max_depth)
 
 
 def atomic_write(path: PathLike, write: Callable[[str], Any], suffix: str = '.tmp') -> Path:
@@ -183,6 +276,35 @@ def atomic_write(path: PathLike, write: Callable[[str], Any], suffix: str = '.tm
         if os.path.lexists(tmp):
             os.unlink(tmp)
     return path
+
+
+def replace_all(staged: Sequence[PathLike], targets: Sequence[PathLike]) -> None:
+    """Move each staged file onto its target through :func:`atomic_write`, all or none: on any
+    error the targets already replaced get their old content back. Every target must be
+    missing or a regular file (:func:`check_replaceable`), checked before anything moves."""
+    for target in targets:
+        check_replaceable(target)
+    done, backups = [], []
+    try:
+        for src, dst in zip(staged, targets):
+            backup = None
+            if os.path.lexists(dst):
+                backup = temporary_name(dst, '.old')
+                os.link(dst, backup, follow_symlinks=False)     # the old content, once dst is replaced
+                backups.append(backup)
+            atomic_write(dst, lambda tmp, src=src: os.replace(src, tmp))
+            done.append((dst, backup))
+    except BaseException:
+        for dst, backup in reversed(done):
+            if backup is not None:
+                os.replace(backup, dst)
+            else:
+                os.unlink(dst)
+        raise
+    finally:
+        for backup in backups:
+            if os.path.lexists(backup):
+                os.unlink(backup)
 
 
 def write_text(path: PathLike, text: str) -> Path:

@@ -139,7 +139,7 @@ def test_bad_labels_and_bad_gzip_are_clear_errors(no_data_env, mnist_files):
     labels = arrays['t10k-labels-idx1-ubyte'].copy()
     labels[5] = 10
     (folder / 't10k-labels-idx1-ubyte.gz').write_bytes(gzip.compress(idx_bytes(labels)))
-    with pytest.raises(DatasetError, match=r't10k-labels-idx1-ubyte.gz: label 10 found, mnist labels are 0..9'):
+    with pytest.raises(DatasetError, match=r't10k-labels-idx1-ubyte.gz: label 10 \(1 example\) found, mnist labels are 0..9'):
         data.load_arrays('mnist', train=False, root=str(folder))
     gz = gzip.compress(idx_bytes(arrays['t10k-labels-idx1-ubyte']))
     (folder / 't10k-labels-idx1-ubyte.gz').write_bytes(gz[:-20])  # cut inside the deflate stream

@@ -1,8 +1,11 @@
 """A run folder writes only its own regular files (issue 19, principle 1): a
 symbolic link, a FIFO or a hard link planted in it is refused in one line and
 nothing outside the run is written. Real symlinks, FIFOs and hard links."""
+import datetime
 import os
 import shutil
+import subprocess
+import sys
 
 import pytest
 
@@ -77,3 +80,78 @@ def test_atomic_write_replaces_no_link_and_no_fifo(tmp_path, victim, kind):
         io.write_text(path, 'epoch\n')
     assert victim.read_text() == VICTIM and (path.is_symlink() or path.is_fifo())
     assert sorted(os.listdir(tmp_path)) == sorted(['victim.txt', 'history.csv'])
+
+
+def test_a_failed_first_epoch_removes_the_parent_folders_it_created_and_no_other(tmp_path, capsys):
+    out = tmp_path / 'a' / 'b' / 'run'
+    line = one_error_line(capsys, 'train', 'lenet', '--out', out, '--lr', '1e38', *SMALL)
+    assert 'became NaN or infinite in epoch 1' in line
+    assert sorted(os.listdir(tmp_path)) == []
+    (tmp_path / 'a').mkdir()           # a folder that was there before stays
+    (tmp_path / 'a' / 'keep.txt').write_text(VICTIM)
+    one_error_line(capsys, 'train', 'lenet', '--out', out, '--lr', '1e38', *SMALL)
+    assert sorted(os.listdir(tmp_path)) == ['a'] and sorted(os.listdir(tmp_path / 'a')) == ['keep.txt']
+
+
+def test_runs_started_in_the_same_second_without_out_get_folders_of_their_own(tmp_path):
+    # Every default name of the next minute is taken by another run: each process makes NAME-2, NAME-3, ...
+    # with an exclusive mkdir, so two processes started at once never share (or take over) one folder.
+    now = datetime.datetime.now()
+    taken = {'lenet-%s' % (now + datetime.timedelta(seconds=s)).strftime('%Y%m%d-%H%M%S') for s in range(-1, 60)}
+    for name in taken:
+        (tmp_path / 'runs' / name).mkdir(parents=True)
+        (tmp_path / 'runs' / name / 'meta.json').write_text('{}')
+        (tmp_path / 'runs' / name / 'command.txt').write_text('another run\n')
+    procs = [subprocess.Popen([sys.executable, '-m', 'd2lnets', 'train', 'lenet', '--epochs', '1', *SMALL],
+                              cwd=tmp_path, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+             for _ in range(2)]
+    results = [p.communicate(timeout=300) + (p.returncode,) for p in procs]
+    assert [r[2] for r in results] == [0, 0], results
+    new = sorted(set(os.listdir(tmp_path / 'runs')) - taken)
+    assert len(new) == 2 and all(n.rsplit('-', 1)[0] in taken and n.rsplit('-', 1)[1] in ('2', '3') for n in new)
+    for name in new:
+        assert (tmp_path / 'runs' / name / 'model.params').is_file()
+    for name in taken:
+        assert sorted(os.listdir(tmp_path / 'runs' / name)) == ['command.txt', 'meta.json']
+        assert (tmp_path / 'runs' / name / 'command.txt').read_text() == 'another run\n'
+
+
+@pytest.mark.parametrize('kind', ['symlink', 'fifo'])
+def test_confusion_is_never_written_through_a_link_or_into_a_fifo(tmp_path, victim, capsys, kind):
+    path = tmp_path / 'c.png'
+    path.symlink_to(victim) if kind == 'symlink' else os.mkfifo(path)
+    assert main(['evaluate', 'lenet', '--pretrained', '--limit', '100', '--confusion', str(path)]) == 1
+    out, err = capsys.readouterr()
+    assert out == ''        # refused before the evaluation
+    assert err.splitlines() == ['d2lnets evaluate: error: %s is %s; d2lnets writes only regular files of its own '
+                                'there: remove it, or choose another folder'
+                                % (path, 'a symbolic link' if kind == 'symlink' else 'not a regular file')]
+    assert victim.read_text() == VICTIM and (path.is_symlink() or path.is_fifo())
+
+
+@pytest.mark.parametrize('kind', ['symlink', 'fifo'])
+def test_an_export_replaces_no_link_and_no_fifo(tmp_path, victim, capsys, kind):
+    path = tmp_path / 'lenet.onnx'
+    path.symlink_to(victim) if kind == 'symlink' else os.mkfifo(path)
+    assert main(['export', 'lenet', '--pretrained', '--format', 'onnx', '--out', str(tmp_path / 'lenet')]) == 1
+    assert capsys.readouterr().err.splitlines() == [
+        'd2lnets export: error: %s is %s; d2lnets writes only regular files of its own there: remove it, or choose '
+        'another folder' % (path, 'a symbolic link' if kind == 'symlink' else 'not a regular file')]
+    assert victim.read_text() == VICTIM and (path.is_symlink() or path.is_fifo())
+    assert sorted(os.listdir(tmp_path)) == ['lenet.onnx', 'victim.txt']
+
+
+def test_io_replace_all_moves_every_file_or_none(tmp_path, victim):
+    staged = [tmp_path / 'staged-a', tmp_path / 'staged-b']
+    for s in staged:
+        s.write_text('new ' + s.name)
+    targets = [tmp_path / 'a', tmp_path / 'b']
+    targets[0].write_text('old a')
+    targets[1].symlink_to(victim)          # the second is refused before the first moves
+    with pytest.raises(ValueError, match='b is a symbolic link; d2lnets writes only regular files'):
+        io.replace_all(staged, targets)
+    assert targets[0].read_text() == 'old a' and victim.read_text() == VICTIM
+    targets[1].unlink()
+    io.replace_all(staged, targets)
+    assert [t.read_text() for t in targets] == ['new staged-a', 'new staged-b']
+    assert sorted(os.listdir(tmp_path)) == ['a', 'b', 'victim.txt']

@@ -168,3 +168,40 @@ def test_history_round_trips():
     h.append(epoch=1, loss=2.5, train_acc=0.1, test_acc=0.125, seconds=1.5, examples_per_sec=1000.0)
     assert History.from_dict(h.to_dict()) == h
     assert h.to_csv() == 'epoch,loss,train_acc,test_acc,seconds,examples_per_sec\n1,2.5,0.1,0.125,1.5,1000.0\n'
+
+
+def test_labels_outside_the_networks_classes_are_refused_before_training(small):
+    # Fashion-MNIST's labels 0..9 and a LeNet of 5 classes: labels 5..9 would train silently wrong.
+    net = d2lnets.get_model('lenet', classes=5)
+    nines = int(np.count_nonzero(small[0].labels == 9))
+    with pytest.raises(ValueError) as err:
+        train(net, *small, num_epochs=1, lr=0.9, verbose=False)
+    assert str(err.value) == ('the training data holds label 9 (%d examples), but the network has 5 classes, labels '
+                              '0 to 4: give labels in that range, or a network with more classes (classes=N)' % nines)
+    with pytest.raises(RuntimeError):      # nothing was initialized, let alone trained
+        next(iter(net.collect_params().values())).data()
+    images = small[0].images[:256]
+    labels = np.zeros(256, np.float32)
+    labels[[3, 7]] = -1
+    test = data.ArrayIter(images, labels, 128)
+    with pytest.raises(ValueError, match=r'^the test data holds label -1 \(2 examples\), but the network has 10 '
+                                         r'classes, labels 0 to 9: give labels'):
+        train(d2lnets.get_model('lenet'), small[0], test, num_epochs=1, lr=0.9, verbose=False)
+
+
+def test_a_label_outside_the_classes_is_one_line_from_the_cli(no_data_env, mnist_files, capsys):
+    import gzip
+    from conftest import idx_bytes
+    from test_data import _make_set
+    from test_run import one_error_line
+    _, arrays = mnist_files
+    folder = _make_set(no_data_env / 'set', arrays)
+    labels = arrays['train-labels-idx1-ubyte'].copy()
+    labels[[10, 20, 30]] = 12
+    (folder / 'train-labels-idx1-ubyte.gz').write_bytes(gzip.compress(idx_bytes(labels), compresslevel=1))
+    out = no_data_env / 'run'
+    line = one_error_line(capsys, 'train', 'lenet', '--dataset', 'mnist', '--data-dir', folder, '--out', out,
+                          '--limit', '600', '--quiet')
+    assert line.startswith('d2lnets train: error: %s: label 12 (3 examples) found, mnist labels are 0..9; '
+                           % (folder / 'train-labels-idx1-ubyte.gz')), line
+    assert not out.exists()

@@ -24,7 +24,7 @@ import numpy as np
 if TYPE_CHECKING:   # MXNet is imported where it is used: this module loads without it
     import mxnet as mx
 
-from ..io import disk_full, remove_stale_temporaries, temporary_name
+from ..io import check_replaceable, disk_full, remove_stale_temporaries, replace_all, temporary_name
 from .onnx_model import METADATA_KEY
 
 FORMATS = ('symbol', 'onnx')
@@ -105,27 +105,6 @@ def _staging(prefix: str) -> Iterator[str]:
         raise
     finally:
         shutil.rmtree(tmp, ignore_errors=True)
-
-
-def _replace_all(staged: Sequence[str], targets: Sequence[str]) -> None:
-    """Put every staged file in place, or (on any error) none: files already
-    replaced get their old content back."""
-    done = []
-    try:
-        for src, dst in zip(staged, targets):
-            backup = None
-            if os.path.isfile(dst):
-                backup = src + '.old'
-                os.link(dst, backup)     # keeps the old content once dst is replaced
-            os.replace(src, dst)
-            done.append((dst, backup))
-    except BaseException:
-        for dst, backup in reversed(done):
-            if backup is not None:
-                os.replace(backup, dst)
-            else:
-                os.unlink(dst)
-        raise
 
 
 def _export_symbol_files(net: mx.gluon.HybridBlock, prefix: str) -> Tuple[str, str]:
@@ -243,9 +222,10 @@ def export(net: mx.gluon.HybridBlock, prefix: str, input_shape: Sequence[int], f
     _trace(net, shape)
     targets = output_files(prefix, fmt)
     for target in targets:
-        if os.path.isdir(target):
+        if os.path.isdir(target) and not os.path.islink(target):
             raise ValueError('%s is a folder; give --out a path for the file (e.g. %s)'
                              % (target, os.path.join(target, 'model')))
+        check_replaceable(target)     # before the export's work: a link, a FIFO is refused at once
     differences = {}
     with _staging(prefix) as tmp:
         staged_prefix = os.path.join(tmp, 'model')
@@ -262,7 +242,7 @@ def export(net: mx.gluon.HybridBlock, prefix: str, input_shape: Sequence[int], f
             if not worst <= tolerance:  # also catches NaN
                 raise ValueError('the exported model differs from the network by up to %.3g (tolerance '
                                  '%.3g); nothing was written' % (worst, tolerance))
-        _replace_all(staged, targets)
+        replace_all(staged, targets)
     return Exported(targets, differences)
 
 

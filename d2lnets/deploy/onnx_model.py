@@ -3,17 +3,24 @@
 This is the deploy path: a machine with ``onnxruntime``, ``numpy`` and
 ``Pillow`` runs ``d2lnets predict NAME --onnx FILE IMAGE...``.
 """
-import json
 import os
 from typing import Dict, Optional, Tuple
 
 import numpy as np
 
-from ..weights.meta import validate
+from ..io import parse_json
+from ..weights.meta import MAX_BYTES, validate
 
 # Key of the JSON metadata d2lnets stores in the ONNX file (model name, classes,
 # input shape, preprocessing: meta.json's fields), read by ``d2lnets predict --onnx``.
 METADATA_KEY = 'd2lnets'
+
+
+def read_metadata(raw: Optional[str], path: str) -> Dict:
+    """The validated d2lnets metadata ``raw`` (JSON text, or None) stored in the ONNX file ``path``;
+    ``ValueError`` in one line naming the file when it is damaged."""
+    source = '%s (its d2lnets metadata)' % path
+    return validate(parse_json(raw, source, 'export it again', max_bytes=MAX_BYTES) if raw else {}, source)
 
 
 class OnnxModel:
@@ -45,12 +52,7 @@ class OnnxModel:
             raise ValueError('%s has %d inputs; expected one image batch' % (path, len(inputs)))
         self.input_name = inputs[0].name
         raw = self.session.get_modelmeta().custom_metadata_map.get(METADATA_KEY)
-        try:
-            meta = json.loads(raw) if raw else {}
-        except ValueError as err:
-            raise ValueError('%s holds d2lnets metadata that is not valid JSON (%s); export it again'
-                             % (path, err)) from None
-        self.metadata: Dict = validate(meta, '%s (its d2lnets metadata)' % path)
+        self.metadata: Dict = read_metadata(raw, path)
         self._input_dims = inputs[0].shape
 
     @property

@@ -51,12 +51,13 @@ from typing import Any, Callable, Dict, List, Optional, Tuple
 import mxnet as mx
 import numpy as np
 
-from ..io import atomic_write, cpu_flags, cpu_model  # noqa: F401  (cpu_*: what the variant is chosen from)
+from ..io import atomic_write, read_json, cpu_flags, cpu_model  # noqa: F401  (cpu_*: what the variant is chosen from)
 
 OP_NAME = 'd2l_conv_sigmoid_avgpool'  # each variant's operator: OP_NAME + '_' + variant
 SOURCE = Path(__file__).resolve().parent / 'csrc' / 'conv_sigmoid_avgpool.cc'
 KERNELS = (3, 5)  # the kernel sizes the operator is compiled for
 MODES = ('0', '1', 'auto')
+MAX_RECORD = 1 << 20  # bytes of a library's record: its size, sha256 and a few hundred timing choices
 
 # variant -> (-march level, the /proc/cpuinfo flags that level needs); best first.
 _V3 = ('avx', 'avx2', 'fma', 'bmi1', 'bmi2', 'f16c', 'movbe', 'abm', 'xsave')
@@ -188,8 +189,10 @@ def _sha256(path: Path) -> str:
 
 
 def _read_record(lib: Path) -> Dict[str, Any]:
+    # A missing or damaged record is an empty one: the library is then not intact, and rebuilt.
     try:
-        record = json.loads(_record_path(lib).read_text())
+        record = read_json(_record_path(lib), 'the record of the fused kernels', 'rebuilding them',
+                           max_bytes=MAX_RECORD)
         return record if isinstance(record, dict) else {}
     except (OSError, ValueError):
         return {}
@@ -333,6 +336,8 @@ def build(variant: Optional[str] = None, force: bool = False) -> Path:
     except OSError as err:
         raise BuildError('cannot write the fused kernels to %s (%s); set D2LNETS_CACHE to a writable folder'
                          % (out.parent, err.strerror or err)) from None
+    except ValueError as err:   # a record that is a link or a FIFO: io writes no such file
+        raise BuildError(str(err)) from None
     return out
 
 

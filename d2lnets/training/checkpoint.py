@@ -17,18 +17,21 @@ which runs code when loaded, so a checkpoint someone sent you could. The
 trainer's state is stored as plain arrays and JSON instead, and a checkpoint
 with a pickled ``.states`` file (d2lnets 0.1) is refused.
 """
-import json
 import math
+import os
 import numbers
 from pathlib import Path
 from typing import Any, Dict, List, Optional
 
-from ..io import atomic_write, write_json
+from ..io import DamagedFile, atomic_write, read_json, write_json
 
 __all__ = ['save_checkpoint', 'load_checkpoint', 'is_checkpoint', 'restore_trainer', 'LATEST',
            'CheckpointError']
 
 LATEST = 'latest.json'
+# A history of 10,000 epochs (limits.py's most) takes about 1 MiB.
+MAX_BYTES = 4 << 20
+FIX = 'start a new run with another --out'
 HISTORY_FIELDS = ('epoch', 'loss', 'train_acc', 'test_acc', 'seconds', 'examples_per_sec')
 
 
@@ -37,8 +40,9 @@ class CheckpointError(ValueError):
 
 
 def is_checkpoint(folder: Path) -> bool:
-    """Whether ``folder`` holds a checkpoint (its ``latest.json``)."""
-    return (Path(folder) / LATEST).is_file()
+    """Whether ``folder`` holds a checkpoint (its ``latest.json``; one that is not a
+    regular file makes a damaged checkpoint, not none)."""
+    return os.path.lexists(Path(folder) / LATEST)
 
 
 def _updaters(trainer) -> List[Any]:
@@ -123,6 +127,10 @@ def _check_history(history: Any) -> None:
         raise ValueError('its history does not count epochs 1, 2, ...')
 
 
+def _read(path: Path) -> Any:
+    return read_json(path, 'the checkpoint file', FIX, max_bytes=MAX_BYTES)
+
+
 def _check_files(folder: Path, state: Dict[str, Any]) -> None:
     if not isinstance(state.get('params'), str) or not (folder / state['params']).is_file():
         raise ValueError('its parameter file %s is missing' % state.get('params'))
@@ -133,10 +141,7 @@ def _check_files(folder: Path, state: Dict[str, Any]) -> None:
     if trainer is not None:
         if not isinstance(trainer, str) or not (folder / trainer).is_file():
             raise ValueError('its trainer state %s is missing' % trainer)
-        try:
-            info = json.loads((folder / trainer).read_text())
-        except ValueError:
-            info = None
+        info = _read(folder / trainer)
         if not isinstance(info, dict) or not isinstance(info.get('states'), list):
             raise ValueError('its trainer state %s is not one d2lnets wrote' % trainer)
         if info.get('arrays') is not None and not (folder / str(info['arrays'])).is_file():
@@ -162,7 +167,7 @@ def load_checkpoint(folder: Path, required: tuple = ()) -> Dict[str, Any]:
         raise CheckpointError('%s is not a checkpoint folder (it has no %s); give the output folder of '
                               '`d2lnets train`, which holds checkpoint/%s' % (folder, LATEST, LATEST))
     try:
-        state = json.loads((folder / LATEST).read_text())
+        state = _read(folder / LATEST)
         if not isinstance(state, dict):
             raise ValueError('%s is not a JSON object' % LATEST)
         epoch = state.get('epoch')
@@ -178,7 +183,9 @@ def load_checkpoint(folder: Path, required: tuple = ()) -> Dict[str, Any]:
                     or not recipe[key] > 0:
                 raise ValueError('its recipe needs a positive %r' % key)
         _check_files(folder, state)
-    except (ValueError, UnicodeDecodeError) as err:
+    except DamagedFile as err:
+        raise CheckpointError(str(err)) from None
+    except ValueError as err:
         raise CheckpointError('the checkpoint in %s is damaged (%s); start a new run with another --out'
                               % (folder, err)) from None
     state['params'] = folder / state['params']
@@ -191,7 +198,10 @@ def restore_trainer(trainer, path: Path) -> None:
     ``CheckpointError`` if it does not fit this trainer."""
     import mxnet as mx
     path = Path(path)
-    info = json.loads(path.read_text())
+    try:
+        info = _read(path)
+    except DamagedFile as err:
+        raise CheckpointError(str(err)) from None
     try:
         arrays = mx.nd.load(str(path.parent / info['arrays'])) if info.get('arrays') else {}
     except mx.base.MXNetError:

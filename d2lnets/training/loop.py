@@ -24,7 +24,7 @@ import mxnet as mx
 import numpy as np
 from mxnet import autograd, gluon
 
-from .. import limits
+from .. import data, limits
 from ..context import as_context_list, describe, split_batch
 from ..models.params import initialize_missing
 from ..perf import fused
@@ -202,6 +202,7 @@ def train(net: mx.gluon.Block, train_iter: Iterable, test_iter: Iterable, num_ep
     _shard(train_iter, job)
     on_epoch = on_epoch if job.rank == 0 else None
     run_info = dict(run_info or {}, seed=seed)
+    check_labels(net, train_iter, test_iter)
     step_net = _prepare_step_net(net, train_iter, seed, init, ctxs, hybridize)
     test_net = fused.for_inference(net, ctxs)  # the test pass: forward only, fused where faster
     trainer = trainer or make_trainer(net, lr, job.kvstore)
@@ -237,6 +238,33 @@ def check_arguments(num_epochs: int, lr: float) -> None:
     """``ValueError`` unless ``num_epochs`` and ``lr`` are within :data:`d2lnets.limits.BOUNDS`."""
     limits.check('num_epochs', num_epochs)
     limits.check('lr', lr)
+
+
+def _classes(net: mx.gluon.Block, example_shape: Sequence[int]) -> Optional[int]:
+    # The network's outputs for one example, by shape inference: nothing is initialized or run.
+    if not isinstance(net, gluon.HybridBlock):
+        return None
+    try:
+        _, shapes, _ = net(mx.sym.var('data')).infer_shape(data=(1,) + tuple(example_shape))
+    except mx.base.MXNetError:
+        return None        # the shapes do not fit: the first step says so, as MXNet does
+    return shapes[0][1] if shapes and len(shapes[0]) == 2 else None
+
+
+def check_labels(net: mx.gluon.Block, train_iter: Iterable, test_iter: Iterable) -> None:
+    """Step 0: ``ValueError`` naming the label and its count if a label of the data
+    (``.labels`` of :class:`d2lnets.data.ArrayIter`) is outside ``[0, classes)``, the network's outputs."""
+    shape = getattr(train_iter, 'example_shape', None)
+    classes = _classes(net, shape) if shape else None
+    if classes is None:
+        return
+    for what, it in (('training', train_iter), ('test', test_iter)):
+        labels = getattr(it, 'labels', None)
+        bad = data.out_of_range(labels, classes) if labels is not None else None
+        if bad:
+            raise ValueError('the %s data holds %s, but the network has %d classes, labels 0 to %d: give labels '
+                             'in that range, or a network with more classes (classes=N)'
+                             % (what, bad, classes, classes - 1))
 
 
 def _restore(net: mx.gluon.Block, ckpt: Optional[Path], resume: bool, job: Job,

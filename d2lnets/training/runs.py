@@ -25,7 +25,7 @@ import shlex
 import shutil
 import sys
 from pathlib import Path
-from typing import Any, Dict, Optional, Sequence, Tuple
+from typing import Any, Dict, List, Optional, Sequence, Tuple
 
 import mxnet as mx
 
@@ -43,6 +43,7 @@ from .loop import History, TrainingInterrupted, check_arguments, train
 __all__ = ['make_meta', 'train_run', 'resume_run', 'train_or_resume', 'evaluate_saved', 'RunFolder', 'LOCK']
 
 LOCK = '.lock'
+MAX_SAME_NAME = 1000    # default folders of one name (model, second): runs/lenet-20261205-213000-1000 at most
 # What a run writes; a folder holding only these and no checkpoint is a run
 # that never completed an epoch (killed in epoch 1), which a new run may replace.
 RUN_FILES = {META_FILE, 'command.txt', 'history.csv', 'history.json', 'curves.png', LOCK}
@@ -103,12 +104,57 @@ def _check_input(name: str, recipe: Dict[str, Any]) -> None:
                          % (name, side, side, err, recipe_for(name)['resize'])) from None
 
 
+def _make_parents(folder: Path) -> List[Path]:
+    """Create ``folder`` and the folders above it that are missing; return those this
+    process created (not another one at the same moment), innermost first."""
+    missing = []
+    while not os.path.lexists(folder) and folder != folder.parent:
+        missing.append(folder)
+        folder = folder.parent
+    created = []
+    for folder in reversed(missing):
+        try:
+            os.mkdir(folder)
+            created.append(folder)
+        except FileExistsError:
+            pass
+    return created[::-1]
+
+
+def _make_folder(path: Path, unique: bool) -> Tuple[Path, bool]:
+    """(the run's folder, whether this process created it). ``unique``: an exclusive ``mkdir``
+    of ``path``, else ``path-2``, ``path-3``, ...: two processes never get one folder."""
+    if not unique:
+        created = not os.path.lexists(path)
+        path.mkdir(exist_ok=True)
+        return path, created
+    for n in range(1, MAX_SAME_NAME + 1):
+        candidate = path if n == 1 else path.with_name('%s-%d' % (path.name, n))
+        try:
+            os.mkdir(candidate)
+            return candidate, True
+        except FileExistsError:
+            continue
+    raise ValueError('%s and %d more folders of that name exist already; give the run a folder with --out'
+                     % (path, MAX_SAME_NAME - 1))
+
+
+def _remove_empty(folders: Sequence[Path]) -> None:
+    # Innermost first; a folder someone put anything into meanwhile is kept.
+    for folder in folders:
+        try:
+            os.rmdir(folder)
+        except OSError:
+            return
+
+
 class RunFolder:
     """A run folder held by this process: locked, and removed again if the
     run completes no epoch. Use as a context manager around the run."""
 
-    def __init__(self, path: Path, created: bool, lock_fd: int):
-        self.path, self.created, self._lock_fd = path, created, lock_fd
+    def __init__(self, path: Path, created: bool, lock_fd: int, parents: Sequence[Path] = ()):
+        # parents: the folders above path this process created for it, innermost first
+        self.path, self.created, self._lock_fd, self.parents = path, created, lock_fd, list(parents)
 
     @staticmethod
     def _lock(path: Path) -> int:
@@ -132,14 +178,24 @@ class RunFolder:
         return fd
 
     @classmethod
-    def for_new_run(cls, path: Path) -> 'RunFolder':
-        """Create (or take over an empty, or a never-completed run's) folder ``path``."""
+    def for_new_run(cls, path: Path, unique: bool = False) -> 'RunFolder':
+        """Create (or take over an empty, or a never-completed run's) folder ``path``.
+        ``unique``: always a new folder, ``path`` or the first of ``path-2``, ``path-3``, ...
+        that no one has made (a default name, which two runs started in one second share)."""
         path = Path(path)
         if path.exists() and not path.is_dir():
             raise ValueError('%s is a file; give a folder (new or empty) for the run' % path)
-        created = not path.exists()
-        path.mkdir(parents=True, exist_ok=True)
-        held = cls(path, created, cls._lock(path))
+        parents = _make_parents(path.parent)
+        try:
+            path, created = _make_folder(path, unique)
+        except BaseException:
+            _remove_empty(parents)
+            raise
+        try:
+            held = cls(path, created, cls._lock(path), parents)
+        except BaseException:
+            _remove_empty(([path] if created else []) + parents)
+            raise
         try:
             held._check_free()
         except BaseException:
@@ -182,6 +238,7 @@ class RunFolder:
         if remove:
             if self.created:
                 shutil.rmtree(self.path, ignore_errors=True)
+                _remove_empty(self.parents)
             else:
                 for name in os.listdir(self.path):
                     target = self.path / name
@@ -277,7 +334,7 @@ def train_run(name: str, out: Optional[Path] = None, epochs: Optional[int] = Non
             print('worker rank %d of %d (%s): worker 0 writes the run folder'
                   % (job.rank, job.num_workers, job.kvstore.type), flush=True)
         return _fit(get_model(name), meta, None, train_iter, test_iter, ctxs, verbose, progress, False, job), None
-    with RunFolder.for_new_run(Path(out) if out is not None else _default_out(name)) as run:
+    with RunFolder.for_new_run(Path(out) if out is not None else _default_out(name), unique=out is None) as run:
         _append_command(run.path, command)
         write_meta(run.path, meta)
         history = _fit(get_model(name), meta, run.path, train_iter, test_iter, ctxs, verbose, progress, False, job)

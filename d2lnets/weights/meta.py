@@ -12,16 +12,20 @@ the weights themselves. MXNet is not imported here.
 """
 import json
 import math
+import os
 import numbers
 from pathlib import Path
 from typing import Any, Dict, List, Optional
 
-from ..io import write_json
+from .. import limits
+from ..io import read_json, write_json
 
 __all__ = ['META_FILE', 'FORMAT', 'DATASETS', 'read_meta', 'write_meta', 'validate', 'dataset_meta',
            'dataset_classes', 'preprocessing']
 
 META_FILE = 'meta.json'
+MAX_BYTES = 1 << 20       # ImageNet's 1000 class names take 30 KiB
+MAX_CLASS_NAME = 200      # characters of one class name (ImageNet's longest has 121)
 FORMAT = 'd2lnets-run/1'
 
 # How the images of each data set are prepared for a network trained on it
@@ -106,8 +110,10 @@ def validate(meta: Any, source: str, required: tuple = ()) -> Dict[str, Any]:
     c.check('model', lambda v: isinstance(v, str) and v, 'a model name (see `d2lnets list`)')
     c.check('model_kwargs', lambda v: isinstance(v, dict) and all(isinstance(k, str) for k in v),
             'an object of builder arguments')
-    c.check('classes', lambda v: isinstance(v, list) and v and all(isinstance(n, str) for n in v),
-            'a non-empty list of class names')
+    c.check('classes', lambda v: isinstance(v, list) and 0 < len(v) <= limits.BOUNDS['classes'].high
+            and all(isinstance(n, str) and len(n) <= MAX_CLASS_NAME for n in v),
+            'a list of 1 to %d class names of at most %d characters' % (limits.BOUNDS['classes'].high,
+                                                                         MAX_CLASS_NAME))
     c.check('input_shape', lambda v: isinstance(v, list) and len(v) == 4 and all(_positive_int(d) for d in v),
             'a list [1, channels, height, width] of positive integers')
     c.check('dataset', lambda v: v in DATASETS, 'one of %s' % ', '.join(DATASETS))
@@ -121,6 +127,11 @@ def validate(meta: Any, source: str, required: tuple = ()) -> Dict[str, Any]:
             'a non-negative integer')
     c.check('test_acc', lambda v: _number(v) and 0 <= v <= 1, 'null or a number from 0 to 1')
     dataset, shape = meta.get('dataset'), meta.get('input_shape')
+    if shape:
+        try:        # before anything is allocated for it: each side, the channels, the elements
+            limits.check_shape(shape, 'the input shape')
+        except ValueError as err:
+            c.fail('input_shape', 'is out of bounds (%s)' % err)
     channels = CHANNELS[DATASETS[dataset]] if dataset else None
     if channels and shape and shape[1] != channels:
         c.fail('input_shape', 'says %d channel(s), but %s images have %d' % (shape[1], dataset, channels))
@@ -135,13 +146,10 @@ def validate(meta: Any, source: str, required: tuple = ()) -> Dict[str, Any]:
 def read_meta(params_file: Any) -> Optional[Dict[str, Any]]:
     """The validated ``meta.json`` beside ``params_file``, or ``None`` if there is none."""
     path = Path(params_file).absolute().parent / META_FILE
-    if not path.is_file():
+    if not os.path.lexists(path):     # a FIFO or a dangling link there is a damaged meta.json, not none
         return None
-    try:
-        meta = json.loads(path.read_text())
-    except (ValueError, UnicodeDecodeError) as err:
-        raise ValueError('%s is not valid JSON (%s); remove it or write it anew with `d2lnets train`'
-                         % (path, err)) from None
+    meta = read_json(path, 'the weights\' metadata', 'remove it or write it anew with `d2lnets train`',
+                     max_bytes=MAX_BYTES)
     return validate(meta, str(path))
 
 
