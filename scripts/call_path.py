@@ -1,0 +1,173 @@
+"""The call path of one ``d2lnets`` command, module by module.
+
+    python scripts/call_path.py [--warm] [--calls] predict lenet --pretrained IMAGE
+
+``--warm`` first runs the command once in a child process, untraced, so that
+what a first run does once (building the fused kernels into their cache, a
+download) is not counted; ``--calls`` also prints each call between modules.
+Runs the command in this process under ``sys.setprofile`` (its own output goes
+to stderr) and follows the calls from one d2lnets module into another. Each
+call site counts once: a call made in a loop is one. Module bodies run by
+imports are left out (loading, not the command's path). Prints to stdout:
+
+- ``modules``: how many d2lnets modules the command's calls enter;
+- ``re-entries``: entries into a module beyond its first;
+- ``most entries``: the module entered most often, and how often;
+- ``climbs``: calls from a module into one of its users (a module that imports
+  it, directly or through others, also inside functions): back up the layering;
+- ``climbs by pair`` and ``entries by module``: where those counts come from.
+
+benchmarks/results/call_path.txt records its figures for ``predict``.
+"""
+import ast
+import contextlib
+import os
+import subprocess
+import sys
+from pathlib import Path
+from typing import Dict, List, Set, Tuple
+
+ROOT = Path(__file__).resolve().parent.parent
+PACKAGE = ROOT / 'd2lnets'
+
+Frame = Tuple[str, str]   # (module, function)
+
+
+def module_name(path: Path) -> str:
+    """``d2lnets/weights/load.py`` -> ``'d2lnets.weights.load'``; a package's ``__init__`` is the package."""
+    parts = list(path.relative_to(ROOT).with_suffix('').parts)
+    return '.'.join(parts[:-1] if parts[-1] == '__init__' else parts)
+
+
+def import_graph() -> Dict[str, Set[str]]:
+    """{module: the d2lnets modules it imports}, imports inside functions included."""
+    modules = {module_name(p): p for p in PACKAGE.rglob('*.py')}
+    graph: Dict[str, Set[str]] = {}
+    for name, path in modules.items():
+        package = name.split('.') if path.name == '__init__.py' else name.split('.')[:-1]
+        used = set()
+        for node in ast.walk(ast.parse(path.read_text())):
+            if isinstance(node, ast.ImportFrom):
+                if node.level:
+                    base = '.'.join(package[:len(package) - node.level + 1] + ([node.module] if node.module else []))
+                else:
+                    base = node.module or ''
+                # `from . import zoo` imports the module zoo; `from .load import x` the module load.
+                targets = [base + '.' + a.name for a in node.names] + [base]
+            elif isinstance(node, ast.Import):
+                targets = [a.name for a in node.names]
+            else:
+                continue
+            for target in targets:
+                if target in modules and target != name:
+                    used.add(target)
+                    break
+        graph[name] = used
+    return graph
+
+
+def users_of(graph: Dict[str, Set[str]]) -> Dict[str, Set[str]]:
+    """{module: every module that imports it, directly or through others}."""
+    users: Dict[str, Set[str]] = {}
+    for start in graph:
+        seen: Set[str] = set()
+        todo = [start]
+        while todo:
+            for used in graph.get(todo.pop(), ()):
+                if used not in seen:
+                    seen.add(used)
+                    todo.append(used)
+        for used in seen:
+            users.setdefault(used, set()).add(start)
+    return users
+
+
+def trace(argv: List[str]) -> Tuple[str, List[Tuple[Frame, Frame]]]:
+    """Run ``d2lnets ARGV`` here; returns the first d2lnets module that runs,
+    and each distinct call (caller, callee) from one module into another."""
+    from d2lnets import cli
+    root = str(PACKAGE)
+    calls: List[Tuple[Frame, Frame]] = []
+    seen: Set[Tuple[Frame, Frame]] = set()
+    stack: List[Frame] = []   # the d2lnets frames on the stack
+    first: List[str] = []
+    importing = [0]           # depth of module bodies being run
+
+    def profile(frame, event, arg):
+        if event not in ('call', 'return'):
+            return
+        code = frame.f_code
+        if not code.co_filename.startswith(root):
+            return
+        if code.co_name == '<module>':
+            importing[0] += 1 if event == 'call' else -1
+            return
+        if importing[0]:
+            return
+        if event == 'return':
+            if stack:
+                stack.pop()
+            return
+        here = (module_name(Path(code.co_filename)), code.co_name)
+        if not first:
+            first.append(here[0])
+        if stack and stack[-1][0] != here[0] and (stack[-1], here) not in seen:
+            seen.add((stack[-1], here))
+            calls.append((stack[-1], here))
+        stack.append(here)
+
+    sys.setprofile(profile)
+    try:
+        with contextlib.redirect_stdout(sys.stderr):
+            cli.main(argv)
+    except SystemExit:
+        pass
+    finally:
+        sys.setprofile(None)
+    return first[0], calls
+
+
+def short(module: str) -> str:
+    return module[len('d2lnets.'):] if module.startswith('d2lnets.') else module
+
+
+def figures(first: str, calls: List[Tuple[Frame, Frame]]) -> Dict[str, str]:
+    """The figures this module's docstring describes, as text by name."""
+    users = users_of(import_graph())
+    entries: Dict[str, int] = {first: 1}
+    for _, (module, _) in calls:
+        entries[module] = entries.get(module, 0) + 1
+    pairs = [(a[0], b[0]) for a, b in calls]
+    climbs = [(a, b) for a, b in pairs if b in users.get(a, ())]
+    by_pair = sorted(((climbs.count(p), p) for p in set(climbs)), key=lambda c: (-c[0], c[1]))
+    most = max(entries.items(), key=lambda kv: kv[1])
+    return {'modules': str(len(entries)),
+            're-entries': str(sum(n - 1 for n in entries.values())),
+            'most entries': '%s (%d)' % (short(most[0]), most[1]),
+            'climbs': str(len(climbs)),
+            'climbs by pair': ', '.join('%s->%s %d' % (short(a), short(b), n) for n, (a, b) in by_pair) or 'none',
+            'entries by module': ', '.join('%s %d' % (short(m), n) for m, n in
+                                           sorted(entries.items(), key=lambda kv: (-kv[1], kv[0])))}
+
+
+def main(argv: List[str]) -> None:
+    options = set()
+    while argv and argv[0] in ('--warm', '--calls'):
+        options.add(argv.pop(0))
+    if not argv:
+        raise SystemExit('usage: python scripts/call_path.py [--warm] [--calls] COMMAND [ARGS...], '
+                         'e.g. predict lenet --pretrained IMAGE')
+    if '--warm' in options:
+        subprocess.run([sys.executable, '-m', 'd2lnets'] + argv, cwd=str(ROOT), stdout=subprocess.DEVNULL,
+                       stderr=subprocess.DEVNULL, env=dict(os.environ, PYTHONPATH=str(ROOT)))
+    first, calls = trace(argv)
+    for name, value in figures(first, calls).items():
+        print('%s: %s' % (name, value))
+    if '--calls' in options:
+        for (a, f), (b, g) in calls:
+            print('  %s.%s -> %s.%s' % (short(a), f, short(b), g))
+
+
+if __name__ == '__main__':
+    sys.path.insert(0, str(ROOT))
+    main(sys.argv[1:])
