@@ -6,6 +6,10 @@ carries the writer's process id (``.NAME.<pid>.<random>.tmp``), so the
 temporaries of a process that died (SIGKILL, power loss) are recognised and
 removed the next time anything is written into that folder.
 
+:data:`WRITERS` names every function here that writes, truncates, replaces or
+deletes a file; each refuses a symbolic link, a FIFO or a device where it
+writes (tests/test_io_symlinks.py tries each one).
+
 This module imports neither MXNet nor numpy: the deploy path, the runtime
 settings and the CLI's start use it.
 """
@@ -26,9 +30,9 @@ import urllib.request
 from pathlib import Path
 from typing import Any, Callable, Optional, Sequence, Set, Union
 
-__all__ = ['atomic_write', 'replace_all', 'write_text', 'write_json', 'read_json', 'parse_json', 'remove_stale_temporaries',
-           'disk_full', 'sha1sum', 'download', 'mxnet_home', 'gluon_repo', 'usable_cores', 'cpu_model', 'cpu_flags',
-           'DiskFull', 'DamagedFile']
+__all__ = ['atomic_write', 'replace_all', 'write_text', 'write_json', 'read_json', 'parse_json',
+           'remove_stale_temporaries', 'create_new', 'open_regular', 'WRITERS', 'disk_full', 'sha1sum', 'download',
+           'mxnet_home', 'gluon_repo', 'usable_cores', 'cpu_model', 'cpu_flags', 'DiskFull', 'DamagedFile']
 
 PathLike = Union[str, os.PathLike]
 
@@ -79,9 +83,26 @@ def _alive(pid: int) -> bool:
     return True
 
 
+def _not_made_here(info: os.stat_result) -> Optional[str]:
+    # Why a file is not one d2lnets made (None: it may be): what d2lnets makes is a regular
+    # file (or a staging folder) of this user with one name; a link, a FIFO, a hard link of
+    # another file or another user's file is someone else's.
+    if stat.S_ISLNK(info.st_mode):
+        return 'a symbolic link'
+    if not (stat.S_ISREG(info.st_mode) or stat.S_ISDIR(info.st_mode)):
+        return 'not a regular file'
+    if stat.S_ISREG(info.st_mode) and info.st_nlink != 1:
+        return 'a hard link (%d names for one file)' % info.st_nlink
+    if info.st_uid != os.geteuid():
+        return 'owned by another user (uid %d)' % info.st_uid
+    return None
+
+
 def remove_stale_temporaries(folder: PathLike) -> int:
     """Remove the temporaries (``.*.<pid>.*.tmp`` / ``.part``) that processes
-    no longer running left in ``folder``; return how many."""
+    no longer running left in ``folder``; return how many. Only what d2lnets
+    makes is removed: a regular file or a staging folder of this user, never a
+    symbolic link, a FIFO, a hard link of another file or another user's file."""
     removed = 0
     try:
         entries = list(os.scandir(folder))
@@ -91,7 +112,10 @@ def remove_stale_temporaries(folder: PathLike) -> int:
         match = _TEMP.match(entry.name)
         if match and int(match.group(1)) != os.getpid() and not _alive(int(match.group(1))):
             try:
-                if entry.is_dir(follow_symlinks=False):
+                info = entry.stat(follow_symlinks=False)
+                if _not_made_here(info) is not None:
+                    continue
+                if stat.S_ISDIR(info.st_mode):
                     shutil.rmtree(entry.path)
                 else:
                     os.unlink(entry.path)
@@ -142,6 +166,43 @@ def check_replaceable(path: PathLike) -> None:
         raise _not_ours(path, 'not a regular file')
 
 
+def _what_is(path: PathLike) -> str:
+    # What is found at ``path``, for a message: a symbolic link, not a regular file, or a file.
+    try:
+        mode = os.lstat(path).st_mode
+    except OSError:
+        return 'gone meanwhile'
+    return 'a symbolic link' if stat.S_ISLNK(mode) else 'not a regular file' if not stat.S_ISREG(mode) \
+        else 'a file that exists already'
+
+
+def create_new(path: PathLike) -> int:
+    """A write-only descriptor of the new regular file ``path`` (mode 0o600), created here.
+
+    ``O_CREAT | O_EXCL`` refuses anything already at ``path``, and a symbolic
+    link is never followed, even a dangling one: ``ValueError`` in one line,
+    and nothing is written. Temporaries are made so, a name someone planted
+    beside the target (a link, a FIFO) is refused, not written through.
+    """
+    try:
+        return os.open(str(path), os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW | os.O_CLOEXEC, 0o600)
+    except FileExistsError:
+        raise _not_ours(path, _what_is(path)) from None
+
+
+def _open_readable(path: PathLike) -> int:
+    # A read-only descriptor of the regular file at ``path`` (a symbolic link is followed: reading
+    # writes nothing); O_NONBLOCK, so opening a FIFO does not wait for a writer, then refused.
+    try:
+        fd = os.open(str(path), os.O_RDONLY | os.O_NONBLOCK | os.O_CLOEXEC)
+    except OSError as err:
+        raise OSError(err.errno, 'cannot read %s: %s' % (path, err.strerror)) from None
+    if not stat.S_ISREG(os.fstat(fd).st_mode):
+        os.close(fd)
+        raise ValueError('%s is not a regular file' % path)
+    return fd
+
+
 def open_regular(path: PathLike, write: bool = True) -> int:
     """A read-write descriptor of the regular file ``path``, created (0o644) if missing.
 
@@ -153,14 +214,7 @@ def open_regular(path: PathLike, write: bool = True) -> int:
     reaches must be a regular file (a FIFO would block, a device never end).
     """
     if not write:
-        try:
-            fd = os.open(str(path), os.O_RDONLY | os.O_NONBLOCK | os.O_CLOEXEC)
-        except OSError as err:
-            raise OSError(err.errno, 'cannot read %s: %s' % (path, err.strerror)) from None
-        if not stat.S_ISREG(os.fstat(fd).st_mode):
-            os.close(fd)
-            raise ValueError('%s is not a regular file' % path)
-        return fd
+        return _open_readable(path)
     check_replaceable(path)
     try:
         fd = os.open(str(path), os.O_RDWR | os.O_CREAT | os.O_NOFOLLOW | os.O_NONBLOCK | os.O_CLOEXEC, 0o644)
@@ -237,7 +291,7 @@ def read_json(path: PathLike, what: str, fix: str = 'remove it, or write it anew
     """
     source = '%s %s' % (what, path)
     try:
-        fd = open_regular(path, write=False)
+        fd = _open_readable(path)
     except ValueError:
         raise _damaged(source, 'not a regular file', fix) from None
     with open(fd, 'rb') as f:
@@ -249,8 +303,9 @@ def read_json(path: PathLike, what: str, fix: str = 'remove it, or write it anew
 
 
 def atomic_write(path: PathLike, write: Callable[[str], Any], suffix: str = '.tmp') -> Path:
-    """Call ``write(tmp_name)`` to write a temporary file beside ``path``, then
-    rename it to ``path`` with the mode ``open()`` would give.
+    """Call ``write(tmp_name)`` to write a temporary file beside ``path`` (made
+    empty by :func:`create_new` first), then rename it to ``path`` with the mode
+    ``open()`` would give.
 
     On any error (or Ctrl-C) the temporary is removed and ``path`` keeps its
     old content. Missing folders are created. A full disk raises
@@ -263,7 +318,11 @@ def atomic_write(path: PathLike, write: Callable[[str], Any], suffix: str = '.tm
     path.parent.mkdir(parents=True, exist_ok=True)
     remove_stale_temporaries(path.parent)
     tmp = temporary_name(path, suffix)
+    made = False
     try:
+        # Made here, before ``write`` opens it by name: a link or a FIFO planted under the name is refused.
+        os.close(create_new(tmp))
+        made = True
         write(tmp)
         os.chmod(tmp, 0o666 & ~_umask())
         os.replace(tmp, path)
@@ -273,7 +332,7 @@ def atomic_write(path: PathLike, write: Callable[[str], Any], suffix: str = '.tm
             raise full from None
         raise
     finally:
-        if os.path.lexists(tmp):
+        if made and os.path.lexists(tmp):
             os.unlink(tmp)
     return path
 
@@ -318,9 +377,9 @@ def write_json(path: PathLike, obj: Any) -> Path:
 
 
 def sha1sum(path: PathLike) -> str:
-    """The sha1 of a file, hex."""
+    """The sha1 of the regular file ``path``, hex (a FIFO or a device: ``ValueError`` at once)."""
     digest = hashlib.sha1()
-    with open(path, 'rb') as f:
+    with open(_open_readable(path), 'rb') as f:
         for chunk in iter(lambda: f.read(1 << 20), b''):
             digest.update(chunk)
     return digest.hexdigest()
@@ -335,7 +394,7 @@ def _progress_bar(total: Optional[int], desc: str, enabled: bool):
 def _stream(url: str, tmp: str, progress: bool, timeout: float, deadline: float, desc: str,
             max_bytes: int) -> None:
     start = time.monotonic()
-    with urllib.request.urlopen(url, timeout=timeout) as resp, open(tmp, 'wb') as out:
+    with urllib.request.urlopen(url, timeout=timeout) as resp, open(open_regular(tmp), 'wb') as out:
         length = resp.headers.get('Content-Length')
         total = int(length) if length and length.isascii() and length.isdigit() else None
         if total is not None and total > max_bytes:
@@ -401,6 +460,11 @@ def download(url: str, dest: PathLike, sha1: Optional[str] = None, progress: Opt
             why = 'HTTP %d: the server redirects in a loop or too often (more than %d times)' % (
                 err.code, urllib.request.HTTPRedirectHandler.max_redirections)
         raise OSError('could not download %s: %s' % (url, ' '.join(str(why).split()))) from None
+
+
+# Every function above that writes, truncates, replaces or deletes a file (tests/test_io_symlinks.py).
+WRITERS = (atomic_write, replace_all, write_text, write_json, open_regular, create_new, remove_stale_temporaries,
+           download)
 
 
 def mxnet_home() -> Path:

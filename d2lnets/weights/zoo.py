@@ -22,7 +22,7 @@ from typing import Dict, List, Optional, Sequence, Tuple, Union
 
 import mxnet as mx
 
-from ..io import atomic_write, download, gluon_repo, mxnet_home, sha1sum
+from ..io import atomic_write, download, gluon_repo, mxnet_home, open_regular, sha1sum
 from .load import check_finite, read_params, strip_prefix
 
 PathLike = Union[str, os.PathLike]
@@ -134,7 +134,7 @@ def download_weights(gname: str, directory: PathLike) -> Path:
         archive = Path(tmp + '.zip')
         try:
             download(url, archive, progress=True, timeout=_TIMEOUT, desc=fname)
-            with zipfile.ZipFile(archive) as zf, open(tmp, 'wb') as out:
+            with zipfile.ZipFile(archive) as zf, open(open_regular(tmp), 'wb') as out:
                 if fname not in zf.namelist():
                     raise ValueError('%s does not contain %s (it holds %s)'
                                      % (url, fname, ', '.join(zf.namelist()[:10])))
