@@ -31,8 +31,9 @@ from pathlib import Path
 from typing import Any, Callable, Optional, Sequence, Set, Union
 
 __all__ = ['atomic_write', 'replace_all', 'write_text', 'write_json', 'read_json', 'parse_json',
-           'remove_stale_temporaries', 'create_new', 'open_regular', 'WRITERS', 'disk_full', 'sha1sum', 'download',
-           'mxnet_home', 'gluon_repo', 'usable_cores', 'cpu_model', 'cpu_flags', 'DiskFull', 'DamagedFile']
+           'remove_stale_temporaries', 'create_new', 'open_regular', 'check_own', 'remove_own', 'WRITERS',
+           'disk_full', 'sha1sum', 'download', 'mxnet_home', 'gluon_repo', 'usable_cores', 'cpu_model', 'cpu_flags',
+           'DiskFull', 'DamagedFile']
 
 PathLike = Union[str, os.PathLike]
 
@@ -96,6 +97,23 @@ def _not_made_here(info: os.stat_result) -> Optional[str]:
     if info.st_uid != os.geteuid():
         return 'owned by another user (uid %d)' % info.st_uid
     return None
+
+
+def check_own(path: PathLike) -> None:
+    """``ValueError`` in one line unless ``path`` is a file d2lnets may have made: a regular file
+    (not a symbolic link, a FIFO, a device or a folder) with one name (not a hard link of
+    another file) owned by this user. What d2lnets deletes passes this first."""
+    info = os.lstat(path)
+    why = _not_made_here(info) or (None if stat.S_ISREG(info.st_mode) else 'a folder')
+    if why is not None:
+        raise ValueError('%s is %s; d2lnets deletes only regular files of its own: remove it yourself, or '
+                         'choose another folder' % (path, why))
+
+
+def remove_own(path: PathLike) -> None:
+    """Delete ``path`` if :func:`check_own` finds it a file of d2lnets (``ValueError`` otherwise, and it stays)."""
+    check_own(path)
+    os.unlink(path)
 
 
 def remove_stale_temporaries(folder: PathLike) -> int:
@@ -464,7 +482,7 @@ def download(url: str, dest: PathLike, sha1: Optional[str] = None, progress: Opt
 
 # Every function above that writes, truncates, replaces or deletes a file (tests/test_io_symlinks.py).
 WRITERS = (atomic_write, replace_all, write_text, write_json, open_regular, create_new, remove_stale_temporaries,
-           download)
+           remove_own, download)
 
 
 def mxnet_home() -> Path:

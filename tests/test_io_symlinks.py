@@ -95,6 +95,9 @@ CALLS = {
 CLEANERS = {
     'remove_stale_temporaries': lambda path: io.remove_stale_temporaries(path.parent),
 }
+# remove_own refuses in its own words (it deletes, it does not write).
+CALLS['remove_own'] = lambda path, url: io.remove_own(path)
+DELETES = ('remove_own',)
 # Writers that write through a temporary beside their target (io.temporary_name).
 THROUGH_TEMPORARY = ('atomic_write', 'write_text', 'write_json', 'replace_all', 'download')
 
@@ -112,9 +115,10 @@ def test_a_writer_pointed_at_a_link_or_a_fifo_refuses_in_one_line(scene, served,
     before = outside_state(victim, folder)
     with pytest.raises(ValueError) as info:
         CALLS[writer](path, served)
-    assert str(info.value) == '%s is %s; d2lnets writes only regular files of its own there: remove it, or ' \
-                              'choose another folder' % (path, 'not a regular file' if kind == 'fifo'
-                                                         else 'a symbolic link')
+    words = 'deletes only regular files of its own: remove it yourself' if writer in DELETES else \
+        'writes only regular files of its own there: remove it'
+    assert str(info.value) == '%s is %s; d2lnets %s, or choose another folder' % (
+        path, 'not a regular file' if kind == 'fifo' else 'a symbolic link', words)
     assert outside_state(victim, folder) == before
     assert sorted(os.listdir(run)) == ['target'] and (path.is_symlink() or path.is_fifo())
     assert http_server.requests == []       # refused before anything is fetched

@@ -155,3 +155,69 @@ def test_io_replace_all_moves_every_file_or_none(tmp_path, victim):
     io.replace_all(staged, targets)
     assert [t.read_text() for t in targets] == ['new staged-a', 'new staged-b']
     assert sorted(os.listdir(tmp_path)) == ['a', 'b', 'victim.txt']
+
+
+def plant_named(path, kind, victim):
+    """``path`` as a symbolic link to, a hard link of, ``victim``, or a FIFO."""
+    if kind == 'symlink':
+        path.symlink_to(victim)
+    elif kind == 'hardlink':
+        os.link(victim, path)
+    else:
+        os.mkfifo(path)
+
+
+@pytest.mark.parametrize('kind', sorted(WHAT))
+def test_a_killed_runs_folder_holding_a_planted_file_is_refused_and_nothing_deleted(tmp_path, victim, kind):
+    # The remains of a run killed in epoch 1 are replaced only if d2lnets made every file of them.
+    run = tmp_path / 'run'
+    run.mkdir()
+    (run / 'meta.json').write_text('{}')
+    plant_named(run / 'history.csv', kind, victim)
+    with pytest.raises(ValueError) as info:
+        RunFolder.for_new_run(run)
+    assert str(info.value) == ('%s is %s; d2lnets deletes only regular files of its own: remove it yourself, or '
+                               'choose another folder' % (run / 'history.csv', WHAT[kind].replace('\\', '')))
+    assert victim.read_text() == VICTIM and os.stat(victim).st_nlink == (2 if kind == 'hardlink' else 1)
+    assert sorted(os.listdir(run)) == ['history.csv', 'meta.json'] and (run / 'meta.json').read_text() == '{}'
+
+
+@pytest.mark.parametrize('kind', sorted(WHAT) + ['folder'])
+def test_io_remove_own_deletes_only_a_file_d2lnets_made(tmp_path, victim, kind):
+    path = tmp_path / 'epoch-0001.params'
+    path.mkdir() if kind == 'folder' else plant_named(path, kind, victim)
+    with pytest.raises(ValueError, match='^%s is %s; d2lnets deletes only regular files of its own'
+                                         % (path, WHAT.get(kind, 'a folder'))):
+        io.remove_own(path)
+    assert os.path.lexists(path) and victim.read_text() == VICTIM
+    mine = tmp_path / 'mine'
+    mine.write_text('x')
+    io.remove_own(mine)
+    assert not os.path.lexists(mine)
+
+
+def test_io_remove_own_leaves_another_users_file(tmp_path):
+    if os.geteuid() != 0:
+        pytest.skip('giving a file to another user needs root')
+    path = tmp_path / 'epoch-0001.params'
+    path.write_text(VICTIM)
+    os.chown(path, 65534, 65534)
+    with pytest.raises(ValueError, match='is owned by another user \\(uid 65534\\); d2lnets deletes only'):
+        io.remove_own(path)
+    assert path.read_text() == VICTIM
+
+
+@pytest.mark.parametrize('kind', ['symlink', 'hardlink'])
+def test_checkpoint_pruning_removes_only_its_own_old_epochs(tmp_path, victim, kind):
+    import mxnet as mx
+    from d2lnets.training.checkpoint import save_checkpoint
+    net = mx.gluon.nn.Dense(2, in_units=3)
+    net.initialize()
+    history = {field: [] for field in ('epoch', 'loss', 'train_acc', 'test_acc', 'seconds', 'examples_per_sec')}
+    folder = tmp_path / 'checkpoint'
+    save_checkpoint(folder, 1, net, None, history)
+    planted = folder / 'epoch-0000.params'          # an older epoch's name, planted
+    plant_named(planted, kind, victim)
+    save_checkpoint(folder, 2, net, None, history)
+    assert sorted(os.listdir(folder)) == ['epoch-0000.params', 'epoch-0002.params', 'latest.json']
+    assert victim.read_text() == VICTIM and os.path.lexists(planted)

@@ -23,7 +23,7 @@ import numbers
 from pathlib import Path
 from typing import Any, Dict, List, Optional
 
-from ..io import DamagedFile, atomic_write, read_json, write_json
+from ..io import DamagedFile, atomic_write, read_json, remove_own, write_json
 
 __all__ = ['save_checkpoint', 'load_checkpoint', 'is_checkpoint', 'restore_trainer', 'LATEST',
            'CheckpointError']
@@ -110,7 +110,10 @@ def save_checkpoint(folder: Path, epoch: int, net, trainer, history: Dict[str, l
                                  'history': history, 'run': run or {}})
     for old in folder.glob('epoch-*'):
         if old.name not in keep:
-            old.unlink()
+            try:
+                remove_own(old)
+            except ValueError:      # not a file d2lnets made (a link, a hard link): left alone, the epoch is saved
+                pass
     return folder
 
 

@@ -31,7 +31,8 @@ import mxnet as mx
 
 from .. import __version__, data, limits
 from ..context import as_context_list
-from ..io import atomic_write, open_regular, remove_stale_temporaries, write_json, write_text
+from ..io import (atomic_write, check_own, open_regular, remove_own, remove_stale_temporaries,
+                  write_json, write_text)
 from ..models import get_model, recipe_for
 from ..models.loading import load_network
 from ..models.summary import infer_block_shapes
@@ -200,7 +201,7 @@ class RunFolder:
             held._check_free()
         except BaseException:
             if not created:
-                (path / LOCK).unlink()
+                remove_own(path / LOCK)     # the lock this process made; nothing else of a folder it did not make
             held._release(remove=created)
             raise
         return held
@@ -230,9 +231,12 @@ class RunFolder:
             raise ValueError('%s is not empty (it holds %s) and is not a run d2lnets can continue; choose a new '
                              'or empty folder for --out' % (self.path, ', '.join(shown[:3]) +
                                                            (' ...' if len(shown) > 3 else '')))
-        # What is left is a run killed before its first epoch: replace it.
+        # What is left is a run killed before its first epoch: replace it, if every file is one d2lnets
+        # made (a link, a FIFO, a hard link or another user's file is refused before anything is deleted).
+        for name in sorted(entries - {LOCK}):
+            check_own(self.path / name)
         for name in entries - {LOCK}:
-            (self.path / name).unlink()
+            remove_own(self.path / name)
 
     def _release(self, remove: bool) -> None:
         if remove:
@@ -240,9 +244,16 @@ class RunFolder:
                 shutil.rmtree(self.path, ignore_errors=True)
                 _remove_empty(self.parents)
             else:
+                # Only what this run wrote (the folder held nothing else once _check_free passed).
                 for name in os.listdir(self.path):
                     target = self.path / name
-                    shutil.rmtree(target) if target.is_dir() else target.unlink()
+                    if target.is_dir() and not target.is_symlink():
+                        shutil.rmtree(target)
+                    else:
+                        try:
+                            remove_own(target)
+                        except ValueError:
+                            pass
         os.close(self._lock_fd)
 
     def __enter__(self) -> 'RunFolder':
@@ -254,8 +265,8 @@ class RunFolder:
         incomplete = exc_type is not None and not checkpoint.is_checkpoint(ckpt)
         if not incomplete:
             try:
-                (self.path / LOCK).unlink()
-            except OSError:
+                remove_own(self.path / LOCK)
+            except (OSError, ValueError):
                 pass
         self._release(remove=incomplete)
         if exc_type is not None and issubclass(exc_type, KeyboardInterrupt) \
