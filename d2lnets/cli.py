@@ -66,12 +66,12 @@ def _add_weights(p, with_onnx: bool = False) -> None:
     """Where the weights come from: --params FILE, --pretrained (or, with
     ``with_onnx``, --onnx FILE); one of them at most."""
     group = p.add_mutually_exclusive_group()
-    group.add_argument('--params', metavar='FILE',
+    group.add_argument('--params', type=_path, metavar='FILE',
                        help='a parameter file, such as model.params from `d2lnets train` (the meta.json '
                             'beside it says the classes and input shape)')
     group.add_argument('--pretrained', action='store_true', help='the published weights')
     if with_onnx:
-        group.add_argument('--onnx', metavar='FILE',
+        group.add_argument('--onnx', type=_path, metavar='FILE',
                            help='an ONNX file from `d2lnets export --format onnx`, run by onnxruntime '
                                 '(MXNet is not needed)')
 
@@ -88,7 +88,7 @@ def _add_export(sub) -> None:
                    help="input shape to trace with; default what the weights were trained for "
                         "(meta.json beside --params), else the model's default")
     p.add_argument('--format', required=True, metavar='FORMAT', help='symbol or onnx')
-    p.add_argument('--out', required=True, metavar='PREFIX',
+    p.add_argument('--out', type=_path, required=True, metavar='PREFIX',
                    help='output path without extension; its directory must exist')
     p.add_argument('--verify', action='store_true',
                    help='run the exported model and the network on the same random batches; '
@@ -124,7 +124,7 @@ def _add_predict(sub) -> None:
     p.add_argument('images', nargs='+', metavar='IMAGE', help='image files (PNG, JPEG, ...)')
     p.add_argument('--top', type=_bounded('top'), default=None, metavar='K',
                    help='how many classes to print (default 3, ImageNet 5)')
-    p.add_argument('--root', default=None, metavar='DIR',
+    p.add_argument('--root', type=_path, default=None, metavar='DIR',
                    help="directory searched first for GluonCV's weights, and where they are downloaded")
 
 
@@ -136,6 +136,15 @@ def _run_predict(args) -> int:
     for path, preds in zip(args.images, predictions):
         print('\n'.join(format_predictions(path, preds)))
     return 0
+
+
+def _path(text: str) -> str:
+    """An argparse type for a path option: text the file system can encode (io.check_encodable)."""
+    from .io import check_encodable
+    try:
+        return check_encodable(text)
+    except ValueError as err:
+        raise argparse.ArgumentTypeError(str(err)) from None
 
 
 def _bounded(name: str):
@@ -172,11 +181,11 @@ def _add_train(sub) -> None:
     p.add_argument('--batch-size', type=_bounded('batch_size'), help='batch size (default: the recipe\'s)')
     p.add_argument('--resize', type=_bounded('resize'), help='side length fed to the network (default: the recipe\'s)')
     p.add_argument('--dataset', default='fashion-mnist', choices=['fashion-mnist', 'mnist'])
-    p.add_argument('--data-dir', help='folder searched first for the data set files')
+    p.add_argument('--data-dir', type=_path, help='folder searched first for the data set files')
     p.add_argument('--ctx', help='device(s): cpu, gpu, gpu:1, or a list such as cpu:0,cpu:1 (default: '
                                  'the first GPU if any, else cpu)')
-    p.add_argument('--out', help='run directory (default runs/NAME-DATE-TIME)')
-    p.add_argument('--resume', metavar='DIR', help='continue the run in DIR from its last complete epoch')
+    p.add_argument('--out', type=_path, help='run directory (default runs/NAME-DATE-TIME)')
+    p.add_argument('--resume', type=_path, metavar='DIR', help='continue the run in DIR from its last complete epoch')
     p.add_argument('--seed', type=_bounded('seed'), help='random seed (default: a random one, recorded)')
     p.add_argument('--limit', type=_bounded('limit'), help='use only the first N training and N test examples')
     p.add_argument('--quiet', action='store_true', help='no progress bar and no per-epoch lines')
@@ -226,13 +235,13 @@ def _add_evaluate(sub) -> None:
                                    'accuracy, accuracy per class, and a confusion-matrix PNG.')
     p.add_argument('name', help='model name (see `d2lnets list`)')
     which = p.add_mutually_exclusive_group(required=True)
-    which.add_argument('--params', help='model.params of a run of `d2lnets train` (meta.json beside it)')
+    which.add_argument('--params', type=_path, help='model.params of a run of `d2lnets train` (meta.json beside it)')
     which.add_argument('--pretrained', action='store_true', help='the weights shipped with d2lnets')
-    p.add_argument('--data-dir', help='folder searched first for the data set files')
+    p.add_argument('--data-dir', type=_path, help='folder searched first for the data set files')
     p.add_argument('--batch-size', type=_bounded('batch_size'), default=256)
     p.add_argument('--ctx', help='device(s), as for train')
     p.add_argument('--limit', type=_bounded('limit'), help='use only the first N test examples')
-    p.add_argument('--confusion', metavar='PNG', help='where to write the confusion matrix (default: '
+    p.add_argument('--confusion', type=_path, metavar='PNG', help='where to write the confusion matrix (default: '
                                                       'confusion.png beside --params, or NAME-confusion.png)')
 
 
@@ -270,7 +279,7 @@ def _add_complexity(sub) -> None:
                    help="the slide's table for these networks, e.g. --compare lenet alexnet "
                         '(LeNet on 1x28x28, the others on 3x224x224)')
     p.add_argument('--classes', type=_bounded('classes'), default=10, help='number of classes (default 10)')
-    p.add_argument('--plot', metavar='FILE.png',
+    p.add_argument('--plot', type=_path, metavar='FILE.png',
                    help='save a log-scale bar chart of parameters and FLOPs per layer group of '
                         'lenet, alexnet, vgg11 and nin')
 
@@ -366,7 +375,8 @@ def _add_launch(sub) -> None:
     p.add_argument('--port', type=int, default=None, help="the scheduler's port (default: a free one; with "
                                                           "--hosts 9091, and the next SERVERS+WORKERS ports)")
     p.add_argument('--timeout', type=float, default=None, help='stop everything after this many seconds')
-    p.add_argument('--hosts', metavar='FILE', help='run across the hosts in FILE, one "HOST [SLOTS]" a line; '
+    p.add_argument('--hosts', type=_path, metavar='FILE',
+                   help='run across the hosts in FILE, one "HOST [SLOTS]" a line; '
                                                    'the scheduler and servers on the first, unless --host says')
     p.add_argument('--remote', metavar='TEMPLATE', default=None,
                    help='how to run a shell command line on {host} (default "ssh -o BatchMode=yes -o '

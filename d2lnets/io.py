@@ -31,7 +31,8 @@ from pathlib import Path
 from typing import Any, Callable, Optional, Sequence, Set, Union
 
 __all__ = ['atomic_write', 'replace_all', 'write_text', 'write_json', 'read_json', 'parse_json',
-           'remove_stale_temporaries', 'create_new', 'open_regular', 'check_own', 'remove_own', 'WRITERS',
+           'remove_stale_temporaries', 'create_new', 'open_regular', 'check_own', 'remove_own', 'check_encodable',
+           'WRITERS',
            'disk_full', 'sha1sum', 'download', 'mxnet_home', 'gluon_repo', 'usable_cores', 'cpu_model', 'cpu_flags',
            'DiskFull', 'DamagedFile']
 
@@ -97,6 +98,24 @@ def _not_made_here(info: os.stat_result) -> Optional[str]:
     if info.st_uid != os.geteuid():
         return 'owned by another user (uid %d)' % info.st_uid
     return None
+
+
+def check_encodable(path: PathLike, what: str = 'the path') -> str:
+    """``path`` as a string if it is text in the file system's encoding with no NUL; ``ValueError`` in
+    one line otherwise. Under a UTF-8 locale a name of bytes that are not UTF-8 reaches Python as
+    surrogate escapes: such a name could be created but not printed, logged or written into a file."""
+    text = os.fspath(path)
+    if isinstance(text, bytes):
+        text = os.fsdecode(text)
+    encoding = sys.getfilesystemencoding()
+    shown = ascii(text.encode(encoding, 'surrogateescape'))[2:-1] if '\0' not in text else ascii(text)[1:-1]
+    if '\0' in text:
+        raise ValueError('%s %s holds a NUL character; give a path without one' % (what, shown))
+    try:
+        text.encode(encoding)
+    except UnicodeEncodeError:
+        raise ValueError('%s %s is not %s text; give a name in %s' % (what, shown, encoding, encoding)) from None
+    return text
 
 
 def check_own(path: PathLike) -> None:
@@ -202,6 +221,7 @@ def create_new(path: PathLike) -> int:
     and nothing is written. Temporaries are made so, a name someone planted
     beside the target (a link, a FIFO) is refused, not written through.
     """
+    check_encodable(path)
     try:
         return os.open(str(path), os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW | os.O_CLOEXEC, 0o600)
     except FileExistsError:
@@ -233,6 +253,7 @@ def open_regular(path: PathLike, write: bool = True) -> int:
     """
     if not write:
         return _open_readable(path)
+    check_encodable(path)
     check_replaceable(path)
     try:
         fd = os.open(str(path), os.O_RDWR | os.O_CREAT | os.O_NOFOLLOW | os.O_NONBLOCK | os.O_CLOEXEC, 0o644)
@@ -331,7 +352,7 @@ def atomic_write(path: PathLike, write: Callable[[str], Any], suffix: str = '.tm
     ``write`` used. ``path`` must be missing or a regular file
     (:func:`check_replaceable`).
     """
-    path = Path(path)
+    path = Path(check_encodable(path))
     check_replaceable(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     remove_stale_temporaries(path.parent)

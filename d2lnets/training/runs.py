@@ -31,7 +31,7 @@ import mxnet as mx
 
 from .. import __version__, data, limits
 from ..context import as_context_list
-from ..io import (atomic_write, check_own, open_regular, remove_own, remove_stale_temporaries,
+from ..io import (atomic_write, check_encodable, check_own, open_regular, remove_own, remove_stale_temporaries,
                   write_json, write_text)
 from ..models import get_model, recipe_for
 from ..models.loading import load_network
@@ -183,7 +183,7 @@ class RunFolder:
         """Create (or take over an empty, or a never-completed run's) folder ``path``.
         ``unique``: always a new folder, ``path`` or the first of ``path-2``, ``path-3``, ...
         that no one has made (a default name, which two runs started in one second share)."""
-        path = Path(path)
+        path = Path(check_encodable(path, 'the run folder'))
         if path.exists() and not path.is_dir():
             raise ValueError('%s is a file; give a folder (new or empty) for the run' % path)
         parents = _make_parents(path.parent)
@@ -209,7 +209,7 @@ class RunFolder:
     @classmethod
     def for_resume(cls, path: Path) -> 'RunFolder':
         """Lock the run folder ``path`` (or its ``checkpoint/``) to continue it."""
-        path = Path(path)
+        path = Path(check_encodable(path, 'the run folder'))
         if path.name == 'checkpoint' and checkpoint.is_checkpoint(path):
             path = path.parent
         if not checkpoint.is_checkpoint(path / 'checkpoint'):
