@@ -32,7 +32,7 @@ from typing import Any, Callable, Optional, Sequence, Set, Union
 
 __all__ = ['atomic_write', 'replace_all', 'write_text', 'write_json', 'read_json', 'parse_json',
            'remove_stale_temporaries', 'create_new', 'open_regular', 'check_own', 'remove_own', 'check_encodable',
-           'WRITERS',
+           'read_bounded', 'WRITERS',
            'disk_full', 'sha1sum', 'download', 'mxnet_home', 'gluon_repo', 'usable_cores', 'cpu_model', 'cpu_flags',
            'DiskFull', 'DamagedFile']
 
@@ -315,16 +315,17 @@ def parse_json(data: Union[bytes, str], source: str, fix: str, max_bytes: int = 
         raise _damaged(source, 'not JSON: %s' % str(err).splitlines()[0][:100], fix) from None
 
 
-def read_json(path: PathLike, what: str, fix: str = 'remove it, or write it anew',
-              max_bytes: int = MAX_JSON_BYTES, max_depth: int = MAX_JSON_DEPTH) -> Any:
-    """The value of the JSON file ``path`` (``what``: the kind of file, for messages), read
-    through :func:`open_regular` with its size checked before anything is read, and
-    parsed by :func:`parse_json`.
+def read_bounded(path: PathLike, limit: int, what: str = 'the file', fix: str = 'remove it, or write it anew',
+                 max_lines: Optional[int] = None) -> bytes:
+    """The bytes of the regular file ``path`` (a symbolic link is followed: reading writes nothing), at
+    most ``limit`` of them and ``max_lines`` lines: its kind and size checked by ``fstat`` before
+    anything is read, and never more read than the limit (a file that grows meanwhile).
 
     Raises
     ------
     DamagedFile
-        One line naming ``what`` and ``path`` as damaged, and ``fix``: what to do.
+        One line: ``WHAT PATH is damaged (not a regular file | N bytes, more than ... | N lines,
+        more than ...); FIX``. A FIFO or a device is refused at once.
     OSError
         ``path`` cannot be opened (missing, no permission).
     """
@@ -335,10 +336,32 @@ def read_json(path: PathLike, what: str, fix: str = 'remove it, or write it anew
         raise _damaged(source, 'not a regular file', fix) from None
     with open(fd, 'rb') as f:
         size = os.fstat(fd).st_size
-        if size > max_bytes:
-            raise _damaged(source, _too_large(size, max_bytes), fix)
-        data = f.read(max_bytes + 1)      # a file that grows meanwhile is still read no further
-    return parse_json(data, source, fix, max_bytes, max_depth)
+        if size > limit:
+            raise _damaged(source, _too_large(size, limit), fix)
+        data = f.read(limit + 1)
+    if len(data) > limit:
+        raise _damaged(source, _too_large(len(data), limit), fix)
+    lines = data.count(b'\n') + (not data.endswith(b'\n') and bool(data))
+    if max_lines is not None and lines > max_lines:
+        raise _damaged(source, '%d lines, more than the %d a file of its kind can have' % (lines, max_lines), fix)
+    return data
+
+
+def read_json(path: PathLike, what: str, fix: str = 'remove it, or write it anew',
+              max_bytes: int = MAX_JSON_BYTES, max_depth: int = MAX_JSON_DEPTH) -> Any:
+    """The value of the JSON file ``path`` (``what``: the kind of file, for messages), read
+    by :func:`read_bounded` (a regular file, its size checked before anything is read), and
+    parsed by :func:`parse_json`.
+
+    Raises
+    ------
+    DamagedFile
+        One line naming ``what`` and ``path`` as damaged, and ``fix``: what to do.
+    OSError
+        ``path`` cannot be opened (missing, no permission).
+    """
+    data = read_bounded(path, max_bytes, what, fix)
+    return parse_json(data, '%s %s' % (what, path), fix, max_bytes, max_depth)
 
 
 def atomic_write(path: PathLike, write: Callable[[str], Any], suffix: str = '.tmp') -> Path:

@@ -229,3 +229,23 @@ def test_the_reading_of_io_finds_each_kind_of_writer():
              'def f(p): return open(p, "rb").read() + str(os.open(p, os.O_RDONLY))\n'
              'def g(p): return "a b".replace(" ", "")\n')
     assert writing_functions(probe) == {'a', 'b', 'c', 'd', 'e'}
+
+
+@pytest.mark.parametrize('kind', ['fifo', 'link-to-device', 'big', 'lines', 'fits'])
+def test_read_bounded_checks_kind_size_and_lines_before_reading(tmp_path, no_hang, kind):
+    path = tmp_path / 'hosts'
+    if kind == 'fifo':
+        os.mkfifo(path)
+    elif kind == 'link-to-device':
+        path.symlink_to('/dev/zero')
+    else:
+        path.write_bytes({'big': b'x' * 101, 'lines': b'\n' * 11, 'fits': b'a\nb'}[kind])
+    why = {'fifo': 'not a regular file', 'link-to-device': 'not a regular file',
+           'big': '101 bytes, more than the 100 a file of its kind can have',
+           'lines': '11 lines, more than the 10 a file of its kind can have'}
+    if kind == 'fits':
+        assert io.read_bounded(path, 100, max_lines=2) == b'a\nb'
+        return
+    with pytest.raises(io.DamagedFile) as info:
+        io.read_bounded(path, 100, 'the hosts file', 'give a text file', max_lines=10)
+    assert str(info.value) == 'the hosts file %s is damaged (%s); give a text file' % (path, why[kind])

@@ -83,15 +83,21 @@ def test_a_variable_name_never_reaches_the_hosts_shell(tmp_path):
         '(letters, digits and "_"); unset it' % name]
 
 
-@pytest.mark.parametrize('kind', ['fifo', 'big', 'host'])
+@pytest.mark.parametrize('kind', ['fifo', 'big', 'lines', 'host'])
 def test_the_hosts_file_is_read_within_limits(tmp_path, kind):
     path = tmp_path / 'hosts'
+    fix = 'give a text file, one host a line'
     if kind == 'fifo':
         os.mkfifo(path)         # opening it to read would wait for a writer forever
-        error = 'the hosts file %s is not a regular file: give a text file' % path
+        error = 'the hosts file %s is damaged (not a regular file); %s' % (path, fix)
     elif kind == 'big':
         path.write_text('# padding\n' * 200000)
-        error = 'the hosts file %s is larger than 1024 KiB: give one host a line' % path
+        error = ('the hosts file %s is damaged (2000000 bytes, more than the 1048576 a file of its kind can have); %s'
+                 % (path, fix))
+    elif kind == 'lines':
+        path.write_text('127.0.0.1\n' + '\n' * 20000)      # 20001 lines in 20011 bytes
+        error = 'the hosts file %s is damaged (20001 lines, more than the 16384 a file of its kind can have); %s' % (
+            path, fix)
     else:
         path.write_text('127.0.0.1\n-oProxyCommand=touch 2\n')
         error = ('%s:2: the host \'-oProxyCommand=touch\' is not a host name or address: use letters, digits, ".", '

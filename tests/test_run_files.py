@@ -221,3 +221,22 @@ def test_checkpoint_pruning_removes_only_its_own_old_epochs(tmp_path, victim, ki
     save_checkpoint(folder, 2, net, None, history)
     assert sorted(os.listdir(folder)) == ['epoch-0000.params', 'epoch-0002.params', 'latest.json']
     assert victim.read_text() == VICTIM and os.path.lexists(planted)
+
+
+@pytest.mark.parametrize('kind', ['fifo', 'big'])
+def test_command_txt_is_read_within_a_bound(tmp_path, kind):
+    # A FIFO would block the run at its start, a file of gigabytes be read whole: one line instead.
+    import signal
+    from d2lnets.training.runs import _append_command
+    path = tmp_path / 'command.txt'
+    os.mkfifo(path) if kind == 'fifo' else path.write_bytes(b'x' * (5 << 20))
+    signal.alarm(20)        # before the fix the FIFO blocked forever
+    try:
+        with pytest.raises(ValueError) as info:
+            _append_command(tmp_path, ['d2lnets', 'train'])
+    finally:
+        signal.alarm(0)
+    assert str(info.value) == ("the run's command record %s is damaged (%s); remove it, or start a new run with "
+                               "another --out" % (path, 'not a regular file' if kind == 'fifo' else
+                                          '5242880 bytes, more than the 4194304 a file of its kind can have'))
+    assert path.is_fifo() or path.stat().st_size == 5 << 20

@@ -31,8 +31,8 @@ import mxnet as mx
 
 from .. import __version__, data, limits
 from ..context import as_context_list
-from ..io import (atomic_write, check_encodable, check_own, open_regular, remove_own, remove_stale_temporaries,
-                  write_json, write_text)
+from ..io import (atomic_write, check_encodable, check_own, open_regular, read_bounded, remove_own,
+                  remove_stale_temporaries, write_json, write_text)
 from ..models import get_model, recipe_for
 from ..models.loading import load_network
 from ..models.summary import infer_block_shapes
@@ -44,6 +44,8 @@ from .loop import History, TrainingInterrupted, check_arguments, train
 __all__ = ['make_meta', 'train_run', 'resume_run', 'train_or_resume', 'evaluate_saved', 'RunFolder', 'LOCK']
 
 LOCK = '.lock'
+# command.txt: a line per train/resume, each within the system's argument limit (2 MiB on Linux).
+MAX_COMMAND_BYTES = 4 << 20
 MAX_SAME_NAME = 1000    # default folders of one name (model, second): runs/lenet-20261205-213000-1000 at most
 # What a run writes; a folder holding only these and no checkpoint is a run
 # that never completed an epoch (killed in epoch 1), which a new run may replace.
@@ -296,7 +298,9 @@ class _RunWriter:
 
 def _append_command(out: Path, command: Optional[Sequence[str]]) -> None:
     line = shlex.join(command if command is not None else sys.argv)
-    old = (out / 'command.txt').read_text() if (out / 'command.txt').is_file() else ''
+    path = out / 'command.txt'
+    old = read_bounded(path, MAX_COMMAND_BYTES, 'the run\'s command record', 'remove it, or start a new run with '
+                       'another --out').decode('utf-8', 'replace') if os.path.lexists(path) else ''
     write_text(out / 'command.txt', old + line + '\n')
 
 

@@ -9,10 +9,10 @@ import os
 import re
 import shlex
 import socket
-import stat
 import sys
 from typing import Any, Callable, Dict, List, Optional, Sequence, TextIO, Tuple
 
+from ...io import read_bounded
 from ...runtime import set_by_user
 from .command import MAX_PROCESSES, check_host, check_seconds, validate
 from .job import SERVER_COMMAND, Proc, run
@@ -20,23 +20,17 @@ from .job import SERVER_COMMAND, Proc, run
 DEFAULT_REMOTE = 'ssh -o BatchMode=yes -o ConnectTimeout=10 {host}'
 DEFAULT_PORT = 9091         # MXNet's tools/launch.py starts its scheduler there too
 MAX_HOSTS_FILE = 1 << 20    # bytes
-MAX_HOSTS = 1024            # lines of a hosts file
+MAX_HOSTS = 1024            # hosts of a hosts file
+MAX_HOSTS_LINES = 16384     # its lines, comments and blank ones included
 _NAME = re.compile(r'[A-Za-z_][A-Za-z0-9_]*\Z')
 
 
-def _read_small(path: str, limit: int, what: str) -> str:
-    # A regular file of at most ``limit`` bytes, as text: opened without waiting (a FIFO would block
-    # the open), checked, then read no further than the limit.
+def _read_text(path: str, what: str) -> str:
+    # io.read_bounded: a regular file (a FIFO would block the open), its size and lines checked first.
     try:
-        fd = os.open(path, os.O_RDONLY | os.O_NONBLOCK | os.O_CLOEXEC)
+        data = read_bounded(path, MAX_HOSTS_FILE, what, 'give a text file, one host a line', MAX_HOSTS_LINES)
     except OSError as err:
-        raise OSError('cannot read %s %s: %s' % (what, path, err.strerror or err)) from None
-    with open(fd, 'rb') as f:
-        if not stat.S_ISREG(os.fstat(fd).st_mode):
-            raise ValueError('%s %s is not a regular file: give a text file' % (what, path))
-        data = f.read(limit + 1)
-    if len(data) > limit:
-        raise ValueError('%s %s is larger than %d KiB: give one host a line' % (what, path, limit // 1024))
+        raise OSError('cannot read %s %s: %s' % (what, path, os.strerror(err.errno) if err.errno else err)) from None
     try:
         return data.decode('utf-8')
     except UnicodeDecodeError:
@@ -48,10 +42,10 @@ def read_hosts(path: str) -> List[Tuple[str, int]]:
 
     ``slots`` (default 1; also written ``slots=N``) is how many workers the host
     takes; 0 makes a host that runs only the scheduler and servers. ``#`` starts
-    a comment. At most ``MAX_HOSTS_FILE`` bytes and ``MAX_HOSTS`` hosts; each
+    a comment. At most ``MAX_HOSTS_FILE`` bytes, ``MAX_HOSTS_LINES`` lines and ``MAX_HOSTS`` hosts; each
     host a name or a numeric address (``check_host``).
     """
-    text = _read_small(path, MAX_HOSTS_FILE, 'the hosts file')
+    text = _read_text(path, 'the hosts file')
     hosts = []
     for number, line in enumerate(text.splitlines(), 1):
         words = line.split('#')[0].split()
