@@ -25,16 +25,20 @@ def victim(tmp_path):
     return path
 
 
+def plant_named(path, kind, victim):
+    """``path`` as a symbolic link to, a hard link of, ``victim``, or a FIFO."""
+    if kind == 'symlink':
+        path.symlink_to(victim)
+    elif kind == 'hardlink':
+        os.link(victim, path)
+    else:
+        os.mkfifo(path)
+    return path
+
+
 def plant(folder, kind, victim):
     """``folder/.lock`` as a symbolic link to, or a hard link of, ``victim``, or a FIFO."""
-    lock = folder / '.lock'
-    if kind == 'symlink':
-        lock.symlink_to(victim)
-    elif kind == 'hardlink':
-        os.link(victim, lock)
-    else:
-        os.mkfifo(lock)
-    return lock
+    return plant_named(folder / '.lock', kind, victim)
 
 
 WHAT = {'symlink': 'a symbolic link', 'hardlink': r'a hard link \(2 names for one file\)',
@@ -156,15 +160,6 @@ def test_io_replace_all_moves_every_file_or_none(tmp_path, victim):
     assert [t.read_text() for t in targets] == ['new staged-a', 'new staged-b']
     assert sorted(os.listdir(tmp_path)) == ['a', 'b', 'victim.txt']
 
-
-def plant_named(path, kind, victim):
-    """``path`` as a symbolic link to, a hard link of, ``victim``, or a FIFO."""
-    if kind == 'symlink':
-        path.symlink_to(victim)
-    elif kind == 'hardlink':
-        os.link(victim, path)
-    else:
-        os.mkfifo(path)
 
 
 @pytest.mark.parametrize('kind', sorted(WHAT))
