@@ -278,3 +278,23 @@ def test_predict_refusals(argv, match, cache, tmp_path, monkeypatch, capsys):
     assert cli.main(argv) == 1
     err = capsys.readouterr().err
     assert len(err.strip().splitlines()) == 1 and match in err
+
+
+def test_onnx_metadata_whose_classes_do_not_fit_the_outputs_is_refused(tmp_path, capsys, test_set):
+    """As --params refuses a meta.json naming more or fewer classes than the weights have outputs,
+    --onnx refuses metadata whose class list does not fit the model's outputs, in one line."""
+    import onnx
+    net = d2lnets.get_model('lenet')
+    net.initialize()
+    export(net, str(tmp_path / 'lenet'), (1, 1, 28, 28), 'onnx', metadata={'model': 'lenet'})
+    model = onnx.load(str(tmp_path / 'lenet.onnx'))
+    for entry in model.metadata_props:       # a hand-edited (or another export's) class list of 9
+        if entry.key == 'd2lnets':
+            entry.value = json.dumps(dict(json.loads(entry.value), classes=FASHION_MNIST_CLASSES[:9]))
+    onnx.save(model, str(tmp_path / 'lenet.onnx'))
+    image = write_pngs(tmp_path / 'png', test_set[0][:1])[0]
+    code, out, err = run(capsys, 'predict', 'lenet', '--onnx', tmp_path / 'lenet.onnx', image)
+    assert (code, out) == (1, '')
+    assert err.splitlines() == [
+        'd2lnets predict: error: the d2lnets metadata in %s names 9 classes, but the model has 10 outputs; the '
+        'two do not belong together: export it again' % (tmp_path / 'lenet.onnx')]

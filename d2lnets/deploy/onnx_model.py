@@ -54,6 +54,20 @@ class OnnxModel:
         raw = self.session.get_modelmeta().custom_metadata_map.get(METADATA_KEY)
         self.metadata: Dict = read_metadata(raw, path)
         self._input_dims = inputs[0].shape
+        outputs = self.session.get_outputs()
+        # (batch, classes); a dynamic class axis (a name, not a number) is checked by check_outputs after a run.
+        dims = outputs[0].shape if outputs else []
+        self.num_outputs: Optional[int] = dims[-1] if len(dims) == 2 and isinstance(dims[-1], int) else None
+        if self.num_outputs is not None:
+            self.check_outputs(self.num_outputs)
+
+    def check_outputs(self, num_outputs: int) -> None:
+        """``ValueError`` in one line if the metadata's class list does not fit ``num_outputs`` outputs
+        (as ``--params`` refuses a meta.json that does not fit the weights)."""
+        names = self.metadata.get('classes')
+        if names is not None and len(names) != num_outputs:
+            raise ValueError('the d2lnets metadata in %s names %d classes, but the model has %d outputs; the two '
+                             'do not belong together: export it again' % (self.path, len(names), num_outputs))
 
     @property
     def input_shape(self) -> Tuple[int, int, int]:
@@ -71,4 +85,7 @@ class OnnxModel:
 
     def run(self, batch: np.ndarray) -> np.ndarray:
         """Outputs (logits) for a float32 ``batch`` of shape (batch, channels, height, width)."""
-        return self.session.run(None, {self.input_name: np.ascontiguousarray(batch, np.float32)})[0]
+        logits = self.session.run(None, {self.input_name: np.ascontiguousarray(batch, np.float32)})[0]
+        if self.num_outputs is None and np.ndim(logits) == 2:
+            self.check_outputs(logits.shape[1])
+        return logits
