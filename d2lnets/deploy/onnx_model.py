@@ -8,6 +8,7 @@ from typing import Dict, Optional, Tuple
 
 import numpy as np
 
+from .. import limits
 from ..io import parse_json
 from ..weights.meta import MAX_BYTES, validate
 
@@ -76,7 +77,8 @@ class OnnxModel:
         if len(dims) != 3 or not all(isinstance(d, int) for d in dims):
             raise ValueError('%s takes input of shape %s; expected (batch, channels, height, width)'
                              % (self.path, self._input_dims))
-        return tuple(dims)
+        # The file's word, like --input-shape's: bounded before any image is resized to it.
+        return limits.check_shape((1,) + tuple(dims), 'the input shape of %s' % self.path)[1:]
 
     @property
     def model_name(self) -> Optional[str]:

@@ -15,7 +15,7 @@ import numpy as np
 from .. import limits
 from ..data import DATASETS, classes   # data imports MXNet only to iterate
 from ..weights.meta import preprocessing
-from .images import imagenet_input, load_images, read_image
+from .images import check_image, imagenet_input, load_images, read_image
 
 Prediction = Tuple[int, str, float]   # (class index, class name, probability)
 
@@ -73,8 +73,20 @@ def prepare(paths: Sequence[str], meta: Dict[str, Any], input_shape: Tuple[int, 
     except ValueError as err:
         raise ValueError('%s: %s' % (source, err)) from None
     if kind == 'imagenet':
-        return np.stack([imagenet_input(read_image(p, 'RGB'), meta.get('normalization')) for p in paths])
+        return np.stack([imagenet_input(read_image(p, 'RGB'), meta.get('normalization'), source=p) for p in paths])
     return load_images(paths, input_shape, meta.get('normalization'))
+
+
+def _kind_before_loading(name: str, params: Optional[str], pretrained: bool) -> Optional[str]:
+    # The preprocessing the weights will take, as far as the registry or the meta.json beside the
+    # parameter file says before they load; None if they do not say (loading them tells what is wrong).
+    from ..models.loading import pretrained_meta
+    from ..weights.meta import read_meta
+    try:
+        meta = pretrained_meta(name) if pretrained else (read_meta(params) or {})
+        return preprocessing(meta.get('dataset') or 'fashion-mnist')
+    except (ValueError, KeyError):
+        return None
 
 
 def predict_onnx(onnx_file: str, paths: Sequence[str], k: Optional[int] = None,
@@ -122,8 +134,8 @@ def predict_files(name: str, paths: Sequence[str], params: Optional[str] = None,
         raise ValueError('give at least one image file')
     if onnx:
         return predict_onnx(onnx, paths, k, name=name)
-    for path in paths:   # a bad image fails before the weights load
-        read_image(path)
     from ..models.loading import load_network
+    for path in paths:   # a bad image fails before the weights load (or download): its header is enough
+        check_image(path, _kind_before_loading(name, params, pretrained))
     net, meta = load_network(name, params, pretrained, root=root)
     return predict_network(net, meta, paths, k)
