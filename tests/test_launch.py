@@ -351,6 +351,24 @@ def test_over_real_ssh(tmp_path, sshd_hosts, kill_launcher):
             '[%s worker 0] rank 0 of 2' % b, '[%s worker 1] rank 1 of 2' % a])
 
 
+def test_over_real_ssh_user_at_host_and_a_port(tmp_path, sshd_hosts):
+    # USER@HOST goes to ssh as it is, USER@HOST:PORT as ssh://USER@HOST:PORT; the processes dial HOST.
+    hosts, template, daemons = sshd_hosts
+    services, a, b = hosts.addresses
+    proc, marker = start_launch(tmp_path, '-n', '2', '--hosts', hosts_file(tmp_path, services + ' 0', 'root@' + a,
+                                                                           'root@%s:22' % b),
+                                '--remote', template, '--port', '9591', steps=5)
+    try:
+        out, _ = proc.communicate(timeout=60)
+        left = wait_for(lambda: not (hosts.pids() - daemons), timeout=15) or hosts.pids() - daemons
+    finally:
+        cleanup(proc, marker)
+    assert proc.returncode == 0, out
+    assert sorted(line.split(' holds')[0] for line in out.splitlines() if 'holds' in line) == sorted([
+        '[root@%s:22 worker 0] rank 0 of 2' % b, '[root@%s worker 1] rank 1 of 2' % a])
+    assert left is True, 'left running: %s' % left
+
+
 def test_workers_share_the_cores_unless_the_user_chose_the_threads():
     from d2lnets.io import usable_cores
     code = 'import os; print("threads", os.environ["OMP_NUM_THREADS"])'
