@@ -60,6 +60,8 @@ def test_a_worker_program_that_cannot_run_is_refused_before_anything_starts():
     ['d2lnets', '--debug', 'train', 'lenet'],
     [PY, '-X', 'dev', '-m', 'd2lnets', '--debug', 'train', 'lenet'],
     [PY, '-uEm', 'd2lnets', 'train', 'lenet', '--kvstore', 'local'],
+    ['env', 'D2LNETS_X=1', 'd2lnets', '--debug', 'train', 'lenet', '--limit', '64', '--epochs', '1'],
+    ['/usr/bin/env', 'A=1', 'B=2', PY, '-m', 'd2lnets', 'train', 'lenet', '--limit', '64', '--epochs', '1'],
 ])
 def test_the_dist_kvstore_check_reads_global_and_python_options(tmp_path, worker):
     proc = launch('-n', '2', '--', *worker, '--out', str(tmp_path / 'run'), timeout=30)
@@ -68,6 +70,16 @@ def test_the_dist_kvstore_check_reads_global_and_python_options(tmp_path, worker
         ERROR + 'the worker command `d2lnets train` has no --kvstore dist_sync (or dist_async): every worker '
         'would train alone, all into the same run folder; add --kvstore dist_sync']
     assert not (tmp_path / 'run').exists()
+
+
+def test_a_global_option_after_the_command_is_the_workers_usage_error(tmp_path):
+    # `d2lnets train ... --debug`: --debug is d2lnets' own option, before the command; the workers would
+    # refuse it, and so does launch, before anything starts.
+    proc = launch('-n', '2', '--', 'd2lnets', 'train', 'lenet', '--kvstore', 'dist_sync', '--debug', timeout=30)
+    assert (proc.returncode, proc.stdout) == (1, '')
+    assert proc.stderr.splitlines() == [
+        ERROR + 'the worker command is not a valid `d2lnets train`: d2lnets: error: unrecognized arguments: --debug '
+        '(see d2lnets --help)']
 
 
 def test_a_variable_name_never_reaches_the_hosts_shell(tmp_path):

@@ -2,6 +2,7 @@
 the worker command (does a ``d2lnets train`` join the parameter server? can the program run?)."""
 import contextlib
 import io
+import itertools
 import os
 import re
 import shlex
@@ -20,6 +21,11 @@ _REMOTE = re.compile(r'(?:(?P<user>[A-Za-z0-9_][A-Za-z0-9_.-]{0,31})@)?(?P<host>
 
 def _d2lnets_args(command: Sequence[str]) -> Optional[List[str]]:
     # `d2lnets ARGS`, `/path/to/d2lnets ARGS` or `python [OPTIONS] -m d2lnets ARGS` -> ARGS; else None.
+    # `env NAME=VALUE ... COMMAND` is COMMAND (env's options are not read: such a command is not checked).
+    while command and os.path.basename(command[0]) == 'env':
+        command = [w for w in itertools.dropwhile(lambda w: '=' in w and not w.startswith('-'), command[1:])]
+    if not command:
+        return None
     if os.path.basename(command[0]) == 'd2lnets':
         return list(command[1:])
     if 'python' not in os.path.basename(command[0]):
