@@ -112,6 +112,6 @@ def test_a_batch_mxnet_cannot_hold_is_the_users_error_before_the_run_folder_exis
                           preexec_fn=lambda: resource.setrlimit(resource.RLIMIT_AS, (limit, limit)))
     assert (proc.returncode, proc.stderr.splitlines()) == (1, [
         "d2lnets train: error: nin cannot train on batches of 512 at 4096x4096 (--batch-size, --resize): an input "
-        "of shape (512, 1, 4096, 4096): 8589934592 elements, more than the 2147483647 a tensor of MXNet's CPU build can hold; use a smaller input "
-        "or batch"])
+        "of shape (512, 1, 4096, 4096): 8589934592 elements, more than the 2147483647 a tensor of MXNet's CPU build "
+        "can hold; use a smaller input or batch"])
     assert not (tmp_path / 'run').exists()
