@@ -130,11 +130,11 @@ def _add_predict(sub) -> None:
 
 def _run_predict(args) -> int:
     # predict --onnx runs on onnxruntime alone: predict imports MXNet only for the other sources.
-    from .deploy.predict import format_predictions, predict_files
-    predictions = predict_files(args.name, args.images, params=args.params, pretrained=args.pretrained,
-                                onnx=args.onnx, k=args.top, root=args.root)
-    for path, preds in zip(args.images, predictions):
-        print('\n'.join(format_predictions(path, preds)))
+    from .deploy.predict import format_predictions, iter_predictions
+    # Printed as each batch is done: memory is one batch's, however many images.
+    for path, preds in iter_predictions(args.name, args.images, params=args.params, pretrained=args.pretrained,
+                                        onnx=args.onnx, k=args.top, root=args.root):
+        print('\n'.join(format_predictions(path, preds)), flush=True)
     return 0
 
 

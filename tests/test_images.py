@@ -223,3 +223,67 @@ def test_a_portrait_photo_is_classified_upright(tmp_path, capsys):
     lines = capsys.readouterr().out.splitlines()
     tops = [line.split()[-1] for line in lines[1::2]]
     assert tops[0::2] == ['trouser'] * 5 and 'trouser' not in tops[1::2], lines
+
+
+# --- sizes after resizing: bounded as well as before ------------------------------------------
+
+def under_memory_limit(argv, limit=4 << 30, env=None):
+    """``python -c ARGV[0] ARGV[1:]`` in a process of at most ``limit`` bytes of address space, so
+    that a size left unbounded fails there (MemoryError) instead of taking this machine's memory."""
+    import os
+    import resource
+    import subprocess
+    import sys
+    return subprocess.run([sys.executable, '-c', *argv], capture_output=True, text=True, timeout=120,
+                          env=dict(os.environ, **(env or {})),
+                          preexec_fn=lambda: resource.setrlimit(resource.RLIMIT_AS, (limit, limit)))
+
+
+CLI = 'import sys; from d2lnets.cli import main; sys.exit(main(sys.argv[1:]))'
+
+
+def test_an_image_is_bounded_after_resizing_too_on_the_imagenet_path(tmp_path):
+    """2 x 60000 pixels pass the decoding limit, but ImageNet's resize (shorter side to 256) would
+    make them 256 x 7680000: refused in one line, before the weights are looked for, and by the
+    library; an image whose resized form fits is computed in the crop alone, equal to the whole resize."""
+    thin = tmp_path / 'thin.png'
+    Image.fromarray(np.full((2, 60000), 200, np.uint8)).save(thin)
+    message = ('%s resized for ImageNet (shorter side 256) would have 256 x 7680000 = 1966080000 pixels, more '
+               'than the %d that d2lnets allows; crop it to a less extreme aspect ratio' % (thin, images.MAX_PIXELS))
+    env = {'MXNET_HOME': str(tmp_path / 'mxnet'), 'MXNET_GLUON_REPO': 'http://127.0.0.1:9/'}   # no weights
+    proc = under_memory_limit([CLI, 'predict', 'vgg11', '--pretrained', str(thin)], env=env)
+    assert (proc.returncode, proc.stdout, proc.stderr.splitlines()) == (1, '', ['d2lnets predict: error: ' + message])
+    code = ('import sys; from d2lnets.deploy import images\n'
+            'try:\n    images.imagenet_input(images.read_image(sys.argv[1], "RGB"), source=sys.argv[1])\n'
+            'except ValueError as err:\n    print(err)')
+    proc = under_memory_limit([code, str(thin)])
+    assert (proc.stdout, proc.stderr) == (message + '\n', '')
+    # Within the bound, only the centre crop is computed: equal to the whole resize, then cropped ...
+    rgb = np.random.RandomState(0).randint(0, 256, (16, 400, 3)).astype(np.uint8)
+    whole = images.resize_uint8(rgb, 256, 6400)[16:240, 3088:3312]
+    np.testing.assert_array_equal(images.resize_uint8(rgb, 256, 6400, crop=(16, 3088, 224, 224)), whole)
+    # ... in the time of the crop: 16 x 20000 pixels, resized 256 x 320000 (1.97 GB as OpenCV's int64 sums).
+    start = time.perf_counter()
+    assert images.imagenet_input(np.zeros((16, 20000, 3), np.uint8)).shape == (3, 224, 224)
+    assert time.perf_counter() - start < 1
+
+
+def test_an_onnx_input_shape_is_bounded_before_any_image_is_resized_to_it(tmp_path):
+    """A fully convolutional ONNX file (NiN) whose input says 200000 x 200000: one line naming the file,
+    not a resize to 4e10 pixels per image."""
+    import onnx
+    import d2lnets
+    from d2lnets.deploy.export import export
+    net = d2lnets.get_model('nin')
+    net.initialize()
+    export(net, str(tmp_path / 'nin'), (1, 1, 224, 224), 'onnx', metadata={'model': 'nin'})
+    model = onnx.load(str(tmp_path / 'nin.onnx'))
+    dims = model.graph.input[0].type.tensor_type.shape.dim
+    dims[2].dim_value = dims[3].dim_value = 200000
+    onnx.save(model, str(tmp_path / 'big.onnx'))
+    picture = tmp_path / 'p.png'
+    make_picture(picture)
+    proc = under_memory_limit([CLI, 'predict', 'nin', '--onnx', str(tmp_path / 'big.onnx'), str(picture)])
+    assert (proc.returncode, proc.stdout, proc.stderr.splitlines()) == (1, '', [
+        'd2lnets predict: error: the input shape of %s (1, 1, 200000, 200000): each side must be at most '
+        '16384, got 200000' % (tmp_path / 'big.onnx')])

@@ -97,3 +97,21 @@ def test_a_data_folder_variable_too_long_for_the_system_is_one_line(capsys, monk
     monkeypatch.setenv('D2LNETS_DATA', 'a/' * 2500)
     assert 'D2LNETS_DATA is a path of 5000 bytes whose longest name has 1;' in error_line(
         capsys, ['evaluate', 'lenet', '--pretrained', '--limit', '10'])
+
+
+def test_a_batch_mxnet_cannot_hold_is_the_users_error_before_the_run_folder_exists(tmp_path):
+    # NiN takes any side; 512 images resized to 4096 x 4096 make a batch of 8,589,934,592 elements.
+    # Run in a process of at most 6 GiB of address space: without the check MXNet would try to allocate 32 GiB.
+    import resource
+    import subprocess
+    import sys
+    limit = 6 << 30
+    proc = subprocess.run([sys.executable, '-m', 'd2lnets', 'train', 'nin', '--resize', '4096', '--batch-size', '512',
+                           '--limit', '512', '--epochs', '1', '--quiet', '--out', str(tmp_path / 'run')],
+                          capture_output=True, text=True, timeout=300,
+                          preexec_fn=lambda: resource.setrlimit(resource.RLIMIT_AS, (limit, limit)))
+    assert (proc.returncode, proc.stderr.splitlines()) == (1, [
+        "d2lnets train: error: nin cannot train on batches of 512 at 4096x4096 (--batch-size, --resize): an input "
+        "of shape (512, 1, 4096, 4096): 8589934592 elements, more than the 2147483647 a tensor of MXNet's CPU build "
+        "can hold; use a smaller input or batch"])
+    assert not (tmp_path / 'run').exists()

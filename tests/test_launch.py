@@ -351,6 +351,55 @@ def test_over_real_ssh(tmp_path, sshd_hosts, kill_launcher):
             '[%s worker 0] rank 0 of 2' % b, '[%s worker 1] rank 1 of 2' % a])
 
 
+def test_over_real_ssh_user_at_host_and_a_port(tmp_path, sshd_hosts):
+    # USER@HOST goes to ssh as it is, USER@HOST:PORT as ssh://USER@HOST:PORT; the processes dial HOST.
+    hosts, template, daemons = sshd_hosts
+    services, a, b = hosts.addresses
+    proc, marker = start_launch(tmp_path, '-n', '2', '--hosts', hosts_file(tmp_path, services + ' 0', 'root@' + a,
+                                                                           'root@%s:22' % b),
+                                '--remote', template, '--port', '9591', steps=5)
+    try:
+        out, _ = proc.communicate(timeout=60)
+        left = wait_for(lambda: not (hosts.pids() - daemons), timeout=15) or hosts.pids() - daemons
+    finally:
+        cleanup(proc, marker)
+    assert proc.returncode == 0, out
+    assert sorted(line.split(' holds')[0] for line in out.splitlines() if 'holds' in line) == sorted([
+        '[root@%s:22 worker 0] rank 0 of 2' % b, '[root@%s worker 1] rank 1 of 2' % a])
+    assert left is True, 'left running: %s' % left
+
+
+def test_over_real_ssh_a_worker_ignoring_sigterm_is_gone_at_the_second_signal(tmp_path, sshd_hosts):
+    # The worker ignores SIGTERM. Over ssh it does not wait for a grace: the first signal ends ssh, sshd ends
+    # the session, and the child on the host, whose parent-death signal is SIGKILL, takes the worker with it.
+    hosts, template, daemons = sshd_hosts
+    services, a, _ = hosts.addresses
+    marker = 'd2lnets-test-%s' % uuid.uuid4().hex
+    code = ('import signal, time; signal.signal(signal.SIGTERM, signal.SIG_IGN); print("ready", flush=True); '
+            'time.sleep(120)')
+    log = tmp_path / 'out'
+    with open(log, 'w') as out:
+        proc = subprocess.Popen([sys.executable, '-m', 'd2lnets', 'launch', '-n', '1', '--hosts',
+                                 hosts_file(tmp_path, services + ' 0', a), '--remote', template, '--port', '9691',
+                                 '--', sys.executable, '-c', code], stdout=out, stderr=subprocess.STDOUT,
+                                env=dict(os.environ, D2LNETS_TEST_MARK=marker), start_new_session=True)
+    try:
+        assert wait_for(lambda: '[%s worker 0] ready' % a in log.read_text(), timeout=60), log.read_text()
+        proc.send_signal(signal.SIGTERM)
+        time.sleep(0.5)
+        proc.send_signal(signal.SIGTERM)
+        second = time.monotonic()
+        gone = wait_for(lambda: not pids_with_env(marker), timeout=15)
+        hurried = time.monotonic() - second
+        proc.wait(30)
+        left = wait_for(lambda: not (hosts.pids() - daemons), timeout=15) or hosts.pids() - daemons
+    finally:
+        cleanup(proc, marker)
+    assert proc.returncode == 128 + signal.SIGTERM, log.read_text()
+    assert gone is True and hurried < 2.5, (hurried, log.read_text())     # not the 5 s grace on the host
+    assert left is True, 'left running: %s' % left
+
+
 def test_workers_share_the_cores_unless_the_user_chose_the_threads():
     from d2lnets.io import usable_cores
     code = 'import os; print("threads", os.environ["OMP_NUM_THREADS"])'

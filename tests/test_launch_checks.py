@@ -60,6 +60,8 @@ def test_a_worker_program_that_cannot_run_is_refused_before_anything_starts():
     ['d2lnets', '--debug', 'train', 'lenet'],
     [PY, '-X', 'dev', '-m', 'd2lnets', '--debug', 'train', 'lenet'],
     [PY, '-uEm', 'd2lnets', 'train', 'lenet', '--kvstore', 'local'],
+    ['env', 'D2LNETS_X=1', 'd2lnets', '--debug', 'train', 'lenet', '--limit', '64', '--epochs', '1'],
+    ['/usr/bin/env', 'A=1', 'B=2', PY, '-m', 'd2lnets', 'train', 'lenet', '--limit', '64', '--epochs', '1'],
 ])
 def test_the_dist_kvstore_check_reads_global_and_python_options(tmp_path, worker):
     proc = launch('-n', '2', '--', *worker, '--out', str(tmp_path / 'run'), timeout=30)
@@ -68,6 +70,16 @@ def test_the_dist_kvstore_check_reads_global_and_python_options(tmp_path, worker
         ERROR + 'the worker command `d2lnets train` has no --kvstore dist_sync (or dist_async): every worker '
         'would train alone, all into the same run folder; add --kvstore dist_sync']
     assert not (tmp_path / 'run').exists()
+
+
+def test_a_global_option_after_the_command_is_the_workers_usage_error(tmp_path):
+    # `d2lnets train ... --debug`: --debug is d2lnets' own option, before the command; the workers would
+    # refuse it, and so does launch, before anything starts.
+    proc = launch('-n', '2', '--', 'd2lnets', 'train', 'lenet', '--kvstore', 'dist_sync', '--debug', timeout=30)
+    assert (proc.returncode, proc.stdout) == (1, '')
+    assert proc.stderr.splitlines() == [
+        ERROR + 'the worker command is not a valid `d2lnets train`: d2lnets: error: unrecognized arguments: --debug '
+        '(see d2lnets --help)']
 
 
 def test_a_variable_name_never_reaches_the_hosts_shell(tmp_path):
@@ -100,11 +112,45 @@ def test_the_hosts_file_is_read_within_limits(tmp_path, kind):
             path, fix)
     else:
         path.write_text('127.0.0.1\n-oProxyCommand=touch 2\n')
-        error = ('%s:2: the host \'-oProxyCommand=touch\' is not a host name or address: use letters, digits, ".", '
-                 '"-" and "_", at most 253, not starting with "-"' % path)
+        error = '%s:2: the host \'-oProxyCommand=touch\' is not a host: %s' % (path, NOT_A_HOST)
     proc = launch('-n', '1', '--hosts', str(path), '--remote', LOCAL, '--', PY, '-c', 'pass', timeout=20)
     assert (proc.returncode, proc.stderr.splitlines()) == (1, [ERROR + error]), proc.stdout
     assert all(line.startswith('[launch] warning: ') for line in proc.stdout.splitlines())    # nothing started
+
+
+NOT_A_HOST = ('give [USER@]HOST[:PORT], HOST a name or IPv4 address of letters, digits, ".", "-" and "_" (at most '
+              '253, not starting with "-"), USER likewise, PORT from 1 to 65535')
+IPV6 = ("is an IPv6 address: MXNet 1.9.1's parameter server (ps-lite) connects over IPv4 only; give the host's IPv4 "
+        "address or a name")
+
+
+@pytest.mark.parametrize('host, error', [
+    ('[::1]:22', IPV6), ('::1', IPV6), ('root@[::1]', IPV6),
+    ('root@-oProxyCommand=touch', NOT_A_HOST), ('a@b@127.0.0.1', NOT_A_HOST), ('_@127.0.0.1:22:', IPV6),
+    ('127.0.0.1:0', NOT_A_HOST), ('127.0.0.1:70000', NOT_A_HOST), ('127.0.0.1:', NOT_A_HOST),
+    ('127.0.0.1:22;true', NOT_A_HOST), ('$(id)@127.0.0.1', NOT_A_HOST),
+])
+def test_a_host_string_is_checked_before_anything_starts(tmp_path, host, error):
+    for hosts, extra, what in ((host, [], '%s:1: the host' % (tmp_path / 'hosts')),
+                               ('127.0.0.1', ['--host', host], "the scheduler's host (--host)")):
+        args = ['--hosts', hosts_file(tmp_path, hosts + '\n'), *extra]
+        proc = launch('-n', '1', *args, '--remote', LOCAL, '--', PY, '-c', 'pass', timeout=20)
+        assert (proc.returncode, proc.stderr.splitlines()) == (1, [ERROR + '%s %r %s' % (
+            what, host, error if error is IPV6 else 'is not a host: ' + error)]), proc.stdout
+        assert all(line.startswith('[launch] warning: ') for line in proc.stdout.splitlines())  # nothing started
+    assert os.listdir(tmp_path) == ['hosts']
+
+
+def test_user_at_host_and_a_port_reach_the_remote_command_as_ssh_reads_them(tmp_path):
+    # {host} is what ssh takes: USER@HOST as it is, a port as ssh://USER@HOST:PORT; the processes dial HOST.
+    code = ('import os, d2lnets, mxnet as mx; kv = mx.kv.create("dist_sync"); '
+            'print("rank", kv.rank, "via", os.environ["D2LNETS_TEST_HOST"], flush=True)')
+    proc = launch('-n', '2', '--hosts', hosts_file(tmp_path, 'root@127.0.0.1\nuser_1@localhost:2222\n'),
+                  '--remote', LOCAL, '--timeout', '60', '--', PY, '-c', code, timeout=90)
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    said = sorted(line.split('] ', 1)[1] for line in proc.stdout.splitlines() if ' via ' in line)
+    assert said == ['rank 0 via root@127.0.0.1', 'rank 1 via ssh://user_1@localhost:2222'], proc.stdout
+    assert '[launch] done; worker 0 ran on root@127.0.0.1: a run folder it wrote is there' in proc.stdout
 
 
 def test_a_worker_printing_the_launchers_words_neither_hangs_nor_lies(tmp_path):

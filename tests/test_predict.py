@@ -13,12 +13,13 @@ import pytest
 from PIL import Image
 
 import d2lnets
+import d2lnets.models.loading
 from d2lnets import cli
 from d2lnets.deploy import imagenet
 from d2lnets.data import FASHION_MNIST_CLASSES, load_arrays, to_tensor
 from d2lnets.deploy.export import export
 from d2lnets.deploy.images import load_images
-from d2lnets.deploy.predict import softmax
+from d2lnets.deploy.predict import iter_predictions, predict_network, softmax
 
 from conftest import make_picture
 
@@ -278,3 +279,56 @@ def test_predict_refusals(argv, match, cache, tmp_path, monkeypatch, capsys):
     assert cli.main(argv) == 1
     err = capsys.readouterr().err
     assert len(err.strip().splitlines()) == 1 and match in err
+
+
+def test_onnx_metadata_whose_classes_do_not_fit_the_outputs_is_refused(tmp_path, capsys, test_set):
+    """As --params refuses a meta.json naming more or fewer classes than the weights have outputs,
+    --onnx refuses metadata whose class list does not fit the model's outputs, in one line."""
+    import onnx
+    net = d2lnets.get_model('lenet')
+    net.initialize()
+    export(net, str(tmp_path / 'lenet'), (1, 1, 28, 28), 'onnx', metadata={'model': 'lenet'})
+    model = onnx.load(str(tmp_path / 'lenet.onnx'))
+    for entry in model.metadata_props:       # a hand-edited (or another export's) class list of 9
+        if entry.key == 'd2lnets':
+            entry.value = json.dumps(dict(json.loads(entry.value), classes=FASHION_MNIST_CLASSES[:9]))
+    onnx.save(model, str(tmp_path / 'lenet.onnx'))
+    image = write_pngs(tmp_path / 'png', test_set[0][:1])[0]
+    code, out, err = run(capsys, 'predict', 'lenet', '--onnx', tmp_path / 'lenet.onnx', image)
+    assert (code, out) == (1, '')
+    assert err.splitlines() == [
+        'd2lnets predict: error: the d2lnets metadata in %s names 9 classes, but the model has 10 outputs; the '
+        'two do not belong together: export it again' % (tmp_path / 'lenet.onnx')]
+
+
+def test_many_images_are_predicted_one_batch_at_a_time_as_one_at_a_time(tmp_path, capsys):
+    """300 files: the results are those of one image at a time, and the paths (a generator here)
+    are taken no further ahead than the batch being run, so at most ``batch`` images are decoded
+    at any time; the CLI prints each batch as it is done, the same results."""
+    images, _ = load_arrays('fashion-mnist', train=False, download=False)
+    paths = write_pngs(tmp_path / 'png', images[:300])
+    net, meta = d2lnets.models.loading.load_network('lenet', pretrained=True)
+    alone = [predict_network(net, meta, [p], k=3)[0] for p in paths]
+    taken, ahead = [], []
+
+    def given():
+        for path in paths:
+            taken.append(path)
+            yield path
+    got = []
+    for path, preds in iter_predictions('lenet', given(), pretrained=True, batch=32):
+        got.append((path, preds))
+        ahead.append(len(taken) - len(got))
+    assert [path for path, _ in got] == paths
+    assert max(ahead) == 31 and min(ahead) == 0         # a batch of 32 taken, then given back one by one
+    assert ahead[:32] == list(range(31, -1, -1))
+    for (_, preds), one in zip(got, alone):
+        assert [(i, name) for i, name, _ in preds] == [(i, name) for i, name, _ in one]
+        np.testing.assert_allclose([p for _, _, p in preds], [p for _, _, p in one], rtol=1e-5, atol=1e-7)
+    code, out, err = run(capsys, 'predict', 'lenet', '--pretrained', *paths)
+    assert (code, err) == (0, '')
+    printed = parse(out)
+    assert list(printed) == paths
+    for path, one in zip(paths, alone):
+        assert [(i, name) for _, i, name in printed[path]] == [(i, name) for i, name, _ in one]
+        np.testing.assert_allclose([p for p, _, _ in printed[path]], [p for _, _, p in one], atol=5e-5)

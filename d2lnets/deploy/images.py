@@ -10,8 +10,11 @@ VGG, NiN) then get the training pipeline's bilinear resize.
 
 Needs only numpy and Pillow (no MXNet), for the ONNX deploy path.
 """
+import contextlib
 import os
-from typing import Dict, Optional, Sequence, Tuple, Union
+import re
+import warnings
+from typing import Any, Dict, Iterator, Optional, Sequence, Tuple, Union
 
 import numpy as np
 
@@ -78,6 +81,44 @@ def _eight_bit(img, raw_mode: str, path: str):
                      % (path, img.mode, raw_mode or 'no raw mode'))
 
 
+@contextlib.contextmanager
+def _opened(path: str) -> Iterator[Any]:
+    """``path`` opened by Pillow, its size checked from the header (nothing decoded yet); the errors
+    of :func:`read_image`, also for what the caller's block raises while decoding."""
+    from PIL import Image, UnidentifiedImageError
+    if not os.path.isfile(path):
+        raise FileNotFoundError('no such image file: %s' % path)
+    try:
+        with warnings.catch_warnings():
+            # Our limit is Pillow's warning threshold: refused below, never warned about.
+            warnings.simplefilter('ignore', Image.DecompressionBombWarning)
+            with Image.open(path) as img:
+                width, height = img.size        # from the header: nothing is decoded yet
+                if width * height > MAX_PIXELS:
+                    raise _too_large(path, '%d x %d = %d' % (width, height, width * height))
+                yield img
+    except Image.DecompressionBombError as err:
+        # Pillow refuses twice our limit when it opens the file, before we see its size.
+        found = re.search(r'\((\d+) pixels\)', str(err))
+        raise _too_large(path, found.group(1) if found else 'more') from None
+    except (UnidentifiedImageError, OSError, SyntaxError) as err:
+        # Pillow raises SyntaxError for some damaged PNGs.
+        raise ValueError('cannot read %s as an image (%s); give a PNG or JPEG file'
+                         % (path, str(err).strip() or type(err).__name__)) from None
+
+
+def check_image(path: Union[str, 'os.PathLike[str]'], kind: str = 'grayscale') -> Tuple[int, int]:
+    """(height, width) of an image file from its header, without decoding it: ``ValueError`` as
+    :func:`read_image` gives for an unreadable or too large file, and for ``kind='imagenet'`` if
+    ImageNet's resize would make it too large (:func:`check_resized`). A cheap check of every file
+    before the weights are loaded and any image is decoded."""
+    with _opened(str(path)) as img:
+        width, height = img.size
+    if kind == 'imagenet':
+        check_resized(height, width, str(path))
+    return height, width
+
+
 def read_image(path: Union[str, 'os.PathLike[str]'], mode: str = 'L') -> np.ndarray:
     """A PNG, JPEG (or any image Pillow reads) as uint8: (height, width)
     grayscale for ``mode='L'``, (height, width, 3) for ``mode='RGB'``.
@@ -89,41 +130,22 @@ def read_image(path: Union[str, 'os.PathLike[str]'], mode: str = 'L') -> np.ndar
     0 ... 255. ``ValueError`` for an unreadable file, a pixel format of unknown
     range, or more than :data:`MAX_PIXELS` pixels (checked before decoding).
     """
-    import re
-    import warnings
-    from PIL import Image, ImageOps, UnidentifiedImageError
+    from PIL import Image, ImageOps
     if mode not in ('L', 'RGB'):
         raise ValueError("mode must be 'L' or 'RGB', got %r" % (mode,))
     path = str(path)
-    if not os.path.isfile(path):
-        raise FileNotFoundError('no such image file: %s' % path)
-    try:
-        with warnings.catch_warnings():
-            # Our limit is Pillow's warning threshold: refused below, never warned about.
-            warnings.simplefilter('ignore', Image.DecompressionBombWarning)
-            with Image.open(path) as img:
-                width, height = img.size        # from the header: nothing is decoded yet
-                if width * height > MAX_PIXELS:
-                    raise _too_large(path, '%d x %d = %d' % (width, height, width * height))
-                raw_mode = _raw_mode(img)
-                img.load()
-                # A camera stores a portrait photo as a landscape one with an EXIF Orientation tag:
-                # the network must see it as a viewer shows it, upright.
-                img = ImageOps.exif_transpose(img)
-                img = _eight_bit(img, raw_mode, path)
-                if img.mode in ('RGBA', 'LA', 'PA', 'RGBa', 'La') or (img.mode == 'P' and 'transparency' in img.info):
-                    rgba = img.convert('RGBA')
-                    white = Image.new('RGBA', rgba.size, (255, 255, 255, 255))
-                    img = Image.alpha_composite(white, rgba)
-                return np.asarray(img.convert(mode), dtype=np.uint8)
-    except Image.DecompressionBombError as err:
-        # Pillow refuses twice our limit when it opens the file, before we see its size.
-        found = re.search(r'\((\d+) pixels\)', str(err))
-        raise _too_large(path, found.group(1) if found else 'more') from None
-    except (UnidentifiedImageError, OSError, SyntaxError) as err:
-        # Pillow raises SyntaxError for some damaged PNGs.
-        raise ValueError('cannot read %s as an image (%s); give a PNG or JPEG file'
-                         % (path, str(err).strip() or type(err).__name__)) from None
+    with _opened(path) as img:
+        raw_mode = _raw_mode(img)
+        img.load()
+        # A camera stores a portrait photo as a landscape one with an EXIF Orientation tag:
+        # the network must see it as a viewer shows it, upright.
+        img = ImageOps.exif_transpose(img)
+        img = _eight_bit(img, raw_mode, path)
+        if img.mode in ('RGBA', 'LA', 'PA', 'RGBa', 'La') or (img.mode == 'P' and 'transparency' in img.info):
+            rgba = img.convert('RGBA')
+            white = Image.new('RGBA', rgba.size, (255, 255, 255, 255))
+            img = Image.alpha_composite(white, rgba)
+        return np.asarray(img.convert(mode), dtype=np.uint8)
 
 
 def _background(gray: np.ndarray) -> float:
@@ -224,11 +246,13 @@ def load_images(paths: Sequence[str], input_shape: Tuple[int, int, int],
 _CV_COEF_SCALE = 2048
 
 
-def _opencv_taps(n_in: int, n_out: int, clamp: bool):
-    """The two source indices and fixed-point weights of each output pixel of
-    OpenCV's ``INTER_LINEAR``, computed in float32 as OpenCV does.
+def _opencv_taps(n_in: int, n_out: int, clamp: bool, start: int = 0, count: Optional[int] = None):
+    """The two source indices and fixed-point weights of output pixels ``start`` ... ``start + count``
+    (default: all ``n_out``) of OpenCV's ``INTER_LINEAR``, computed in float32 as OpenCV does (each
+    output pixel's own, so a part is the same as the whole, then cut).
     ``clamp``: columns put the edge weight on one pixel (rows clip indices only)."""
-    f = ((np.arange(n_out) + 0.5) * (n_in / n_out) - 0.5).astype(np.float32)
+    count = n_out - start if count is None else count
+    f = ((np.arange(start, start + count) + 0.5) * (n_in / n_out) - 0.5).astype(np.float32)
     lo = np.floor(f).astype(np.int64)
     f = f - lo.astype(np.float32)
     if clamp:
@@ -241,7 +265,8 @@ def _opencv_taps(n_in: int, n_out: int, clamp: bool):
     return np.clip(lo, 0, n_in - 1), np.clip(lo + 1, 0, n_in - 1), w0, w1
 
 
-def resize_uint8(image: np.ndarray, height: int, width: int) -> np.ndarray:
+def resize_uint8(image: np.ndarray, height: int, width: int,
+                 crop: Optional[Tuple[int, int, int, int]] = None) -> np.ndarray:
     """(H, W, C) uint8 -> (height, width, C) uint8, bit for bit as OpenCV's
     ``cv2.resize(..., interpolation=INTER_LINEAR)`` on x86 (MXNet's
     ``image.resize``, hence GluonCV's ``transform_eval``).
@@ -250,37 +275,62 @@ def resize_uint8(image: np.ndarray, height: int, width: int) -> np.ndarray:
     in integers, the vertical pass (its SSE2/AVX2 form) shifts by 4, takes the
     high 16 bits of each product, adds 2 and shifts by 2. An exact halving of
     both sides is OpenCV's 2 x 2 area average instead.
+
+    ``crop`` ``(top, left, crop_height, crop_width)``: only that part of the
+    output is computed (equal to the whole, cropped), in memory of the crop's size.
     """
     image = np.asarray(image)
     if image.dtype != np.uint8 or image.ndim != 3:
         raise ValueError('expected an (H, W, C) uint8 image, got %s %s' % (image.dtype, image.shape))
     h, w = image.shape[:2]
-    src = image.astype(np.int64)
+    top, left, out_h, out_w = crop if crop is not None else (0, 0, height, width)
     if (h, w) == (2 * height, 2 * width):
+        src = image[2 * top:2 * (top + out_h), 2 * left:2 * (left + out_w)].astype(np.int64)
         return ((src[0::2, 0::2] + src[1::2, 0::2] + src[0::2, 1::2] + src[1::2, 1::2] + 2) >> 2).astype(np.uint8)
-    x0, x1, a0, a1 = _opencv_taps(w, width, clamp=True)
-    rows = src[:, x0] * a0[:, None] + src[:, x1] * a1[:, None]      # (H, width, C), scaled by 2048
-    y0, y1, b0, b1 = _opencv_taps(h, height, clamp=False)
+    x0, x1, a0, a1 = _opencv_taps(w, width, clamp=True, start=left, count=out_w)
+    y0, y1, b0, b1 = _opencv_taps(h, height, clamp=False, start=top, count=out_h)
+    # Only the source rows the output rows read: (rows, out_w, C), scaled by 2048.
+    used, y_index = np.unique(np.concatenate([y0, y1]), return_inverse=True)
+    y0, y1 = y_index[:out_h], y_index[out_h:]
+    src = image[used].astype(np.int64)
+    rows = src[:, x0] * a0[:, None] + src[:, x1] * a1[:, None]
     out = (((rows[y0] >> 4) * b0[:, None, None]) >> 16) + (((rows[y1] >> 4) * b1[:, None, None]) >> 16)
     return np.clip((out + 2) >> 2, 0, 255).astype(np.uint8)
 
 
-def imagenet_input(rgb: np.ndarray, normalization: Optional[Dict] = None) -> np.ndarray:
+def imagenet_resized(height: int, width: int) -> Tuple[int, int]:
+    """(height, width) of an image after ImageNet's resize, the shorter side to 256, as
+    MXNet's ``image.resize`` with ``keep_ratio`` computes it (integer arithmetic)."""
+    if height > width:
+        return height * IMAGENET_RESIZE // width, IMAGENET_RESIZE
+    return IMAGENET_RESIZE, width * IMAGENET_RESIZE // height
+
+
+def check_resized(height: int, width: int, source: str = 'the image') -> None:
+    """``ValueError`` if an image of ``height x width`` would have more than :data:`MAX_PIXELS`
+    pixels after ImageNet's resize (an extreme aspect ratio: 2 x 60000 becomes 256 x 7680000)."""
+    nh, nw = imagenet_resized(height, width)
+    if nh * nw > MAX_PIXELS:
+        raise ValueError('%s resized for ImageNet (shorter side %d) would have %d x %d = %d pixels, more than the '
+                         '%d that d2lnets allows; crop it to a less extreme aspect ratio'
+                         % (source, IMAGENET_RESIZE, nh, nw, nh * nw, MAX_PIXELS))
+
+
+def imagenet_input(rgb: np.ndarray, normalization: Optional[Dict] = None, source: str = 'the image') -> np.ndarray:
     """(height, width, 3) uint8 RGB -> (3, 224, 224) float32, as GluonCV's
     ``transform_eval`` (equal to its output): the shorter side resized to 256
-    as OpenCV resizes, the centre cropped, scaled and normalized per channel."""
+    as OpenCV resizes, the centre cropped, scaled and normalized per channel.
+    Only the crop is computed; ``ValueError`` naming ``source`` if the resized
+    image would exceed :data:`MAX_PIXELS` (:func:`check_resized`)."""
     norm = dict(IMAGENET_NORMALIZATION, **(normalization or {}))
     rgb = np.asarray(rgb)
     if rgb.ndim != 3 or rgb.shape[2] != 3 or rgb.dtype != np.uint8:
         raise ValueError('expected an (H, W, 3) uint8 RGB image, got %s of shape %s' % (rgb.dtype, rgb.shape))
     h, w = rgb.shape[:2]
-    # MXNet's image.resize with keep_ratio: integer arithmetic, as here.
-    if h > w:
-        nh, nw = h * IMAGENET_RESIZE // w, IMAGENET_RESIZE
-    else:
-        nh, nw = IMAGENET_RESIZE, w * IMAGENET_RESIZE // h
+    check_resized(h, w, source)
+    nh, nw = imagenet_resized(h, w)
     top, left = (nh - IMAGENET_CROP) // 2, (nw - IMAGENET_CROP) // 2
-    x = resize_uint8(rgb, nh, nw)[top:top + IMAGENET_CROP, left:left + IMAGENET_CROP]
+    x = resize_uint8(rgb, nh, nw, crop=(top, left, IMAGENET_CROP, IMAGENET_CROP))
     # As MXNet's ToTensor (pixel / 255.0f) and Normalize ((x - mean) / std), in float32.
     x = x.transpose(2, 0, 1).astype(np.float32) / np.float32(1 / norm['scale'])
     mean = np.asarray(norm['mean'], np.float32).reshape(-1, 1, 1)

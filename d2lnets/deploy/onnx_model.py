@@ -8,6 +8,7 @@ from typing import Dict, Optional, Tuple
 
 import numpy as np
 
+from .. import limits
 from ..io import parse_json
 from ..weights.meta import MAX_BYTES, validate
 
@@ -54,6 +55,20 @@ class OnnxModel:
         raw = self.session.get_modelmeta().custom_metadata_map.get(METADATA_KEY)
         self.metadata: Dict = read_metadata(raw, path)
         self._input_dims = inputs[0].shape
+        outputs = self.session.get_outputs()
+        # (batch, classes); a dynamic class axis (a name, not a number) is checked by check_outputs after a run.
+        dims = outputs[0].shape if outputs else []
+        self.num_outputs: Optional[int] = dims[-1] if len(dims) == 2 and isinstance(dims[-1], int) else None
+        if self.num_outputs is not None:
+            self.check_outputs(self.num_outputs)
+
+    def check_outputs(self, num_outputs: int) -> None:
+        """``ValueError`` in one line if the metadata's class list does not fit ``num_outputs`` outputs
+        (as ``--params`` refuses a meta.json that does not fit the weights)."""
+        names = self.metadata.get('classes')
+        if names is not None and len(names) != num_outputs:
+            raise ValueError('the d2lnets metadata in %s names %d classes, but the model has %d outputs; the two '
+                             'do not belong together: export it again' % (self.path, len(names), num_outputs))
 
     @property
     def input_shape(self) -> Tuple[int, int, int]:
@@ -62,7 +77,8 @@ class OnnxModel:
         if len(dims) != 3 or not all(isinstance(d, int) for d in dims):
             raise ValueError('%s takes input of shape %s; expected (batch, channels, height, width)'
                              % (self.path, self._input_dims))
-        return tuple(dims)
+        # The file's word, like --input-shape's: bounded before any image is resized to it.
+        return limits.check_shape((1,) + tuple(dims), 'the input shape of %s' % self.path)[1:]
 
     @property
     def model_name(self) -> Optional[str]:
@@ -71,4 +87,7 @@ class OnnxModel:
 
     def run(self, batch: np.ndarray) -> np.ndarray:
         """Outputs (logits) for a float32 ``batch`` of shape (batch, channels, height, width)."""
-        return self.session.run(None, {self.input_name: np.ascontiguousarray(batch, np.float32)})[0]
+        logits = self.session.run(None, {self.input_name: np.ascontiguousarray(batch, np.float32)})[0]
+        if self.num_outputs is None and np.ndim(logits) == 2:
+            self.check_outputs(logits.shape[1])
+        return logits

@@ -6,16 +6,19 @@ Two ways to run the network: the MXNet network itself
 Images are prepared by :mod:`d2lnets.deploy.images` for both: as Fashion-MNIST was
 made for the Fashion-MNIST networks, as GluonCV evaluates for ImageNet weights.
 
-This module imports MXNet only inside :func:`predict_network`.
+Images are read, prepared and run one batch at a time (:func:`predict_batches`), so memory
+is that of one batch, however many files. MXNet is imported only to run an MXNet network.
 """
-from typing import Any, Dict, List, Optional, Sequence, Tuple
+import itertools
+import math
+from typing import Any, Callable, Dict, Iterable, Iterator, List, Optional, Sequence, Tuple
 
 import numpy as np
 
 from .. import limits
 from ..data import DATASETS, classes   # data imports MXNet only to iterate
 from ..weights.meta import preprocessing
-from .images import imagenet_input, load_images, read_image
+from .images import check_image, imagenet_input, load_images, read_image
 
 Prediction = Tuple[int, str, float]   # (class index, class name, probability)
 
@@ -61,69 +64,153 @@ def default_top(meta: Dict[str, Any]) -> int:
     return 5 if meta.get('dataset') == 'imagenet' else 3
 
 
+def _kind(meta: Dict[str, Any]) -> str:
+    # weights.meta owns which preprocessing each data set takes; none named: Fashion-MNIST's.
+    dataset = meta.get('dataset')
+    return preprocessing(dataset) if dataset is not None else 'grayscale'
+
+
 def prepare(paths: Sequence[str], meta: Dict[str, Any], input_shape: Tuple[int, int, int],
             source: str) -> np.ndarray:
     """Image files -> the input batch of a network trained as ``meta`` says:
     Fashion-MNIST's form for the grayscale data sets, GluonCV's evaluation
     transform for ImageNet."""
-    dataset = meta.get('dataset')
     try:
-        # weights.meta owns which preprocessing each data set takes.
-        kind = preprocessing(dataset) if dataset is not None else 'grayscale'
+        kind = _kind(meta)
     except ValueError as err:
         raise ValueError('%s: %s' % (source, err)) from None
     if kind == 'imagenet':
-        return np.stack([imagenet_input(read_image(p, 'RGB'), meta.get('normalization')) for p in paths])
+        return np.stack([imagenet_input(read_image(p, 'RGB'), meta.get('normalization'), source=p) for p in paths])
     return load_images(paths, input_shape, meta.get('normalization'))
 
 
-def predict_onnx(onnx_file: str, paths: Sequence[str], k: Optional[int] = None,
-                 name: Optional[str] = None) -> List[List[Prediction]]:
-    """Top-``k`` predictions for image files from an exported ONNX file, with
-    onnxruntime only (default ``k``: 3, for ImageNet 5). ``name``, if given,
-    must be the model the file holds."""
+def _kind_before_loading(name: str, params: Optional[str], pretrained: bool) -> Optional[str]:
+    # The preprocessing the weights will take, as far as the registry or the meta.json beside the
+    # parameter file says before they load; None if they do not say (loading them tells what is wrong).
+    from ..models.loading import pretrained_meta
+    from ..weights.meta import read_meta
+    try:
+        return _kind(pretrained_meta(name) if pretrained else (read_meta(params) or {}))
+    except (ValueError, KeyError):
+        return None
+
+
+# How many images one batch holds (predict_batches): as many as make at most BATCH_ELEMENTS input
+# elements (8 MiB of float32), at most MAX_BATCH: 64 Fashion-MNIST images, 13 ImageNet ones.
+# Memory is then that of one batch, however many files are given.
+BATCH_ELEMENTS = 1 << 21
+MAX_BATCH = 64
+
+
+def batch_size(input_shape: Sequence[int]) -> int:
+    """The default number of images per batch for a network's ``input_shape`` (channels, height, width)."""
+    return max(1, min(MAX_BATCH, BATCH_ELEMENTS // max(1, math.prod(int(d) for d in input_shape))))
+
+
+def _chunks(paths: Iterable[str], size: int) -> Iterator[List[str]]:
+    # Lists of at most ``size`` paths, taken from ``paths`` only as each is needed.
+    it = iter(paths)
+    while True:
+        chunk = list(itertools.islice(it, size))
+        if not chunk:
+            return
+        yield chunk
+
+
+def predict_batches(run: Callable[[np.ndarray], np.ndarray], paths: Iterable[str], meta: Dict[str, Any],
+                    input_shape: Tuple[int, int, int], source: str, k: Optional[int] = None,
+                    batch: Optional[int] = None) -> Iterator[Tuple[str, List[Prediction]]]:
+    """``(path, top-k predictions)`` for each image file, read, prepared and run by ``run``
+    (a batch -> its logits) one batch at a time: at most ``batch`` images are in memory, and
+    ``paths`` (any iterable) is read no further ahead than the batch being run."""
+    size = batch_size(input_shape) if batch is None else limits.check('batch_size', batch)
+    k = k or default_top(meta)
+    for chunk in _chunks(paths, size):
+        logits = run(prepare(chunk, meta, input_shape, source))
+        yield from zip(chunk, top_k(logits, class_names(meta, logits.shape[1]), k))
+
+
+def _onnx_model(onnx_file: str, name: Optional[str]):
     from .onnx_model import OnnxModel
     model = OnnxModel(onnx_file)
     if name is not None and model.model_name not in (None, name):
         raise ValueError('%s holds %r, not %r' % (onnx_file, model.model_name, name))
-    logits = model.run(prepare(paths, model.metadata, model.input_shape, onnx_file))
-    return top_k(logits, class_names(model.metadata, logits.shape[1]), k or default_top(model.metadata))
+    return model
 
 
-def predict_network(net, meta: Dict[str, Any], paths: Sequence[str], k: Optional[int] = None,
-                    ctx=None) -> List[List[Prediction]]:
-    """Top-``k`` predictions of the MXNet network ``net`` for image files.
+def _onnx_batches(model, paths: Iterable[str], k: Optional[int], batch: Optional[int]):
+    return predict_batches(model.run, paths, model.metadata, model.input_shape, model.path, k, batch)
+
+
+def predict_onnx(onnx_file: str, paths: Iterable[str], k: Optional[int] = None, name: Optional[str] = None,
+                 batch: Optional[int] = None) -> List[List[Prediction]]:
+    """Top-``k`` predictions for image files from an exported ONNX file, with
+    onnxruntime only (default ``k``: 3, for ImageNet 5). ``name``, if given,
+    must be the model the file holds. Images are read ``batch`` at a time (:func:`predict_batches`)."""
+    return [p for _, p in _onnx_batches(_onnx_model(onnx_file, name), paths, k, batch)]
+
+
+def _network_batches(net, meta: Dict[str, Any], paths: Iterable[str], k: Optional[int], ctx,
+                     batch: Optional[int]):
+    import mxnet as mx
+    from ..perf import fused
+    ctx = ctx or mx.cpu()
+    forward = fused.for_inference(net, [ctx])
+    return predict_batches(lambda x: forward(mx.nd.array(x, ctx=ctx)).asnumpy(), paths, meta,
+                           tuple(meta['input_shape'][-3:]), repr(meta.get('model', 'the network')), k, batch)
+
+
+def predict_network(net, meta: Dict[str, Any], paths: Iterable[str], k: Optional[int] = None,
+                    ctx=None, batch: Optional[int] = None) -> List[List[Prediction]]:
+    """Top-``k`` predictions of the MXNet network ``net`` for image files, read ``batch`` at a
+    time (:func:`predict_batches`).
 
     ``meta`` describes what ``net`` was trained on, as
     :func:`d2lnets.models.loading.load_network` returns it (``input_shape``,
     ``classes``, ``normalization``, ``dataset``).
     """
-    import mxnet as mx
-    from ..perf import fused
-    batch = prepare(paths, meta, tuple(meta['input_shape'][-3:]), repr(meta.get('model', 'the network')))
-    ctx = ctx or mx.cpu()
-    logits = fused.for_inference(net, [ctx])(mx.nd.array(batch, ctx=ctx)).asnumpy()
-    return top_k(logits, class_names(meta, logits.shape[1]), k or default_top(meta))
+    return [p for _, p in _network_batches(net, meta, paths, k, ctx, batch)]
 
 
-def predict_files(name: str, paths: Sequence[str], params: Optional[str] = None, pretrained: bool = False,
-                  onnx: Optional[str] = None, k: Optional[int] = None,
-                  root: Optional[str] = None) -> List[List[Prediction]]:
+def iter_predictions(name: str, paths: Iterable[str], params: Optional[str] = None, pretrained: bool = False,
+                     onnx: Optional[str] = None, k: Optional[int] = None, root: Optional[str] = None,
+                     batch: Optional[int] = None) -> Iterator[Tuple[str, List[Prediction]]]:
+    """``(path, top-k predictions)`` for each image file, as each batch is done, from one source
+    of weights (see :func:`predict_files`). Memory is that of one batch (default
+    :func:`batch_size`), however many files: ``paths`` may be any iterable, read one batch
+    ahead at most. A list or tuple of paths is checked whole first, from each file's header
+    (no image decoded), so a missing or bad file fails before the weights load."""
+    limits.check('top', k, optional=True)
+    limits.check('batch_size', batch, optional=True)
+    if sum(map(bool, (params, pretrained, onnx))) != 1:
+        raise ValueError('say which weights to use: --pretrained, --params FILE or --onnx FILE (one of them)')
+    if isinstance(paths, (list, tuple)) and not paths:
+        raise ValueError('give at least one image file')
+    if onnx:
+        model = _onnx_model(onnx, name)
+        if isinstance(paths, (list, tuple)):
+            kind = _kind(model.metadata)
+            for path in paths:
+                check_image(path, kind)
+        yield from _onnx_batches(model, paths, k, batch)
+        return
+    from ..models.loading import load_network
+    if isinstance(paths, (list, tuple)):
+        kind = _kind_before_loading(name, params, pretrained)
+        for path in paths:   # a bad image fails before the weights load (or download): its header is enough
+            check_image(path, kind)
+    net, meta = load_network(name, params, pretrained, root=root)
+    yield from _network_batches(net, meta, paths, k, None, batch)
+
+
+def predict_files(name: str, paths: Iterable[str], params: Optional[str] = None, pretrained: bool = False,
+                  onnx: Optional[str] = None, k: Optional[int] = None, root: Optional[str] = None,
+                  batch: Optional[int] = None) -> List[List[Prediction]]:
     """Top-``k`` predictions for image files from one source of weights:
     ``params`` (a parameter file), ``pretrained`` (the registry's published
     weights: Fashion-MNIST's shipped ones, or GluonCV's ImageNet ones, looked
     for in ``root`` first) or ``onnx`` (an exported file, run by onnxruntime
     without MXNet). Images are prepared as the weights' data set was (see
-    :func:`prepare`); default ``k``: 3, for ImageNet 5."""
-    limits.check('top', k, optional=True)
-    if sum(map(bool, (params, pretrained, onnx))) != 1:
-        raise ValueError('say which weights to use: --pretrained, --params FILE or --onnx FILE (one of them)')
-    if not paths:
-        raise ValueError('give at least one image file')
-    if onnx:
-        return predict_onnx(onnx, paths, k, name=name)
-    for path in paths:   # a bad image fails before the weights load
-        read_image(path)
-    from ..models.loading import load_network
-    net, meta = load_network(name, params, pretrained, root=root)
-    return predict_network(net, meta, paths, k)
+    :func:`prepare`), ``batch`` at a time (:func:`iter_predictions`); default
+    ``k``: 3, for ImageNet 5."""
+    return [p for _, p in iter_predictions(name, paths, params, pretrained, onnx, k, root, batch)]

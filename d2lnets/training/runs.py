@@ -105,6 +105,11 @@ def _check_input(name: str, recipe: Dict[str, Any]) -> None:
     except ValueError as err:
         raise ValueError('%s cannot take %dx%d input: %s; use a larger --resize (the recipe: %s)'
                          % (name, side, side, err, recipe_for(name)['resize'])) from None
+    try:    # and a whole batch of it, each layer's output within what MXNet can hold (int32 sizes)
+        infer_block_shapes(get_model(name), (recipe['batch_size'], 1, side, side))
+    except ValueError as err:
+        raise ValueError('%s cannot train on batches of %d at %dx%d (--batch-size, --resize): %s'
+                         % (name, recipe['batch_size'], side, side, err)) from None
 
 
 def _make_parents(folder: Path) -> List[Path]:

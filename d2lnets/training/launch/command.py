@@ -2,22 +2,30 @@
 the worker command (does a ``d2lnets train`` join the parameter server? can the program run?)."""
 import contextlib
 import io
+import itertools
 import os
 import re
 import shlex
 import shutil
 import sys
-from typing import Any, Callable, Dict, List, Optional, Sequence, TextIO
+from typing import Any, Callable, Dict, List, NamedTuple, Optional, Sequence, TextIO
 
 # The bounds of a job, checked before anything starts (``check_job``).
 MAX_PROCESSES = 1024        # servers + workers
 MAX_SECONDS = 30 * 24 * 3600
 # A host name or a numeric IPv4 address: no option (a leading '-'), no shell or ssh syntax.
 _HOST = re.compile(r'[A-Za-z0-9_][A-Za-z0-9_.-]{0,252}\Z')
+# A hosts file's host: [USER@]HOST[:PORT], USER as POSIX user names go (no leading '-'), HOST as above.
+_REMOTE = re.compile(r'(?:(?P<user>[A-Za-z0-9_][A-Za-z0-9_.-]{0,31})@)?(?P<host>[^@:]+)(?::(?P<port>[0-9]{1,5}))?\Z')
 
 
 def _d2lnets_args(command: Sequence[str]) -> Optional[List[str]]:
     # `d2lnets ARGS`, `/path/to/d2lnets ARGS` or `python [OPTIONS] -m d2lnets ARGS` -> ARGS; else None.
+    # `env NAME=VALUE ... COMMAND` is COMMAND (env's options are not read: such a command is not checked).
+    while command and os.path.basename(command[0]) == 'env':
+        command = [w for w in itertools.dropwhile(lambda w: '=' in w and not w.startswith('-'), command[1:])]
+    if not command:
+        return None
     if os.path.basename(command[0]) == 'd2lnets':
         return list(command[1:])
     if 'python' not in os.path.basename(command[0]):
@@ -86,8 +94,42 @@ def check_worker_command(command: Sequence[str], parse_args: Optional[Callable[[
     return None
 
 
-def check_host(host: Any, what: str = 'the host') -> str:
-    """``host`` if it is a host name or a numeric IPv4 address; ``ValueError`` otherwise."""
+class Remote(NamedTuple):
+    """A host of a hosts file, ``[USER@]HOST[:PORT]``: where ssh logs in, and what the processes dial."""
+    user: Optional[str]
+    host: str               # a name or a numeric IPv4 address (check_host)
+    port: Optional[int]     # ssh's port, if not its default
+
+    @property
+    def destination(self) -> str:
+        """As ssh reads a destination: ``[user@]host``, or with a port ``ssh://[user@]host:port``."""
+        login = '%s@%s' % (self.user, self.host) if self.user else self.host
+        return 'ssh://%s:%d' % (login, self.port) if self.port is not None else login
+
+
+def parse_remote(text: Any, what: str = 'the host') -> Remote:
+    """``[USER@]HOST[:PORT]`` (a hosts file's host, ``--host`` across hosts) as a :class:`Remote`;
+    ``ValueError`` in one line for anything else: an option (``-oProxyCommand=...``), shell or ssh
+    syntax, a port outside 1..65535, an IPv6 address (MXNet's parameter server dials IPv4 only)."""
+    if isinstance(text, str) and (text.count(':') > 1 or text.startswith('[') or '[' in text.split('@')[-1]):
+        raise ValueError("%s %r is an IPv6 address: MXNet 1.9.1's parameter server (ps-lite) connects over IPv4 "
+                         "only; give the host's IPv4 address or a name" % (what, text[:100]))
+    found = _REMOTE.match(text) if isinstance(text, str) else None
+    port = int(found.group('port')) if found and found.group('port') else None
+    if found is None or not _HOST.match(found.group('host')) or (port is not None and not 1 <= port <= 65535):
+        raise ValueError('%s %r is not a host: give [USER@]HOST[:PORT], HOST a name or IPv4 address of letters, '
+                         'digits, ".", "-" and "_" (at most 253, not starting with "-"), USER likewise, PORT '
+                         'from 1 to 65535' % (what, text if not isinstance(text, str) else text[:100]))
+    return Remote(found.group('user'), found.group('host'), port)
+
+
+def check_host(host: Any, what: str = 'the host', remote: bool = True) -> str:
+    """``host`` if it is a host of a hosts file (``remote``: ``[USER@]HOST[:PORT]``, see
+    :func:`parse_remote`) or, with ``remote=False``, a host name or numeric IPv4 address to listen
+    on (``--host`` on this host); ``ValueError`` otherwise."""
+    if remote:
+        parse_remote(host, what)
+        return host
     if not isinstance(host, str) or not _HOST.match(host):
         raise ValueError('%s %r is not a host name or address: use letters, digits, ".", "-" and "_", '
                          'at most 253, not starting with "-"' % (what, host))

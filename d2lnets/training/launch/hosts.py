@@ -14,7 +14,7 @@ from typing import Any, Callable, Dict, List, Optional, Sequence, TextIO, Tuple
 
 from ...io import read_bounded
 from ...runtime import set_by_user
-from .command import MAX_PROCESSES, check_host, check_seconds, validate
+from .command import MAX_PROCESSES, check_host, check_seconds, parse_remote, validate
 from .job import SERVER_COMMAND, Proc, run
 
 DEFAULT_REMOTE = 'ssh -o BatchMode=yes -o ConnectTimeout=10 {host}'
@@ -78,9 +78,10 @@ def place(hosts: Sequence[Tuple[str, int]], num_workers: int) -> List[str]:
 
 
 def _address(host: str) -> str:
-    # Each process listens on its host's address (DMLC_NODE_HOST), which ps-lite wants numeric.
+    # Each process listens on its host's address (DMLC_NODE_HOST), which ps-lite wants numeric:
+    # the HOST of [USER@]HOST[:PORT] (the port is ssh's).
     try:
-        return socket.gethostbyname(host)
+        return socket.gethostbyname(parse_remote(host).host)
     except OSError as err:
         raise OSError('cannot resolve the host %s from the hosts file: %s' % (host, err)) from None
 
@@ -112,11 +113,12 @@ def remote_command(template: str, host: str, env: Dict[str, str], command: Seque
                    threads_divisor: int = 1) -> List[str]:
     """The local command that runs ``command`` on ``host`` with exactly ``env``.
 
-    ``template`` (``{host}`` replaced) must run its last argument, one POSIX
-    shell command line, on the host, as ``ssh HOST`` does (for commands that
-    take an argument vector instead, end the template with ``sh -c``).
+    ``template`` (``{host}`` replaced by the host as ssh reads a destination:
+    ``[USER@]HOST``, with a port ``ssh://[USER@]HOST:PORT``) must run its last
+    argument, one POSIX shell command line, on the host, as ``ssh HOST`` does
+    (for commands that take an argument vector instead, end the template with ``sh -c``).
     """
-    words = [w.replace('{host}', check_host(host)) for w in remote_words(template)]
+    words = [w.replace('{host}', parse_remote(host).destination) for w in remote_words(template)]
     for name in env:
         if not _NAME.match(name):
             raise ValueError('the environment variable %r cannot be passed to the hosts: its name is not an '

@@ -83,7 +83,7 @@ def launch(command: Sequence[str], num_workers: int, num_servers: int = 1, host:
         (128 + signal number for a killed worker, 124 for a timeout, 128 +
         the signal's number when the launcher got SIGINT, SIGTERM or SIGHUP).
     """
-    check_host(host, 'the scheduler\'s host (--host)')
+    check_host(host, 'the scheduler\'s host (--host)', remote=False)
     timeout = check_seconds(timeout, '--timeout')
     validate(command, num_workers, num_servers, 'd2lnets launch -n 2', out, parse_args, port)
     port = port or free_port(host)
