@@ -11,7 +11,7 @@ PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed-stamp
 PIP := $(VENV)/bin/pip install -q --disable-pip-version-check
 # Debian package:path that shows it is installed. g++ builds d2lnets' fused
-# CPU kernels for LeNet (d2lnets/perf/fused.py); without it LeNet trains 2-3x slower.
+# CPU kernels for LeNet (d2lnets/perf/kernels_build.py); without it LeNet trains 2-3x slower.
 SYSTEM_DEPS := graphviz:/usr/bin/dot g++:/usr/bin/g++
 # What only the tests need: network namespaces as hosts (iproute2) and a real
 # sshd to launch over (tests/test_launch.py).
@@ -39,7 +39,7 @@ setup: $(STAMP) system
 system: $(STAMP)
 	@bash scripts/system-deps.sh $(SYSTEM_DEPS) \
 	  $$($(PY) -c 'import d2lnets.data as d; print("" if d.locate("fashion-mnist") else "$(DATA_DEPS)")')
-	@$(PY) -m d2lnets.perf.fused || true
+	@$(PY) -m d2lnets.perf.kernels_build || true
 
 # LeNet with the lecture's recipe (batch 256, lr 0.9, 10 epochs) on the real
 # Fashion-MNIST; the last line names the run directory and its curves.png.

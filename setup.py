@@ -16,7 +16,7 @@ setup(
     license='Apache-2.0',
     packages=find_packages(include=['d2lnets', 'd2lnets.*']),
     # Shipped weights and manifests, and the fused kernels' source (built on
-    # first use, d2lnets/perf/fused.py), travel with a non-editable install.
+    # first use, d2lnets/perf/kernels_build.py), travel with a non-editable install.
     package_data={'d2lnets': ['weights/*.params', 'weights/*.json', 'perf/csrc/*.cc']},
     # Tested on 3.11 and 3.12. MXNet 1.9.1 needs numpy 1.x, which has no wheel
     # for 3.13; numpy 1.24+ and Python 3.12 need d2lnets/runtime.py's mxnet_compat.

@@ -85,11 +85,12 @@ def run_pytorch(name, mode, batch, runs=3, seconds=1.0, warmup=3, tuned=False):
 
 
 def machine():
-    from d2lnets.perf import fused  # first: d2lnets sets its defaults before mxnet loads (children get their own)
+    from d2lnets.perf import kernels_build  # first: d2lnets sets its defaults before mxnet loads (children: their own)
+    from d2lnets.io import cpu_model
     import mxnet
     import torch
-    cpu = fused.cpu_model()
-    return dict(cpu=cpu, instruction_set=fused.instruction_set(), variants=fused.runnable_variants(),
+    cpu = cpu_model()
+    return dict(cpu=cpu, instruction_set=kernels_build.instruction_set(), variants=kernels_build.runnable_variants(),
                 cores=len(os.sched_getaffinity(0)), python=platform.python_version(),
                 mxnet=mxnet.__version__, torch=torch.__version__,
                 date=datetime.datetime.now(datetime.timezone.utc).strftime('%Y-%m-%d %H:%M UTC'),

@@ -1,6 +1,6 @@
 """LeNet's costly operators and the reformulations tried for them (MXNet 1.9.1, CPU),
 and LeNet's two blocks (convolution, sigmoid, 2x2 average pooling) as MXNet's
-layers and as d2lnets' fused operator (d2lnets/perf/fused.py).
+layers and as d2lnets' fused operator (built by d2lnets/perf/kernels_build.py).
 
 For each candidate: forward and forward+backward CPU time per batch of 256
 (process time on one OpenMP thread, the median of 7 runs, so that other work
@@ -23,7 +23,8 @@ import mxnet as mx  # noqa: E402
 import numpy as np  # noqa: E402
 from mxnet import autograd, nd  # noqa: E402
 
-from d2lnets.perf import fused  # noqa: E402
+from d2lnets.io import cpu_model  # noqa: E402
+from d2lnets.perf import kernels_build  # noqa: E402
 
 N = 256
 
@@ -115,7 +116,7 @@ def block2(x, w, b):      # the second: (256, 6, 14, 14) -> (256, 16, 5, 5)
 def block_fused(variant, block):
     """LeNet's block 1 or 2 through the fused operator's ``variant``. The first
     block's input gradient is never needed (its input is the data)."""
-    op = getattr(nd, fused.op_name(variant))
+    op = getattr(nd, kernels_build.op_name(variant))
     pad, num_filter = {1: (2, 6), 2: (0, 16)}[block]
 
     def f(x, w, b):
@@ -141,13 +142,13 @@ def main():
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument('--blocks', action='store_true', help="only LeNet's two blocks")
     opts = parser.parse_args()
-    variants = [v for v in fused.runnable_variants() if fused.load(v)]
+    variants = [v for v in kernels_build.runnable_variants() if kernels_build.load(v)]
     if not variants:
         raise SystemExit('no fused kernel variant runs on this CPU (%s), or none built (see the warning above)'
-                         % fused.instruction_set())
+                         % kernels_build.instruction_set())
     print('MXNet %s, OMP_NUM_THREADS=%s, %s; %s (%s); kernel variants: %s; CPU ms per batch of %d'
           % (mx.__version__, os.environ['OMP_NUM_THREADS'], os.environ.get('MXNET_ENGINE_TYPE'),
-             fused.cpu_model(), fused.instruction_set(), ', '.join(variants), N))
+             cpu_model(), kernels_build.instruction_set(), ', '.join(variants), N))
     for title, shapes, input_grad, fns in groups(variants):
         if opts.blocks and not title.startswith('block'):
             continue

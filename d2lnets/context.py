@@ -1,11 +1,12 @@
 """Devices: the best one available, ``--ctx`` text such as ``cpu:0,cpu:1``, and a
 batch split over several (data parallelism)."""
 import re
-from typing import List, Sequence, Union
+from typing import List, Sequence
 
 import mxnet as mx
 
 from . import limits
+from .types import CtxOrText
 
 __all__ = ['num_gpus', 'best_context', 'parse_ctx', 'as_context_list', 'split_batch']
 
@@ -47,7 +48,7 @@ def parse_ctx(text: str) -> List[mx.Context]:
     return ctxs
 
 
-def as_context_list(ctx: Union[None, str, mx.Context, Sequence[mx.Context]]) -> List[mx.Context]:
+def as_context_list(ctx: CtxOrText) -> List[mx.Context]:
     """One context, a list of them, text for :func:`parse_ctx`, or ``None``
     (the best one) -> a non-empty list of contexts."""
     if ctx is None:

@@ -30,13 +30,14 @@ import urllib.request
 from pathlib import Path
 from typing import Any, Callable, Optional, Sequence, Set, Union
 
+from .types import PathLike
+
 __all__ = ['atomic_write', 'replace_all', 'write_text', 'write_json', 'read_json', 'parse_json',
            'remove_stale_temporaries', 'create_new', 'open_regular', 'check_own', 'remove_own', 'check_encodable',
            'read_bounded', 'WRITERS',
            'disk_full', 'sha1sum', 'download', 'mxnet_home', 'gluon_repo', 'usable_cores', 'cpu_model', 'cpu_flags',
            'DiskFull', 'DamagedFile']
 
-PathLike = Union[str, os.PathLike]
 
 # MXNet's own default repository (gluon/utils.py); $MXNET_GLUON_REPO names a mirror.
 DEFAULT_REPO = 'https://apache-mxnet.s3-accelerate.dualstack.amazonaws.com/'

@@ -14,12 +14,12 @@ import inspect
 from dataclasses import dataclass
 from typing import Any, Callable, Dict, List, Optional, Tuple
 
+from .types import Shape
 from .weights import Weights
 
 __all__ = ['Recipe', 'ModelEntry', 'entry', 'list_models', 'get_builder', 'default_input_shape',
            'recipe_for', 'check_kwargs']
 
-Shape = Tuple[int, int, int, int]
 FASHION_MNIST_28: Shape = (1, 1, 28, 28)
 FASHION_MNIST_224: Shape = (1, 1, 224, 224)
 IMAGENET: Shape = (1, 3, 224, 224)

@@ -8,7 +8,7 @@ Fashion-MNIST was found, and GluonCV's weight cache with the files it holds.
 or written; without MXNet the rest is still reported.
 
 The CPU's description (``cpu_model``, ``cpu_flags``) is :mod:`d2lnets.io`'s,
-read from ``/proc/cpuinfo`` without importing MXNet; :mod:`d2lnets.perf.fused`
+read from ``/proc/cpuinfo`` without importing MXNet; :mod:`d2lnets.perf.kernels_build`
 chooses its kernel variant from it.
 """
 import importlib.util
@@ -61,7 +61,7 @@ def gather() -> Dict[str, Any]:
     from .runtime import start_engine_quietly
     start_engine_quietly()
     import mxnet as mx
-    from .perf import fused
+    from .perf import kernels_build
     from .weights import zoo
     info['mxnet'] = mx.__version__
     try:
@@ -70,9 +70,9 @@ def gather() -> Dict[str, Any]:
                                         if features.is_enabled(f))
     except Exception:  # an MXNet without its feature list: say nothing about it
         info['mxnet_features'] = []
-    info['cpu']['instruction_set'] = fused.instruction_set()
-    info['cpu']['kernel_variants'] = fused.runnable_variants()
-    info['fused'] = fused.status()
+    info['cpu']['instruction_set'] = kernels_build.instruction_set()
+    info['cpu']['kernel_variants'] = kernels_build.runnable_variants()
+    info['fused'] = kernels_build.status()
     try:
         info['gpus'] = mx.context.num_gpus()
     except mx.base.MXNetError:

@@ -6,7 +6,7 @@ import sys
 
 import pytest
 
-from d2lnets.perf import fused
+from d2lnets.perf import kernels_build
 from d2lnets.perf.bench import bench, format_results, matmul_peak, peak_rss_mb
 
 
@@ -44,10 +44,10 @@ def test_tiny_bench(mode, hybridize, monkeypatch):
     assert r.fused == hybridize
     table = format_results([r]).splitlines()
     assert table[0].split()[:4] == ['network', 'mode', 'batch', 'images/s']
-    assert table[2].startswith('CPU: ') and table[2].endswith('(%s)' % fused.instruction_set())
+    assert table[2].startswith('CPU: ') and table[2].endswith('(%s)' % kernels_build.instruction_set())
     if r.fused:
         assert table[1].split()[:3] == ['lenet', mode, '(fused)']
-        variant = fused.best_variant()
+        variant = kernels_build.best_variant()
         assert table[3] == 'lenet %s blocks: conv0: %s, conv1: %s' % (mode, variant, variant)
     else:
         assert table[3] == "lenet %s blocks: MXNet's layers" % mode

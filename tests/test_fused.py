@@ -1,6 +1,7 @@
-"""The fused conv-sigmoid-pool operator (d2lnets/perf/fused.py): built by the real
-compiler, equal to MXNet's own Convolution -> sigmoid -> Pooling in values and
-gradients, used by the training loop only where it applies."""
+"""The fused conv-sigmoid-pool operator (d2lnets/perf/: kernels_build.py,
+rewrite.py, choice.py, fused.py): built by the real compiler, equal to MXNet's
+own Convolution -> sigmoid -> Pooling in values and gradients, used by the
+training loop only where it applies."""
 import json
 import os
 import shutil
@@ -13,11 +14,11 @@ import pytest
 from mxnet import autograd
 
 import d2lnets
-from d2lnets.perf import fused
+from d2lnets.perf import choice, fused, kernels_build, rewrite
 from d2lnets.training.loop import train
 
 
-RUNNABLE = fused.runnable_variants()
+RUNNABLE = kernels_build.runnable_variants()
 
 
 @pytest.fixture(autouse=True)
@@ -31,9 +32,10 @@ def _always_fused(monkeypatch):
 def op(request):
     # Every variant this CPU executes: an AVX-512 machine tests the AVX2 build too.
     if request.param is None:
-        pytest.skip('this CPU runs no fused kernel variant (%s)' % fused.instruction_set())
-    name = fused.load(request.param)
-    assert name == fused.op_name(request.param), 'the %s variant should build and load here' % request.param
+        pytest.skip('this CPU runs no fused kernel variant (%s)' % kernels_build.instruction_set())
+    name = kernels_build.load(request.param)
+    assert name == kernels_build.op_name(request.param), \
+        'the %s variant should build and load here' % request.param
     return getattr(mx.nd, name)
 
 
@@ -108,13 +110,13 @@ def test_lenet_graph_fuses_both_blocks_and_nothing_else():
     net.initialize()
     graph = json.loads(net(mx.sym.var('data')).tojson())
     before = [n['op'] for n in graph['nodes']]
-    assert fused.fuse_graph(graph) == 2
+    assert rewrite.fuse_graph(graph) == 2
     after = [n['op'] for n in graph['nodes']]
-    assert after.count(fused.OP_NAME) == 2
+    assert after.count(kernels_build.OP_NAME) == 2
     assert 'Convolution' not in after and 'Pooling' not in after
     assert after.count('Activation') == before.count('Activation') - 2 == 2  # the dense layers' sigmoids
     assert after.count('FullyConnected') == 3
-    first, second = [n for n in graph['nodes'] if n['op'] == fused.OP_NAME]
+    first, second = [n for n in graph['nodes'] if n['op'] == kernels_build.OP_NAME]
     assert first['attrs'] == {'kernel': '5', 'pad': '2', 'num_filter': '6', 'need_data_grad': '0'}
     assert second['attrs'] == {'kernel': '5', 'pad': '0', 'num_filter': '16', 'need_data_grad': '1'}
 
@@ -124,7 +126,7 @@ def test_other_networks_have_nothing_to_fuse(name):
     net = d2lnets.get_model(name)
     net.initialize()
     graph = json.loads(net(mx.sym.var('data')).tojson())
-    assert fused.fuse_graph(graph) == 0
+    assert rewrite.fuse_graph(graph) == 0
 
 
 def test_a_chain_whose_inner_result_is_read_elsewhere_is_kept():
@@ -133,9 +135,9 @@ def test_a_chain_whose_inner_result_is_read_elsewhere_is_kept():
     s = mx.sym.Activation(z, act_type='sigmoid', name='s')
     y = mx.sym.Pooling(s, kernel=(2, 2), stride=(2, 2), pool_type='avg', name='p')
     graph = json.loads(mx.sym.Group([y, s]).tojson())
-    assert fused.fuse_graph(graph) == 0
+    assert rewrite.fuse_graph(graph) == 0
     graph = json.loads(mx.sym.Pooling(s, kernel=(2, 2), stride=(2, 2), pool_type='max').tojson())
-    assert fused.fuse_graph(graph) == 0
+    assert rewrite.fuse_graph(graph) == 0
 
 
 def _lenet_pair(ctxs, grad_req='write'):
@@ -214,31 +216,31 @@ def test_without_a_compiler_training_warns_once_and_uses_the_network(tmp_path):
 
 def test_build_is_cached_and_atomic(tmp_path, monkeypatch):
     monkeypatch.setenv('D2LNETS_CACHE', str(tmp_path))
-    path = fused.build()
+    path = kernels_build.build()
     assert path.parent == tmp_path and path.name.startswith('libd2lnets_fused-') and path.suffix == '.so'
     # no temporary file left; the record of size and sha256 beside it
     assert sorted(p.name for p in tmp_path.iterdir()) == sorted([path.name, path.with_suffix('.json').name])
-    assert fused.intact(path)
+    assert kernels_build.intact(path)
     mtime = path.stat().st_mtime_ns
-    assert fused.build() == path and path.stat().st_mtime_ns == mtime  # cached: not rebuilt
-    assert fused.library_path() == path
+    assert kernels_build.build() == path and path.stat().st_mtime_ns == mtime  # cached: not rebuilt
+    assert kernels_build.library_path() == path
 
 
 def test_an_unwritable_cache_says_how_to_fix_it(tmp_path, monkeypatch):
     blocker = tmp_path / 'file'
     blocker.write_text('not a folder')
     monkeypatch.setenv('D2LNETS_CACHE', str(blocker / 'cache'))
-    with pytest.raises(fused.BuildError, match='set D2LNETS_CACHE to a writable folder'):
-        fused.build()
+    with pytest.raises(kernels_build.BuildError, match='set D2LNETS_CACHE to a writable folder'):
+        kernels_build.build()
 
 
 def test_a_failed_build_says_why_and_leaves_nothing(tmp_path, monkeypatch):
     monkeypatch.setenv('D2LNETS_CACHE', str(tmp_path))
     bad = tmp_path / 'bad.cc'
     bad.write_text('this is not C++\n')
-    monkeypatch.setattr(fused, 'SOURCE', bad)
-    with pytest.raises(fused.BuildError, match='building the fused kernels failed'):
-        fused.build()
+    monkeypatch.setattr(kernels_build, 'SOURCE', bad)
+    with pytest.raises(kernels_build.BuildError, match='building the fused kernels failed'):
+        kernels_build.build()
     assert [p.name for p in tmp_path.iterdir()] == ['bad.cc']
 
 
@@ -248,7 +250,8 @@ def test_trained_network_exports_gluons_own_layers(tmp_path):
     train(net, train_iter, train_iter, 1, 0.1, ctx=mx.cpu(), verbose=False, seed=0)
     net.export(str(tmp_path / 'lenet'))
     ops = {n['op'] for n in json.loads((tmp_path / 'lenet-symbol.json').read_text())['nodes']}
-    assert not any(o.startswith(fused.OP_NAME) for o in ops) and {'Convolution', 'Activation', 'Pooling'} <= ops
+    assert not any(o.startswith(kernels_build.OP_NAME) for o in ops)
+    assert {'Convolution', 'Activation', 'Pooling'} <= ops
 
 
 def test_fused_inference_equals_the_network():
@@ -258,7 +261,7 @@ def test_fused_inference_equals_the_network():
     got = infer(x).asnumpy()
     assert infer.fused and [c['fused'] for c in infer.chains] == [True, True]
     nodes = [n for n in json.loads(infer._fast(mx.sym.var('data')).tojson())['nodes']
-             if n['op'].startswith(fused.OP_NAME)]
+             if n['op'].startswith(kernels_build.OP_NAME)]
     assert [n['attrs']['training'] for n in nodes] == ['0', '0']  # forward only: nothing saved
     np.testing.assert_allclose(got, net(x).asnumpy(), rtol=1e-5, atol=1e-6)
     assert fused.for_inference(infer, [mx.cpu()]) is infer
@@ -270,7 +273,7 @@ def test_fused_inference_equals_the_network():
 
 def _private_cache(tmp_path, monkeypatch):
     # The built library, copied into a cache of the test's own (its name does not depend on the folder).
-    real = fused.build()
+    real = kernels_build.build()
     monkeypatch.setenv('D2LNETS_CACHE', str(tmp_path))
     shutil.copy(real, tmp_path / real.name)
     record = json.loads(real.with_suffix('.json').read_text())
@@ -290,7 +293,7 @@ def test_the_choice_keeps_mxnets_layers_where_the_fused_chain_is_slower(tmp_path
         calls.append(shape)
         return (10.0, 5.0) if attrs['pad'] == '2' else (4.0, 9.0)  # (MXNet's layers, fused) ms
 
-    monkeypatch.setattr(fused, 'time_chain', timer)
+    monkeypatch.setattr(choice, 'time_chain', timer)
     net, _ = _lenet_pair([mx.cpu()])
     step_net = fused.for_training(net, [mx.cpu()])
     x = mx.nd.array(np.random.RandomState(1).rand(8, 1, 28, 28))
@@ -299,10 +302,10 @@ def test_the_choice_keeps_mxnets_layers_where_the_fused_chain_is_slower(tmp_path
     assert [(c['name'], c['fused']) for c in step_net.chains] == [('conv0_fwd', True), ('conv1_fwd', False)]
     assert calls == [(8, 1, 28, 28), (8, 6, 14, 14)]  # the real input shape of each chain
     ops = [n['op'] for n in json.loads(step_net._fast(mx.sym.var('data')).tojson())['nodes']]
-    assert ops.count('Convolution') == 1 and sum(o.startswith(fused.OP_NAME) for o in ops) == 1
+    assert ops.count('Convolution') == 1 and sum(o.startswith(kernels_build.OP_NAME) for o in ops) == 1
     assert 'conv1: MXNet' in step_net.describe()
     # Both slower (on another batch size, measured anew): the network as it is.
-    monkeypatch.setattr(fused, 'time_chain', lambda *a: (1.0, 2.0))
+    monkeypatch.setattr(choice, 'time_chain', lambda *a: (1.0, 2.0))
     slower = fused.for_training(net, [mx.cpu()])
     slower(x[:4])
     assert not slower.fused
@@ -311,7 +314,8 @@ def test_the_choice_keeps_mxnets_layers_where_the_fused_chain_is_slower(tmp_path
 def test_choices_are_cached_beside_the_library(tmp_path, monkeypatch):
     lib = tmp_path / 'libd2lnets_fused-avx2-0.so'
     lib.write_bytes(b'not a real library')
-    fused._write_record(lib, {'size': lib.stat().st_size, 'sha256': fused._sha256(lib), 'choices': {}})
+    record = {'size': lib.stat().st_size, 'sha256': kernels_build._sha256(lib), 'choices': {}}
+    kernels_build.write_record(lib, record)
     chain = {'name': 'conv1_fwd', 'input': 'pool0_fwd_output',
              'attrs': {'kernel': '5', 'pad': '0', 'num_filter': '16', 'need_data_grad': '1'}}
     calls = []
@@ -321,54 +325,54 @@ def test_choices_are_cached_beside_the_library(tmp_path, monkeypatch):
         return 4.0, 9.0
 
     for _ in range(2):
-        got = fused.choose([chain], {'pool0_fwd_output': (256, 6, 14, 14)}, 'op', True, mx.cpu(), lib, timer)
+        got = choice.choose([chain], {'pool0_fwd_output': (256, 6, 14, 14)}, 'op', True, mx.cpu(), lib, timer)
         assert got[0]['fused'] is False and got[0]['mxnet_ms'] == 4.0
     assert len(calls) == 1  # measured once, then read from the record
     assert len(json.loads(lib.with_suffix('.json').read_text())['choices']) == 1
     # another shape (or thread count, or CPU) is measured anew
-    fused.choose([chain], {'pool0_fwd_output': (16, 6, 14, 14)}, 'op', True, mx.cpu(), lib, timer)
+    choice.choose([chain], {'pool0_fwd_output': (16, 6, 14, 14)}, 'op', True, mx.cpu(), lib, timer)
     assert len(calls) == 2
 
 
 def test_time_chain_measures_both_sides():
     if not RUNNABLE:
         pytest.skip('no fused variant runs here')
-    op = fused.load()
+    op = kernels_build.load()
     attrs = {'kernel': '5', 'pad': '0', 'num_filter': '16', 'need_data_grad': '1'}
-    layers_ms, fused_ms = fused.time_chain(attrs, (8, 6, 14, 14), op, True, mx.cpu(), repeats=2)
+    layers_ms, fused_ms = choice.time_chain(attrs, (8, 6, 14, 14), op, True, mx.cpu(), repeats=2)
     assert 0 < layers_ms < 1000 and 0 < fused_ms < 1000
 
 
 @pytest.mark.parametrize('value,want', [('0', '0'), ('off', '0'), ('1', '1'), ('auto', 'auto'), ('', 'auto')])
 def test_the_switch(monkeypatch, value, want):
     monkeypatch.setenv('D2LNETS_FUSED', value)
-    assert fused.mode() == want
+    assert kernels_build.mode() == want
 
 
 def test_a_wrong_switch_or_variant_says_what_is_allowed(monkeypatch):
     monkeypatch.setenv('D2LNETS_FUSED', 'fast')
     with pytest.raises(ValueError, match='D2LNETS_FUSED must be 0, 1 or auto'):
-        fused.mode()
+        kernels_build.mode()
     monkeypatch.setenv('D2LNETS_FUSED_VARIANT', 'sse')
     with pytest.raises(ValueError, match='must be one of avx512, avx2'):
-        fused.best_variant()
+        kernels_build.best_variant()
 
 
 def test_variants_follow_the_cpu_flags(monkeypatch):
-    monkeypatch.setattr(fused.platform, 'machine', lambda: 'x86_64')
-    v3 = set(fused.VARIANTS['avx2'][1])
-    for flags, want in [(v3, ['avx2']), (v3 | set(fused.VARIANTS['avx512'][1]), ['avx512', 'avx2']),
+    monkeypatch.setattr(kernels_build.platform, 'machine', lambda: 'x86_64')
+    v3 = set(kernels_build.VARIANTS['avx2'][1])
+    for flags, want in [(v3, ['avx2']), (v3 | set(kernels_build.VARIANTS['avx512'][1]), ['avx512', 'avx2']),
                         (v3 - {'avx2'}, [])]:
-        monkeypatch.setattr(fused, 'cpu_flags', lambda flags=flags: flags)
-        assert fused.runnable_variants() == want
-    monkeypatch.setattr(fused.platform, 'machine', lambda: 'aarch64')
-    assert fused.runnable_variants() == [] and fused.instruction_set() == 'not x86-64 (aarch64)'
+        monkeypatch.setattr(kernels_build, 'cpu_flags', lambda flags=flags: flags)
+        assert kernels_build.runnable_variants() == want
+    monkeypatch.setattr(kernels_build.platform, 'machine', lambda: 'aarch64')
+    assert kernels_build.runnable_variants() == [] and kernels_build.instruction_set() == 'not x86-64 (aarch64)'
 
 
 def test_a_cpu_without_avx2_trains_through_mxnets_layers_with_one_message(tmp_path):
     # A CPU without AVX2: the flags as the process sees them, through /proc/cpuinfo's reader.
-    code = ('import warnings, d2lnets, mxnet as mx; from d2lnets.perf import fused; '
-            'fused.cpu_flags = lambda: {"sse2", "avx"}; '
+    code = ('import warnings, d2lnets, mxnet as mx; from d2lnets.perf import fused, kernels_build; '
+            'kernels_build.cpu_flags = lambda: {"sse2", "avx"}; '
             'net = d2lnets.get_model("lenet"); net.initialize(); '
             'ts = [fused.for_training(net, [mx.cpu()]) for _ in range(2)]; '
             '[t(mx.nd.ones((1, 1, 28, 28))) for t in ts]; print([t.fused for t in ts])')
@@ -394,23 +398,23 @@ cp "%(lib)s" "$1"
 def test_a_truncated_library_is_rebuilt_not_loaded(tmp_path, monkeypatch):
     if not RUNNABLE:
         pytest.skip('no fused variant runs here')
-    real = fused.build()
+    real = kernels_build.build()
     cxx, fail = tmp_path / 'cxx', tmp_path / 'fail'
     cxx.write_text(FAKE_CXX % {'lib': real, 'fail': fail})
     cxx.chmod(0o755)
     monkeypatch.setenv('CXX', str(cxx))
     monkeypatch.setenv('D2LNETS_CACHE', str(tmp_path / 'cache'))
-    lib = fused.build()
+    lib = kernels_build.build()
     size = lib.stat().st_size
     with open(lib, 'r+b') as f:
         f.truncate(size // 2)
-    assert not fused.intact(lib)
-    code = 'from d2lnets.perf import fused; print(fused.load())'
+    assert not kernels_build.intact(lib)
+    code = 'from d2lnets.perf import kernels_build; print(kernels_build.load())'
     out = subprocess.run([sys.executable, '-c', code], capture_output=True, text=True, timeout=300)
     assert out.returncode == 0, out.stderr  # not SIGBUS
-    assert out.stdout.split() == [fused.op_name(fused.best_variant())]
+    assert out.stdout.split() == [kernels_build.op_name(kernels_build.best_variant())]
     assert 'damaged' in out.stderr and 'rebuilding' in out.stderr
-    assert lib.stat().st_size == size and fused.intact(lib)
+    assert lib.stat().st_size == size and kernels_build.intact(lib)
     # It cannot be rebuilt: one clear message, MXNet's layers, no crash.
     with open(lib, 'r+b') as f:
         f.truncate(size // 2)
@@ -420,3 +424,19 @@ def test_a_truncated_library_is_rebuilt_not_loaded(tmp_path, monkeypatch):
     assert out.stdout.split() == ['None']
     warned = [l for l in out.stderr.splitlines() if 'without its fused CPU kernels' in l]
     assert len(warned) == 1 and 'building the fused kernels failed' in warned[0], out.stderr
+
+
+def test_the_fused_kernels_modules_import_downward_only():
+    # One job per module (docs/architecture.md, the perf row): the runtime wrapper uses the choice and the
+    # rewrite, both use the build; the build uses none of them, and none imports the runtime wrapper.
+    import ast
+    from pathlib import Path
+    folder = Path(kernels_build.__file__).parent
+    jobs = ('fused', 'choice', 'rewrite', 'kernels_build')
+    found = set()
+    for user in jobs:
+        for node in ast.walk(ast.parse((folder / (user + '.py')).read_text())):
+            if isinstance(node, ast.ImportFrom) and node.level == 1 and node.module in jobs:
+                found.add((user, node.module))
+    assert found == {('fused', 'choice'), ('fused', 'rewrite'), ('fused', 'kernels_build'),
+                     ('choice', 'kernels_build'), ('rewrite', 'kernels_build')}

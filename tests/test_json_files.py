@@ -119,25 +119,25 @@ def test_deep_onnx_metadata_is_one_damaged_line(tmp_path):
 
 @pytest.mark.parametrize('record', [DEEP, '{"size": 1, ' * 5000, 'fifo'])
 def test_a_bad_kernel_record_is_rebuilt_and_never_breaks_info(tmp_path, monkeypatch, record):
-    from d2lnets.perf import fused
+    from d2lnets.perf import kernels_build
     from test_fused import FAKE_CXX, RUNNABLE
     if not RUNNABLE:
         pytest.skip('no fused variant runs here')
-    real = fused.build()
+    real = kernels_build.build()
     cxx = tmp_path / 'cxx'
     cxx.write_text(FAKE_CXX % {'lib': real, 'fail': tmp_path / 'fail'})
     cxx.chmod(0o755)
     monkeypatch.setenv('CXX', str(cxx))
     monkeypatch.setenv('D2LNETS_CACHE', str(tmp_path / 'cache'))
-    lib = fused.build()
+    lib = kernels_build.build()
     lib.with_suffix('.json').unlink()
     os.mkfifo(lib.with_suffix('.json')) if record == 'fifo' else lib.with_suffix('.json').write_text(record)
-    assert fused.status()['cached'] is False
+    assert kernels_build.status()['cached'] is False
     if record == 'fifo':     # io writes no FIFO: the kernels are not used, in one line
-        with pytest.raises(fused.BuildError, match=r'lib.*\.json is not a regular file; d2lnets writes only'):
-            fused.build()
+        with pytest.raises(kernels_build.BuildError, match=r'lib.*\.json is not a regular file; d2lnets writes only'):
+            kernels_build.build()
         return
-    assert fused.build() == lib and fused.intact(lib) and fused.status()['cached'] is True
+    assert kernels_build.build() == lib and kernels_build.intact(lib) and kernels_build.status()['cached'] is True
 
 
 # A FIFO would block the read forever and a link to /dev/zero never end it: run in a child with a deadline.
@@ -147,14 +147,14 @@ from pathlib import Path
 from pathlib import Path
 from d2lnets.training.checkpoint import load_checkpoint
 from d2lnets.weights.meta import read_meta
-from d2lnets.perf import fused
+from d2lnets.perf import kernels_build
 folder = Path(sys.argv[1])
 for read in (lambda: read_meta(folder / 'model.params'), lambda: load_checkpoint(folder)):
     try:
         read()
     except ValueError as err:
         print(err)
-print(fused._read_record(folder / 'lib.so'))
+print(kernels_build.read_record(folder / 'lib.so'))
 """
 
 
@@ -234,12 +234,12 @@ def test_any_onnx_metadata_is_a_value_or_one_line(data):
 @PROPERTY
 @given(data=json_texts())
 def test_any_kernel_record_is_a_record_or_none(tmp_path, data):
-    from d2lnets.perf import fused
+    from d2lnets.perf import kernels_build
     lib = tmp_path / 'lib.so'
     lib.write_bytes(b'library')
     (tmp_path / 'lib.json').write_bytes(data)
-    assert isinstance(fused._read_record(lib), dict)        # a damaged record is an empty one: rebuilt
-    assert fused.intact(lib) in (True, False)
+    assert isinstance(kernels_build.read_record(lib), dict)        # a damaged record is an empty one: rebuilt
+    assert kernels_build.intact(lib) in (True, False)
 
 
 # --- meta.json's sizes, checked when it is read ---

@@ -49,7 +49,7 @@ def test_a_read_only_cache_is_one_line_before_any_compiler_runs(tmp_path):
 def test_an_interrupted_build_ends_the_compiler_and_leaves_nothing(tmp_path, signum):
     marker = 'd2lnets-test-%s' % uuid.uuid4().hex
     cache = tmp_path / 'cache'
-    proc = subprocess.Popen([sys.executable, '-c', 'import d2lnets.perf.fused as f; f.build("avx2")'],
+    proc = subprocess.Popen([sys.executable, '-c', 'import d2lnets.perf.kernels_build as f; f.build("avx2")'],
                             env=dict(os.environ, D2LNETS_CACHE=str(cache), D2LNETS_TEST_MARK=marker),
                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     try:

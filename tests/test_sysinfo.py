@@ -2,7 +2,7 @@
 slow or missing, as text and as JSON, from the real machine and real folders."""
 import json
 
-from d2lnets.perf import fused
+from d2lnets.perf import kernels_build
 from d2lnets import sysinfo
 
 
@@ -16,11 +16,11 @@ def test_info_text_names_every_part(run_cli, tmp_path):
     assert list(lines) == ['d2lnets', 'MXNet', 'Python', 'CPU', 'cores', 'engine', 'fused kernels', 'GPUs',
                            'Fashion-MNIST', 'GluonCV weights']
     assert lines['MXNet'].split()[0] == '1.9.1'
-    assert lines['CPU'].strip() == '%s (%s)' % (sysinfo.cpu_model(), fused.instruction_set())
+    assert lines['CPU'].strip() == '%s (%s)' % (sysinfo.cpu_model(), kernels_build.instruction_set())
     assert 'OpenMP threads' in lines['cores']
     assert str(models) in lines['GluonCV weights'] and 'vgg11-dd221b16.params (1.0 MB)' in proc.stdout
-    if fused.runnable_variants():
-        assert lines['fused kernels'].split()[0] == fused.best_variant()
+    if kernels_build.runnable_variants():
+        assert lines['fused kernels'].split()[0] == kernels_build.best_variant()
 
 
 def test_info_json_and_what_is_missing(run_cli, tmp_path):
@@ -30,7 +30,7 @@ def test_info_json_and_what_is_missing(run_cli, tmp_path):
     info = json.loads(proc.stdout)
     assert info['mxnet'] == '1.9.1' and info['gpus'] == 0
     assert info['cpu']['usable'] >= 1 and info['cpu']['omp_threads'] >= 1
-    assert info['cpu']['kernel_variants'] == fused.runnable_variants()
+    assert info['cpu']['kernel_variants'] == kernels_build.runnable_variants()
     assert info['fused']['mode'] == '0'
     assert info['gluoncv_cache'][0] == {'folder': str(tmp_path / 'none' / 'models'), 'exists': False, 'files': []}
     text = run_cli('info', env=env).stdout
@@ -42,7 +42,7 @@ def test_info_says_why_there_are_no_fused_kernels(run_cli, tmp_path):
     proc = run_cli('info', env={'CXX': str(tmp_path / 'no-cxx'), 'D2LNETS_CACHE': str(tmp_path / 'cache')})
     assert proc.returncode == 0, proc.stderr
     line = [l for l in proc.stdout.splitlines() if l.startswith('fused kernels:')][0]
-    if fused.runnable_variants():
+    if kernels_build.runnable_variants():
         assert 'no C++ compiler' in line
     else:
         assert 'no AVX2' in line

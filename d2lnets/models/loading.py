@@ -9,12 +9,13 @@ load through here, so all three accept the same files. Every parameter's
 name, shape and finiteness is checked before anything is set: a file of
 another architecture gives one clear error, never a half-loaded network.
 """
-from typing import Any, Dict, Optional, Sequence, Tuple, Union
+from typing import Any, Dict, Optional, Tuple
 
 import mxnet as mx
 
 from .summary import infer_block_shapes
 from ..weights.load import by_structure, check_finite, check_fit, load_weights, read_params, structural_params
+from ..types import Ctx
 from ..weights.meta import read_meta, validate
 from . import entry, get_model
 from .params import initialize_missing
@@ -23,7 +24,6 @@ __all__ = ['load_network', 'load_pretrained', 'pretrained_meta']
 
 # Where shapes and classes come from when nothing says otherwise.
 FASHION_MNIST = 'fashion-mnist'
-Ctx = Union[mx.Context, Sequence[mx.Context], None]
 
 
 def pretrained_meta(name: str) -> Dict[str, Any]:

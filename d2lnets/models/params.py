@@ -1,9 +1,9 @@
 """Parameter bookkeeping shared by summary, training and loading."""
-from typing import Optional, Sequence, Union
+from typing import Optional
 
 import mxnet as mx
 
-Ctx = Union[mx.Context, Sequence[mx.Context]]
+from ..types import Ctx
 
 
 def is_initialized(param: mx.gluon.Parameter) -> bool:

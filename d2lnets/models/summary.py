@@ -23,9 +23,8 @@ import mxnet as mx
 from mxnet.base import MXNetError
 
 from .. import limits
+from ..types import Shape
 from .params import initialize_missing
-
-Shape = Tuple[int, ...]
 
 
 def top_level_blocks(net: mx.gluon.Block) -> List[mx.gluon.Block]:

@@ -24,7 +24,9 @@ import mxnet as mx
 from mxnet import autograd, gluon
 
 from .. import limits
+from ..io import cpu_model
 from . import fused
+from .kernels_build import instruction_set
 from ..models import get_model
 from ..models.summary import complexity, infer_block_shapes
 from ..registry import entry
@@ -161,7 +163,7 @@ def bench(name: str, mode: str = 'train', batch_size: Optional[int] = None, hybr
                        gflops_per_image=flops / 1e9, gflops_per_sec=gflops, peak_gflops_per_sec=peak,
                        percent_of_peak=100 * gflops / peak if peak else None,
                        peak_rss_mb=peak_rss_mb(), settings=_settings(), fused=getattr(step_net, 'fused', False),
-                       cpu='%s (%s)' % (fused.cpu_model(), fused.instruction_set()),
+                       cpu='%s (%s)' % (cpu_model(), instruction_set()),
                        kernels=step_net.describe() if isinstance(step_net, fused.FusedNet) else "MXNet's layers")
 
 

@@ -28,14 +28,13 @@ from .. import data, limits
 from ..context import as_context_list, describe, split_batch
 from ..models.params import initialize_missing
 from ..perf import fused
+from ..types import CtxOrText
 from . import checkpoint
 from .distributed import Job, is_distributed, join
 from .metrics import evaluate_accuracy
 
 __all__ = ['History', 'NonFiniteLoss', 'TrainingInterrupted', 'train', 'train_step', 'make_trainer',
            'epoch_seed', 'evaluate_accuracy']
-
-Ctx = Union[mx.Context, Sequence[mx.Context], str, None]
 
 
 @dataclass
@@ -125,7 +124,7 @@ def train_step(net: mx.gluon.Block, trainer: gluon.Trainer, loss_fn: gluon.loss.
 
 
 def train(net: mx.gluon.Block, train_iter: Iterable, test_iter: Iterable, num_epochs: int, lr: float,
-          ctx: Ctx = None, verbose: bool = True, *, seed: Optional[int] = None,
+          ctx: CtxOrText = None, verbose: bool = True, *, seed: Optional[int] = None,
           checkpoint_dir: Optional[Union[str, Path]] = None, resume: bool = False,
           trainer: Optional[gluon.Trainer] = None, kvstore: Union[str, Any] = 'device',
           loss: Optional[gluon.loss.Loss] = None, init: Optional[mx.init.Initializer] = None,

@@ -2,15 +2,14 @@
 
 Counts are accumulated on the device; the only synchronisation is at the end.
 """
-from typing import Iterable, Sequence, Union
+from typing import Iterable
 
 import mxnet as mx
 import numpy as np
 
 from ..context import as_context_list, split_batch
 from ..perf import fused
-
-Ctx = Union[mx.Context, Sequence[mx.Context], None]
+from ..types import Ctx
 
 __all__ = ['evaluate_accuracy', 'confusion_matrix', 'per_class_accuracy']
 

@@ -8,17 +8,15 @@ file of another architecture, a truncated file or NaN weights give one clear
 error and leave the network as it was.
 """
 import os
-from typing import Dict, Optional, Sequence, Tuple, Union
+from typing import Dict, Optional, Tuple
 
 import mxnet as mx
 
+from ..types import Ctx, PathLike
 from . import Weights
 
 __all__ = ['read_params', 'strip_prefix', 'structural_params', 'by_structure', 'check_fit', 'check_finite',
            'load_weights']
-
-PathLike = Union[str, os.PathLike]
-Ctx = Union[mx.Context, Sequence[mx.Context], None]
 
 
 def read_params(filename: PathLike) -> Dict[str, mx.nd.NDArray]:

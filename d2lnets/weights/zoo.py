@@ -12,7 +12,6 @@ checking every count and shape before anything is loaded.
 The sha1 table and URL scheme are GluonCV's own
 (``gluoncv.model_zoo.model_store``), read when needed, not copied.
 """
-import os
 import re
 import shutil
 import urllib.parse
@@ -23,9 +22,9 @@ from typing import Dict, List, Optional, Sequence, Tuple, Union
 import mxnet as mx
 
 from ..io import atomic_write, download, gluon_repo, mxnet_home, open_regular, sha1sum
+from ..types import PathLike
 from .load import check_finite, read_params, strip_prefix
 
-PathLike = Union[str, os.PathLike]
 
 # Seconds to wait for GluonCV's server before telling the user to place the file.
 _TIMEOUT = 30
