@@ -7,47 +7,15 @@ what a module's own import statements name: `from . import zoo` imports
 weights.zoo, `from .load import x` weights.load, `from . import Weights` the
 package d2lnets.weights. Python's implicit import of a parent package is not an
 edge (every module would then be in a cycle with its package's __init__).
+The graph is scripts/call_path.py's import_graph, the one that counts climbs.
 """
-import ast
+import sys
 from pathlib import Path
 from typing import Dict, List, Set
 
 ROOT = Path(__file__).resolve().parent.parent
-PACKAGE = ROOT / 'd2lnets'
-
-
-def module_name(path: Path, root: Path = ROOT) -> str:
-    """``d2lnets/weights/load.py`` -> ``'d2lnets.weights.load'``; a package's ``__init__`` is the package."""
-    parts = list(path.relative_to(root).with_suffix('').parts)
-    return '.'.join(parts[:-1] if parts[-1] == '__init__' else parts)
-
-
-def imports_of(path: Path, modules: Set[str], root: Path = ROOT) -> Set[str]:
-    """The modules among ``modules`` the file at ``path`` imports, anywhere in it."""
-    name = module_name(path, root)
-    package = name.split('.') if path.name == '__init__.py' else name.split('.')[:-1]
-    used = set()
-    for node in ast.walk(ast.parse(path.read_text())):
-        if isinstance(node, ast.ImportFrom):
-            if node.level:
-                base = '.'.join(package[:len(package) - node.level + 1] + ([node.module] if node.module else []))
-            else:
-                base = node.module or ''
-            for alias in node.names:
-                # `from pkg import mod` imports the module pkg.mod; `from mod import name` the module mod.
-                target = base + '.' + alias.name if base + '.' + alias.name in modules else base
-                if target in modules:
-                    used.add(target)
-        elif isinstance(node, ast.Import):
-            used.update(alias.name for alias in node.names if alias.name in modules)
-    used.discard(name)
-    return used
-
-
-def import_graph(package: Path = PACKAGE) -> Dict[str, Set[str]]:
-    """{module: the modules of ``package`` it imports}, for every module of it."""
-    paths = {module_name(p, package.parent): p for p in package.rglob('*.py')}
-    return {name: imports_of(path, set(paths), package.parent) for name, path in paths.items()}
+sys.path.insert(0, str(ROOT / 'scripts'))
+from call_path import import_graph  # noqa: E402  (the one reader of d2lnets' imports; its climbs use it too)
 
 
 def cycles(graph: Dict[str, Set[str]]) -> List[List[str]]:
