@@ -1,6 +1,6 @@
 """Weights into a network, one way: a file becomes a mapping, an adapter re-keys it, one function sets it.
 
-Every source of weights takes the same four steps, as torchvision's state dicts
+Every source of weights takes the same three steps, as torchvision's state dicts
 with timm's ``pretrained_filter_fn`` do:
 
 1. :func:`read_params`: the file (``save_parameters`` or ``export`` format)
