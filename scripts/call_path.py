@@ -33,37 +33,39 @@ PACKAGE = ROOT / 'd2lnets'
 Frame = Tuple[str, str]   # (module, function)
 
 
-def module_name(path: Path) -> str:
+def module_name(path: Path, root: Path = ROOT) -> str:
     """``d2lnets/weights/load.py`` -> ``'d2lnets.weights.load'``; a package's ``__init__`` is the package."""
-    parts = list(path.relative_to(ROOT).with_suffix('').parts)
+    parts = list(path.relative_to(root).with_suffix('').parts)
     return '.'.join(parts[:-1] if parts[-1] == '__init__' else parts)
 
 
-def import_graph() -> Dict[str, Set[str]]:
-    """{module: the d2lnets modules it imports}, imports inside functions included."""
-    modules = {module_name(p): p for p in PACKAGE.rglob('*.py')}
-    graph: Dict[str, Set[str]] = {}
-    for name, path in modules.items():
-        package = name.split('.') if path.name == '__init__.py' else name.split('.')[:-1]
-        used = set()
-        for node in ast.walk(ast.parse(path.read_text())):
-            if isinstance(node, ast.ImportFrom):
-                if node.level:
-                    base = '.'.join(package[:len(package) - node.level + 1] + ([node.module] if node.module else []))
-                else:
-                    base = node.module or ''
-                # `from . import zoo` imports the module zoo; `from .load import x` the module load.
-                targets = [base + '.' + a.name for a in node.names] + [base]
-            elif isinstance(node, ast.Import):
-                targets = [a.name for a in node.names]
+def imports_of(path: Path, modules: Set[str], root: Path = ROOT) -> Set[str]:
+    """The modules among ``modules`` the file at ``path`` imports, anywhere in it (inside functions too)."""
+    name = module_name(path, root)
+    package = name.split('.') if path.name == '__init__.py' else name.split('.')[:-1]
+    used = set()
+    for node in ast.walk(ast.parse(path.read_text())):
+        if isinstance(node, ast.ImportFrom):
+            if node.level:
+                base = '.'.join(package[:len(package) - node.level + 1] + ([node.module] if node.module else []))
             else:
-                continue
-            for target in targets:
-                if target in modules and target != name:
+                base = node.module or ''
+            for alias in node.names:
+                # `from . import zoo` imports the module zoo; `from .load import x` the module load.
+                target = base + '.' + alias.name if base + '.' + alias.name in modules else base
+                if target in modules:
                     used.add(target)
-                    break
-        graph[name] = used
-    return graph
+        elif isinstance(node, ast.Import):
+            used.update(alias.name for alias in node.names if alias.name in modules)
+    used.discard(name)
+    return used
+
+
+def import_graph(package: Path = PACKAGE) -> Dict[str, Set[str]]:
+    """{module: the modules of ``package`` it imports}, imports inside functions included.
+    Python's implicit import of a parent package is no edge."""
+    paths = {module_name(p, package.parent): p for p in package.rglob('*.py')}
+    return {name: imports_of(path, set(paths), package.parent) for name, path in paths.items()}
 
 
 def users_of(graph: Dict[str, Set[str]]) -> Dict[str, Set[str]]:

@@ -1,20 +1,21 @@
-"""One path from weights to a network with its meta: ``load_network``.
+"""From a model's name and its weights to a network with its meta: ``load_network``.
 
 ``load_network(name, params=FILE)`` builds the network the file was saved from
 and loads it whole: the number of classes and the input shape come from the
 ``meta.json`` beside the file (:mod:`d2lnets.weights.meta`), else from the
 weights themselves. ``load_network(name, pretrained=True)`` does the same for
 the registry's published weights. ``evaluate``, ``predict`` and ``export`` all
-load through here, so all three accept the same files. Every parameter's
-name, shape and finiteness is checked before anything is set: a file of
-another architecture gives one clear error, never a half-loaded network.
+load through here, so all three accept the same files. The weights take the
+one way of :mod:`d2lnets.weights.load` (read, the source's adapter, checked
+whole by ``set_params``, then set): a file of another architecture gives one
+clear error, never a half-loaded network.
 """
 from typing import Any, Dict, Optional, Tuple
 
 import mxnet as mx
 
 from .summary import infer_block_shapes
-from ..weights.load import by_structure, check_finite, check_fit, load_weights, read_params, structural_params
+from ..weights.load import ADAPTERS, load_weights, read_params, set_params, structural_params
 from ..types import Ctx
 from ..weights.meta import read_meta, validate
 from . import entry, get_model
@@ -115,7 +116,7 @@ def _load_file(name: str, params: str, input_shape: Optional[Tuple[int, ...]], c
                          % (params, meta['model'], name))
     kwargs = dict(meta.get('model_kwargs') or {})
     net = get_model(name, **kwargs)
-    arrays = by_structure(net, read_params(params))
+    arrays = ADAPTERS['run'](read_params(params), net, False)
     keys = list(structural_params(net))
     # The last parameter is the classifier's bias: (classes,).
     last = arrays.get(keys[-1])
@@ -134,8 +135,5 @@ def _load_file(name: str, params: str, input_shape: Optional[Tuple[int, ...]], c
         channels = first.shape[1] if first is not None and first.ndim == 4 else 1
         shape = (1, channels) + entry(name).input_shape[2:]
     _infer_shapes(net, shape, ctx)
-    check_fit(net, arrays, shape, params, repr(name))
-    check_finite(arrays, params)
-    for key, p in structural_params(net).items():
-        p.set_data(arrays[key].as_in_context(ctx))
+    set_params(net, arrays, source=params, model=repr(name), input_shape=shape)
     return net, meta, shape

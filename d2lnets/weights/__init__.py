@@ -6,15 +6,18 @@
   set they were trained on, its input shape, classes and preprocessing.
 - :mod:`.meta`: the ``meta.json`` schema every weights file is described by.
 - :mod:`.shipped`: the files shipped in this folder; :mod:`.zoo`: GluonCV's
-  ImageNet weights (cache, download, the layer-order converter);
-  :mod:`.params`: parameter files read and loaded whole or not at all.
+  ImageNet weights (cache, download, sha1); each finds a file, and
+  :meth:`Weights.path` asks the one its source names.
+- :mod:`.load`: a file into a network, one way for every source (read, adapt,
+  check whole, set). It imports no other module of this package.
 
 Importing this package (and :mod:`.meta`, :mod:`.shipped`) does not import
 MXNet: the deploy path reads metadata without it.
 """
+import os
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Dict, List, Optional, Tuple
+from typing import Any, Dict, List, Optional, Tuple, Union
 
 __all__ = ['Weights', 'WEIGHTS_DIR']
 
@@ -55,6 +58,16 @@ class Weights:
         """The class names, by output index."""
         from .meta import dataset_classes
         return dataset_classes(self.dataset)
+
+    def path(self, root: Optional[Union[str, os.PathLike]] = None) -> Path:
+        """The verified file of these weights: a shipped one sha1-checked
+        (:func:`.shipped.params_path`), GluonCV's found in its cache or downloaded
+        (:func:`.zoo.find_weights`, ``root`` searched first)."""
+        if self.source == 'shipped':
+            from .shipped import params_path
+            return params_path(self)
+        from .zoo import find_weights
+        return find_weights(self.file, root)
 
     def meta(self) -> Dict[str, Any]:
         """What ``meta.json`` says of them (see :mod:`.meta`): a shipped file's

@@ -2,17 +2,23 @@
 
 ``<stem>.json`` beside ``<stem>.params`` is the ``meta.json`` of the run that
 made the file (see :mod:`.meta`), with the file's sha1, its test accuracy, the
-date and how it was chosen. MXNet is not imported here.
+date and how it was chosen. MXNet is not imported here, nor the package
+(:class:`d2lnets.weights.Weights` imports this module).
 """
 import json
 from pathlib import Path
 from typing import Any, Dict
 
 from ..io import sha1sum
-from . import WEIGHTS_DIR, Weights
 from .meta import validate
 
 __all__ = ['manifest_path', 'manifest_for', 'params_path']
+
+# This folder: d2lnets.weights.WEIGHTS_DIR, not imported from the package, whose
+# Weights.path and Weights.meta import this module (an import cycle otherwise).
+WEIGHTS_DIR = Path(__file__).resolve().parent
+# `weights` below: a d2lnets.weights.Weights of source 'shipped' (its file and sha1 are read).
+Weights = Any
 
 
 def manifest_path(weights: Weights) -> Path:

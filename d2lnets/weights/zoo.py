@@ -1,4 +1,4 @@
-"""GluonCV model-zoo weights for the lecture's networks: locate, verify, map, load.
+"""GluonCV model-zoo weights for the lecture's networks: locate, download, verify.
 
 GluonCV publishes ImageNet weights for AlexNet and VGG-11/13/16/19 (with and
 without batch norm) as ``{name}-{sha1[:8]}.params``, kept in
@@ -7,29 +7,28 @@ without batch norm) as ``{name}-{sha1[:8]}.params``, kept in
 AlexNet, so the weights load into the lecture's code and give GluonCV's
 outputs. Only the parameter names differ: the file is mapped onto the network
 by the ordered list of parameterized layers (convolution, batch norm, dense),
-checking every count and shape before anything is loaded.
+GluonCV's adapter in :mod:`.load` (``ADAPTERS['gluoncv']``), and loaded by
+:func:`d2lnets.weights.load.set_params`, which checks all of it first.
 
 The sha1 table and URL scheme are GluonCV's own
 (``gluoncv.model_zoo.model_store``), read when needed, not copied.
 """
-import re
 import shutil
 import urllib.parse
 import zipfile
 from pathlib import Path
-from typing import Dict, List, Optional, Sequence, Tuple, Union
+from typing import Dict, List, Optional, Sequence, Union
 
 import mxnet as mx
 
 from ..io import atomic_write, download, gluon_repo, mxnet_home, open_regular, sha1sum
 from ..types import PathLike
-from .load import check_finite, read_params, strip_prefix
+# GluonCV's adapter (by_layer_order) sits in .load with the others; _SUFFIXES names its parameter kinds.
+from .load import MAX_PARAMS_BYTES, _SUFFIXES, by_layer_order, load_file, structural_params  # noqa: F401
 
 
 # Seconds to wait for GluonCV's server before telling the user to place the file.
 _TIMEOUT = 30
-# The largest GluonCV ImageNet weights (VGG-19 with batch norm) are 0.57 GB.
-MAX_PARAMS_BYTES = 2 << 30
 
 
 def _sha1_table() -> Dict[str, str]:
@@ -152,133 +151,16 @@ def download_weights(gname: str, directory: PathLike) -> Path:
     return atomic_write(directory / fname, fetch_and_extract)
 
 
-# --- mapping a GluonCV file onto a network --------------------------------------------------
-
-# Parameter names of each kind of layer, as Gluon names them.
-_KINDS = {'conv': 'a convolution', 'batchnorm': 'a batch norm', 'dense': 'a dense layer'}
-_SUFFIXES = ('running_mean', 'running_var', 'gamma', 'beta', 'weight', 'bias')
-_NAMED_LAYER = re.compile(r'^(?:.*_)?(conv|batchnorm|dense)(\d+)$')
-
-Layer = Tuple[str, str, Dict[str, object]]   # (name, kind, {param: array or Parameter})
-
-
-def _network_layers(block: mx.gluon.Block) -> List[Layer]:
-    """The parameterized layers of ``block`` in forward order: (name, kind, params)."""
-    if block._reg_params:
-        if isinstance(block, mx.gluon.nn.Conv2D):
-            kind = 'conv'
-        elif isinstance(block, mx.gluon.nn.BatchNorm):
-            kind = 'batchnorm'
-        elif isinstance(block, mx.gluon.nn.Dense):
-            kind = 'dense'
-        else:
-            raise ValueError('cannot map GluonCV weights onto %s (%s): only convolution, batch-norm '
-                             'and dense layers are supported' % (block.name, type(block).__name__))
-        return [(block.name, kind, dict(block._reg_params))]
-    return [layer for child in block._children.values() for layer in _network_layers(child)]
-
-
-def _split_key(key: str, structural: bool) -> Tuple[str, str]:
-    """``'features.0.weight'`` -> ``('features.0', 'weight')``;
-    ``'vgg0_batchnorm0_running_mean'`` -> ``('vgg0_batchnorm0', 'running_mean')``."""
-    if structural:
-        layer, _, param = key.rpartition('.')
-        return layer, param
-    for suffix in _SUFFIXES:
-        if key.endswith('_' + suffix):
-            return key[:-len(suffix) - 1], suffix
-    raise ValueError('unrecognized parameter name %r' % key)
-
-
-def _layer_order(layer: str, structural: bool) -> tuple:
-    if structural:
-        # 'features.10' -> ((1, 'features'), (0, 10)): numbers compare as numbers.
-        return tuple((0, int(p)) if p.isdigit() else (1, p) for p in layer.split('.'))
-    match = _NAMED_LAYER.match(layer)
-    if not match:
-        raise ValueError('unrecognized layer name %r (expected convN, batchnormN or denseN)' % layer)
-    kind, number = match.group(1), int(match.group(2))
-    # Named files carry no order across layer types: each convolution is followed
-    # by its batch norm (same counter), and the dense layers come last, as in
-    # GluonCV's AlexNet and VGG.
-    return (kind == 'dense', number, kind == 'batchnorm')
-
-
-def _file_layers(arrays: Dict[str, mx.nd.NDArray]) -> List[Layer]:
-    """Group a loaded file's arrays into layers, in forward order."""
-    keys = [strip_prefix(k) for k in arrays]
-    structural = all('.' in k for k in keys)
-    if not structural and any('.' in k for k in keys):
-        raise ValueError('the file mixes structural keys (features.0.weight) with parameter names '
-                         '(conv0_weight)')
-    groups: Dict[str, Dict[str, object]] = {}
-    for key, array in zip(keys, arrays.values()):
-        layer, param = _split_key(key, structural)
-        groups.setdefault(layer, {})[param] = array
-    layers = []
-    for layer in sorted(groups, key=lambda g: _layer_order(g, structural)):
-        params = groups[layer]
-        if 'gamma' in params:
-            kind = 'batchnorm'
-        elif 'weight' in params and params['weight'].ndim == 4:
-            kind = 'conv'
-        elif 'weight' in params and params['weight'].ndim == 2:
-            kind = 'dense'
-        else:
-            raise ValueError('cannot tell what layer %s is (parameters %s)' % (layer, sorted(params)))
-        layers.append((layer, kind, params))
-    return layers
-
-
-def _describe(layer: Layer, whose: str) -> str:
-    name, kind, params = layer
-    main = 'gamma' if kind == 'batchnorm' else 'weight'
-    return "%s %s, %s with %s shape %s" % (whose, name, _KINDS[kind], main, tuple(params[main].shape))
-
-
-def _census(layers: Sequence[Layer]) -> str:
-    counts = {kind: sum(1 for _, k, _ in layers if k == kind) for kind in _KINDS}
-    return ', '.join('%d %s' % (n, kind) for kind, n in counts.items() if n)
-
-
-def _compatible(net_shape: tuple, file_shape: tuple) -> bool:
-    # 0 in the network's shape is a size not known until the first forward pass.
-    return len(net_shape) == len(file_shape) and all(a in (0, b) for a, b in zip(net_shape, file_shape))
-
-
 def map_gluoncv_params(net: mx.gluon.Block, arrays: Dict[str, mx.nd.NDArray],
                        exclude_output: bool = False) -> Dict[str, mx.nd.NDArray]:
     """Map a GluonCV parameter dict onto ``net``: ``{net parameter name: array}``.
 
-    Pure: checks that the parameterized layers (convolution, batch norm,
-    dense) agree in number, kind and every shape, and changes nothing.
-    ``exclude_output`` leaves out the final dense layer of both.
-
-    Raises ``ValueError`` naming the first layer that differs and both shapes.
+    GluonCV's adapter, :func:`d2lnets.weights.load.by_layer_order`, keyed by
+    the parameters' full names; pure, changes nothing. ``ValueError`` names
+    the first layer that differs and both shapes.
     """
-    ours, theirs = _network_layers(net), _file_layers(arrays)
-    census = '(the network has %s; the file %s)' % (_census(ours), _census(theirs))
-    if exclude_output:
-        for layers, whose in ((ours, 'the network'), (theirs, 'the file')):
-            if not layers or layers[-1][1] != 'dense':
-                raise ValueError('exclude_output=True expects a final dense layer, but the last '
-                                 'layer of %s is %s' % (whose, layers[-1][0] if layers else 'missing'))
-        ours, theirs = ours[:-1], theirs[:-1]
-    mapped = {}
-    for i, (mine, other) in enumerate(zip(ours, theirs)):
-        same = mine[1] == other[1] and set(mine[2]) == set(other[2]) and all(
-            _compatible(tuple(p.shape), tuple(other[2][k].shape)) for k, p in mine[2].items())
-        if not same:
-            raise ValueError('layer %d differs: %s, but %s %s'
-                             % (i, _describe(mine, "the network's"), _describe(other, "the file's"), census))
-        mapped.update({p.name: other[2][k] for k, p in mine[2].items()})
-    if len(ours) != len(theirs):
-        extra, whose, other = ((ours, "the network's", 'the file') if len(ours) > len(theirs)
-                               else (theirs, "the file's", 'the network'))
-        raise ValueError('layer %d differs: %s has no counterpart in %s %s'
-                         % (min(len(ours), len(theirs)), _describe(extra[min(len(ours), len(theirs))], whose),
-                            other, census))
-    return mapped
+    params = structural_params(net)
+    return {params[k].name: a for k, a in by_layer_order(arrays, net, exclude_output).items()}
 
 
 def load_gluoncv_params(net: mx.gluon.Block, filename: PathLike, exclude_output: bool = False,
@@ -318,10 +200,4 @@ def load_gluoncv_params(net: mx.gluon.Block, filename: PathLike, exclude_output:
     >>> load_gluoncv_params(net, 'vgg11-dd221b16.params', exclude_output=True)
     >>> d2lnets.initialize_missing(net, mx.init.Xavier())   # the new classifier
     """
-    arrays = read_params(filename)
-    check_finite(arrays, str(filename))
-    try:
-        mapped = map_gluoncv_params(net, arrays, exclude_output)
-    except ValueError as err:
-        raise ValueError('cannot load %s: %s' % (filename, err)) from None
-    net.collect_params().load_dict(mapped, ctx=ctx, allow_missing=exclude_output)
+    load_file(net, filename, 'gluoncv', exclude_output, ctx)
