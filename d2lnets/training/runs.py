@@ -38,7 +38,8 @@ from ..models.summary import infer_block_shapes
 from ..weights.meta import META_FILE, FORMAT, preprocessing, write_meta
 from . import checkpoint
 from .distributed import Job, join
-from .loop import History, TrainingInterrupted, check_arguments, train
+from .config import RunConfig
+from .loop import Checkpoints, History, Parts, TrainingInterrupted, check_arguments, default_hooks, fit
 
 __all__ = ['make_meta', 'train_run', 'resume_run', 'train_or_resume', 'evaluate_saved', 'RunFolder', 'LOCK']
 
@@ -292,10 +293,10 @@ def _append_command(out: Path, command: Optional[Sequence[str]]) -> None:
 def _fit(net, meta, out, train_iter, test_iter, ctx, verbose, progress, resume, job: Job) -> History:
     writer = _RunWriter(out, meta) if out is not None else None     # None: a worker other than 0
     recipe = meta['recipe']
-    history = train(net, train_iter, test_iter, recipe['epochs'], recipe['lr'], ctx=ctx, verbose=verbose,
-                    seed=meta['seed'], checkpoint_dir=out / 'checkpoint' if writer else None, resume=resume,
-                    progress=progress, run_info=meta, on_epoch=writer.epoch_done if writer else None,
-                    kvstore=job.kvstore)
+    hooks = ((Checkpoints(out / 'checkpoint', resume, meta),) if writer else ()) + default_hooks(
+        verbose, progress, writer.epoch_done if writer else None)
+    history = fit(RunConfig(epochs=recipe['epochs'], lr=recipe['lr'], seed=meta['seed']),
+                  Parts(net, train_iter, test_iter, ctx, kvstore=job.kvstore), hooks)
     if len(history) and writer:
         writer.finish(net)
     return history
