@@ -60,7 +60,8 @@ def test_resumed_run_ends_where_an_uninterrupted_run_does(small, tmp_path):
     train(full, *small, num_epochs=3, lr=0.9, ctx=mx.cpu(), seed=5, verbose=False,
           hooks=[Checkpoints(tmp_path / 'full')])
     part = d2lnets.get_model('lenet')
-    train(part, *small, num_epochs=1, lr=0.9, ctx=mx.cpu(), seed=5, verbose=False, hooks=[Checkpoints(tmp_path / 'part')])
+    train(part, *small, num_epochs=1, lr=0.9, ctx=mx.cpu(), seed=5, verbose=False,
+          hooks=[Checkpoints(tmp_path / 'part')])
     resumed = d2lnets.get_model('lenet')  # a fresh process would build a fresh net
     history = train(resumed, *small, num_epochs=3, lr=0.9, ctx=mx.cpu(), verbose=False,
                     hooks=[Checkpoints(tmp_path / 'part', resume=True)])

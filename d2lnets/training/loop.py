@@ -31,7 +31,7 @@ import mxnet as mx
 import numpy as np
 from mxnet import autograd, gluon
 
-from .. import data, limits
+from .. import data
 from ..context import as_context_list, describe, split_batch
 from ..models.params import initialize_missing
 from ..perf import fused
@@ -321,12 +321,6 @@ def fit(config: RunConfig, parts: Parts, hooks: Sequence[Hook] = ()) -> History:
     for hook in hooks:
         hook.end(loop.examples, loop.train_seconds, ctxs)
     return history
-
-
-def check_arguments(num_epochs: int, lr: float) -> None:
-    """``ValueError`` unless ``num_epochs`` and ``lr`` are within :data:`d2lnets.limits.BOUNDS`."""
-    limits.check('num_epochs', num_epochs)
-    limits.check('lr', lr)
 
 
 def _classes(net: mx.gluon.Block, example_shape: Sequence[int]) -> Optional[int]:
