@@ -29,7 +29,7 @@ _exports = {
     'print_layer_shapes': 'models.summary', 'complexity': 'models.summary',
     'count_parameters': 'models.params', 'initialize_missing': 'models.params',
     'load_gluoncv_params': 'weights.zoo', 'load_network': 'models.loading',
-    'train': 'training.loop', 'export': 'deploy.export',
+    'train': 'training.loop', 'RunConfig': 'training.config', 'export': 'deploy.export',
 }
 # d2lnets.NAME -> its module; the packages are the architecture (docs/architecture.md)
 _submodules = {name: name for name in ('cli', 'context', 'data', 'deploy', 'io', 'models', 'perf', 'registry',

@@ -180,7 +180,7 @@ def _add_train(sub) -> None:
     p.add_argument('--lr', type=_bounded('lr'), help='learning rate (default: the recipe\'s)')
     p.add_argument('--batch-size', type=_bounded('batch_size'), help='batch size (default: the recipe\'s)')
     p.add_argument('--resize', type=_bounded('resize'), help='side length fed to the network (default: the recipe\'s)')
-    p.add_argument('--dataset', default='fashion-mnist', choices=['fashion-mnist', 'mnist'])
+    p.add_argument('--dataset', choices=['fashion-mnist', 'mnist'], help='default fashion-mnist')
     p.add_argument('--data-dir', type=_path, help='folder searched first for the data set files')
     p.add_argument('--ctx', help='device(s): cpu, gpu, gpu:1, or a list such as cpu:0,cpu:1 (default: '
                                  'the first GPU if any, else cpu)')
@@ -189,7 +189,7 @@ def _add_train(sub) -> None:
     p.add_argument('--seed', type=_bounded('seed'), help='random seed (default: a random one, recorded)')
     p.add_argument('--limit', type=_bounded('limit'), help='use only the first N training and N test examples')
     p.add_argument('--quiet', action='store_true', help='no progress bar and no per-epoch lines')
-    p.add_argument('--kvstore', default='device', choices=['device', 'local', 'dist_sync', 'dist_async'],
+    p.add_argument('--kvstore', choices=['device', 'local', 'dist_sync', 'dist_async'],
                    help='how gradients are summed: device or local across the --ctx devices (default '
                         'device); dist_sync or dist_async across the workers of a parameter-server job '
                         'started by `d2lnets launch` (--batch-size is then each worker\'s)')
@@ -197,14 +197,29 @@ def _add_train(sub) -> None:
 
 def _run_train(args) -> int:
     from .training.loop import TrainingInterrupted
-    from .training.runs import train_or_resume
+    from .training.runs import resume_run, run_config, start_run
     verbose = not args.quiet
+    command = ['d2lnets'] + args.argv
+    # None: not given, so the run configuration takes the recipe's value or the default.
+    overrides = dict(epochs=args.epochs, lr=args.lr, batch_size=args.batch_size, resize=args.resize,
+                     dataset=args.dataset, limit=args.limit, seed=args.seed, kvstore=args.kvstore)
+    if args.resume is not None:
+        # A resumed run keeps its own settings: only --epochs (the new total) among them.
+        fixed = sorted(k for k, v in dict(overrides, out=args.out).items() if k != 'epochs' and v is not None)
+        if fixed:
+            raise ValueError('--resume continues a run with its own settings; drop %s (only --epochs, --ctx, '
+                             '--data-dir and --quiet can be given)' % ', '.join('--' + o.replace('_', '-')
+                                                                               for o in fixed))
+        run = lambda: resume_run(args.resume, args.name, args.epochs, args.data_dir, args.ctx, verbose,  # noqa: E731
+                                 None, command)
+    elif args.name is None:
+        raise ValueError('give a model name (see `d2lnets list`) or --resume DIR')
+    else:
+        config = run_config(args.name, **overrides)
+        run = lambda: start_run(config, args.out, args.data_dir, args.ctx, verbose, None, command)  # noqa: E731
     try:
         with _sigterm_as_interrupt():
-            history, out = train_or_resume(
-                args.name, args.resume, out=args.out, epochs=args.epochs, lr=args.lr, batch_size=args.batch_size,
-                resize=args.resize, dataset=args.dataset, data_dir=args.data_dir, ctx=args.ctx, seed=args.seed,
-                limit=args.limit, verbose=verbose, command=['d2lnets'] + args.argv, kvstore=args.kvstore)
+            history, out = run()
     except TrainingInterrupted as stop:
         where = ('the checkpoint of epoch %d is kept; continue with: d2lnets train --resume %s'
                  % (stop.epochs_done, stop.checkpoint_dir.parent) if stop.checkpoint_dir

@@ -227,3 +227,28 @@ def test_a_parameter_server_run_resumes_in_one_process_where_it_would_have_ended
     for k in a:
         np.testing.assert_allclose(b[k].asnumpy(), a[k].asnumpy(), rtol=1e-5, atol=1e-5)
         np.testing.assert_array_equal(first[k].asnumpy(), b[k].asnumpy())
+
+
+def test_a_run_of_the_older_layout_resumes_and_its_settings_are_read_back(run_copy):
+    """d2lnets 0.1 wrote no kvstore and num_workers in the recipe (the shipped weights' meta.json):
+    such a run resumes with 'device' and 1, its other settings (batch 128, limit 600, seed 3) its own."""
+    older = {'epochs': 1, 'batch_size': 128, 'lr': 0.9, 'optimizer': 'sgd', 'loss': 'softmax_cross_entropy',
+             'init': 'xavier', 'limit': 600}
+    for path, run in ((run_copy / 'checkpoint' / 'latest.json', lambda d: d['run']), (run_copy / 'meta.json', None)):
+        state = json.loads(path.read_text())
+        (run(state) if run else state)['recipe'] = dict(older)
+        path.write_text(json.dumps(state))
+    proc = train_cli('--resume', run_copy, '--epochs', '2', '--quiet')
+    assert proc.returncode == 0, proc.stderr
+    meta = json.loads((run_copy / 'meta.json').read_text())
+    assert meta['recipe'] == dict(older, epochs=2, kvstore='device', num_workers=1)
+    assert meta['seed'] == 3 and meta['epochs_done'] == 2
+    history = json.loads((run_copy / 'history.json').read_text())
+    assert history['epoch'] == [1, 2]
+
+
+def test_resume_refuses_a_setting_given_even_if_it_is_the_default(run_copy, capsys):
+    """The CLI's defaults are None, so what the user gave is known without repeating the defaults."""
+    line = one_error_line(capsys, 'train', '--resume', run_copy, '--dataset', 'fashion-mnist', '--kvstore', 'device')
+    assert line == ('d2lnets train: error: --resume continues a run with its own settings; drop --dataset, '
+                    '--kvstore (only --epochs, --ctx, --data-dir and --quiet can be given)')

@@ -10,7 +10,8 @@ import pytest
 import d2lnets
 from d2lnets import data
 from d2lnets.training import checkpoint
-from d2lnets.training.loop import History, NonFiniteLoss, train
+from d2lnets.training.config import RunConfig
+from d2lnets.training.loop import Checkpoints, History, NonFiniteLoss, Parts, fit, train
 
 LINE = re.compile(r'^epoch (\d+), loss (\d+\.\d{4}), train acc (0\.\d{3}|1\.000), test acc (0\.\d{3}|1\.000), '
                   r'time (\d+\.\d) sec$')
@@ -57,12 +58,13 @@ def test_quiet_prints_nothing(small, capsys):
 def test_resumed_run_ends_where_an_uninterrupted_run_does(small, tmp_path):
     full = d2lnets.get_model('lenet')
     train(full, *small, num_epochs=3, lr=0.9, ctx=mx.cpu(), seed=5, verbose=False,
-          checkpoint_dir=tmp_path / 'full')
+          hooks=[Checkpoints(tmp_path / 'full')])
     part = d2lnets.get_model('lenet')
-    train(part, *small, num_epochs=1, lr=0.9, ctx=mx.cpu(), seed=5, verbose=False, checkpoint_dir=tmp_path / 'part')
+    train(part, *small, num_epochs=1, lr=0.9, ctx=mx.cpu(), seed=5, verbose=False,
+          hooks=[Checkpoints(tmp_path / 'part')])
     resumed = d2lnets.get_model('lenet')  # a fresh process would build a fresh net
     history = train(resumed, *small, num_epochs=3, lr=0.9, ctx=mx.cpu(), verbose=False,
-                    checkpoint_dir=tmp_path / 'part', resume=True)
+                    hooks=[Checkpoints(tmp_path / 'part', resume=True)])
     assert history.epoch == [1, 2, 3]
     _assert_same(_params(full), _params(resumed), atol=1e-6)
     assert sorted(p.name for p in (tmp_path / 'part').iterdir()) == ['epoch-0003.params', 'epoch-0003.trainer.json',
@@ -80,9 +82,9 @@ def test_dropout_networks_resume_exactly_too(small, tmp_path):
     a = net()
     train(a, *small, num_epochs=2, lr=0.1, ctx=mx.cpu(), seed=2, verbose=False)
     b = net()
-    train(b, *small, num_epochs=1, lr=0.1, ctx=mx.cpu(), seed=2, verbose=False, checkpoint_dir=tmp_path)
+    train(b, *small, num_epochs=1, lr=0.1, ctx=mx.cpu(), seed=2, verbose=False, hooks=[Checkpoints(tmp_path)])
     c = net()
-    train(c, *small, num_epochs=2, lr=0.1, ctx=mx.cpu(), verbose=False, checkpoint_dir=tmp_path, resume=True)
+    train(c, *small, num_epochs=2, lr=0.1, ctx=mx.cpu(), verbose=False, hooks=[Checkpoints(tmp_path, resume=True)])
     _assert_same(_params(a), _params(c), atol=1e-6)
     other = net()
     train(other, *small, num_epochs=2, lr=0.1, ctx=mx.cpu(), seed=3, verbose=False)
@@ -117,7 +119,7 @@ def test_a_last_batch_smaller_than_the_device_count_trains_as_on_one_device():
 def test_hybridized_and_imperative_training_agree(small):
     a, b = d2lnets.get_model('lenet'), d2lnets.get_model('lenet')
     train(a, *small, num_epochs=1, lr=0.9, ctx=mx.cpu(), seed=4, verbose=False)
-    train(b, *small, num_epochs=1, lr=0.9, ctx=mx.cpu(), seed=4, verbose=False, hybridize=False)
+    fit(RunConfig(epochs=1, lr=0.9, seed=4), Parts(b, *small, ctx=mx.cpu(), hybridize=False))
     _assert_same(_params(a), _params(b), atol=1e-5)
 
 
@@ -134,15 +136,15 @@ def _sha1(path):
 
 def test_non_finite_loss_stops_and_keeps_the_good_checkpoint(small, tmp_path):
     net = d2lnets.get_model('lenet')
-    train(net, *small, num_epochs=1, lr=0.9, ctx=mx.cpu(), seed=1, verbose=False, checkpoint_dir=tmp_path)
+    train(net, *small, num_epochs=1, lr=0.9, ctx=mx.cpu(), seed=1, verbose=False, hooks=[Checkpoints(tmp_path)])
     good = _sha1(tmp_path / 'epoch-0001.params')
     # A diverging run, made certain: the third example is NaN, so the loss is NaN from the first batch on.
     images = small[0].images.copy()
     images[2] = np.nan
     diverging = data.ArrayIter(images, small[0].labels, 128, shuffle=False)
     with pytest.raises(NonFiniteLoss) as err:
-        train(d2lnets.get_model('lenet'), diverging, small[1], num_epochs=2, lr=0.9, ctx=mx.cpu(), verbose=False,
-              checkpoint_dir=tmp_path, check_every=2)
+        fit(RunConfig(epochs=2, lr=0.9), Parts(d2lnets.get_model('lenet'), diverging, small[1], ctx=mx.cpu(),
+                                               check_every=2), [Checkpoints(tmp_path)])
     assert 'the training loss became NaN or infinite in epoch 1: the learning rate 0.9 is probably too high' \
         in str(err.value)
     assert 'try a lower one, such as 0.45. The checkpoint of epoch 1 is kept in %s' % tmp_path in str(err.value)

@@ -9,32 +9,41 @@
 
 The loop never waits for the device per batch: loss and accuracy are summed on
 the device and read every ``check_every`` batches (to stop on a non-finite
-loss) and at the end of each epoch. With a ``checkpoint_dir`` every epoch ends
-in an atomic checkpoint, and every epoch reseeds MXNet's and NumPy's generators
-from ``(seed, epoch)``, so a resumed run ends where an uninterrupted one does.
+loss) and at the end of each epoch. With a :class:`Checkpoints` hook every epoch
+ends in an atomic checkpoint, and every epoch reseeds MXNet's and NumPy's
+generators from ``(seed, epoch)``, so a resumed run ends where an uninterrupted
+one does.
+
+``train`` turns its options into one :class:`~d2lnets.training.config.RunConfig`
+(the numbers), :class:`Parts` (the objects) and hooks (what happens around
+the epochs: printing, a progress bar, checkpoints, a callback), and calls
+:func:`fit` with them; ``d2lnets.training.runs`` calls :func:`fit` directly.
 """
+import contextlib
 import math
 import sys
 import time
 from dataclasses import dataclass, field, fields
 from pathlib import Path
-from typing import Any, Callable, Dict, Iterable, List, Optional, Sequence, Tuple, Union
+from typing import Any, Callable, Dict, Iterable, List, NamedTuple, Optional, Sequence, Tuple, Union
 
 import mxnet as mx
 import numpy as np
 from mxnet import autograd, gluon
 
-from .. import data, limits
+from .. import data
 from ..context import as_context_list, describe, split_batch
 from ..models.params import initialize_missing
 from ..perf import fused
-from ..types import CtxOrText
+from ..types import Ctx, CtxOrText
 from . import checkpoint
+from .config import RunConfig
 from .distributed import Job, is_distributed, join
 from .metrics import evaluate_accuracy
 
-__all__ = ['History', 'NonFiniteLoss', 'TrainingInterrupted', 'train', 'train_step', 'make_trainer',
-           'epoch_seed', 'evaluate_accuracy']
+__all__ = ['History', 'NonFiniteLoss', 'TrainingInterrupted', 'train', 'fit', 'Parts', 'Hook', 'Checkpoints',
+           'PrintEpochs', 'ProgressBar', 'OnEpoch', 'default_hooks', 'train_step', 'make_trainer', 'epoch_seed',
+           'evaluate_accuracy']
 
 
 @dataclass
@@ -123,15 +132,97 @@ def train_step(net: mx.gluon.Block, trainer: gluon.Trainer, loss_fn: gluon.loss.
             [(o.argmax(axis=1) == t.astype('float32')).sum() for o, t in zip(outs, ys)])
 
 
+class Hook:
+    """What happens around the epochs, besides training: printing, a progress bar,
+    checkpoints, a callback. :func:`fit` calls each method of each hook in order;
+    on the parameter server only worker 0's hooks run, unless ``every_worker``."""
+    every_worker = False
+
+    def start(self, seed: int) -> None:
+        """Before the first epoch, with the run's seed (a resumed run's own)."""
+
+    def batches(self, epoch: int, batches: Iterable) -> Iterable:
+        """The batches of epoch ``epoch`` as the loop iterates them (a progress bar wraps them)."""
+        return batches
+
+    def epoch_end(self, history: History, net: mx.gluon.Block, trainer: Optional[gluon.Trainer]) -> None:
+        """After each epoch, its row appended to ``history``; ``trainer`` is None
+        on the parameter server, whose servers hold its state (plain SGD has none)."""
+
+    def end(self, examples: int, train_seconds: float, ctxs: List[mx.Context]) -> None:
+        """After the last epoch: the examples trained on and the seconds of their steps."""
+
+
+class Checkpoints(Hook):
+    """An atomic checkpoint in ``folder`` after every epoch; ``resume``: first
+    continue from the checkpoint there (parameters, trainer state, history)
+    if there is one. ``run_info`` is stored with it (what rebuilds the run)."""
+
+    def __init__(self, folder: Union[str, Path], resume: bool = False, run_info: Optional[Dict[str, Any]] = None):
+        self.folder, self.resume, self.run_info = Path(folder), resume, dict(run_info or {})
+
+    def start(self, seed: int) -> None:
+        self.run_info['seed'] = seed
+
+    def epoch_end(self, history: History, net: mx.gluon.Block, trainer: gluon.Trainer) -> None:
+        checkpoint.save_checkpoint(self.folder, len(history), net, trainer, history.to_dict(), self.run_info)
+
+
+class PrintEpochs(Hook):
+    """The lecture's line per epoch, and the examples/sec at the end (``verbose=True``)."""
+    every_worker = True
+
+    def epoch_end(self, history: History, net: mx.gluon.Block, trainer: gluon.Trainer) -> None:
+        print('epoch %d, loss %.4f, train acc %.3f, test acc %.3f, time %.1f sec'
+              % (history.epoch[-1], history.loss[-1], history.train_acc[-1], history.test_acc[-1],
+                 history.seconds[-1]), flush=True)
+
+    def end(self, examples: int, train_seconds: float, ctxs: List[mx.Context]) -> None:
+        if examples:
+            print('%.1f examples/sec on %s' % (examples / train_seconds, describe(ctxs)), flush=True)
+
+
+class ProgressBar(Hook):
+    """A progress bar over each epoch's batches, on stderr."""
+    every_worker = True
+
+    def batches(self, epoch: int, batches: Iterable) -> Iterable:
+        return _progress(batches, epoch, True)
+
+
+class OnEpoch(Hook):
+    """``callback(history)`` after each epoch (and its checkpoint), as ``train(on_epoch=...)``."""
+
+    def __init__(self, callback: Callable[[History], None]):
+        self.callback = callback
+
+    def epoch_end(self, history: History, net: mx.gluon.Block, trainer: gluon.Trainer) -> None:
+        self.callback(history)
+
+
+class Parts(NamedTuple):
+    """What :func:`fit` trains, with and on: objects, where :class:`RunConfig` holds the numbers."""
+    net: mx.gluon.Block                         # initialized parameters are kept, the rest get ``init``
+    train_iter: Iterable
+    test_iter: Iterable
+    ctx: Ctx = None                             # default: gpu(0) if there is one, else cpu(0)
+    trainer: Optional[gluon.Trainer] = None     # default: make_trainer (the lecture's SGD)
+    kvstore: Any = None                         # a KVStore already created; default: config.kvstore's name
+    loss: Optional[gluon.loss.Loss] = None      # default: softmax cross-entropy
+    init: Optional[mx.init.Initializer] = None  # default: Xavier, as the lecture
+    hybridize: bool = True                      # one graph; LeNet's blocks fused on CPUs (d2lnets.perf.fused)
+    check_every: int = 20                       # read the loss every that many batches, to stop on NaN
+
+
 def train(net: mx.gluon.Block, train_iter: Iterable, test_iter: Iterable, num_epochs: int, lr: float,
-          ctx: CtxOrText = None, verbose: bool = True, *, seed: Optional[int] = None,
-          checkpoint_dir: Optional[Union[str, Path]] = None, resume: bool = False,
-          trainer: Optional[gluon.Trainer] = None, kvstore: Union[str, Any] = 'device',
-          loss: Optional[gluon.loss.Loss] = None, init: Optional[mx.init.Initializer] = None,
-          hybridize: bool = True, progress: Optional[bool] = None, check_every: int = 20,
-          run_info: Optional[Dict[str, Any]] = None,
-          on_epoch: Optional[Callable[[History], None]] = None) -> History:
+          ctx: CtxOrText = None, verbose: bool = True, *, seed: Optional[int] = None, kvstore: Union[str, Any] = 'device',
+          init: Optional[mx.init.Initializer] = None, on_epoch: Optional[Callable[[History], None]] = None,
+          hooks: Sequence[Hook] = ()) -> History:
     """Train ``net`` with the lecture's recipe and return its :class:`History`.
+
+    One of the three public entry points that keep keyword options
+    (docs/architecture.md): it turns them into a :class:`RunConfig`, the
+    :class:`Parts` and the hooks at once and calls :func:`fit`.
 
     Parameters
     ----------
@@ -148,40 +239,27 @@ def train(net: mx.gluon.Block, train_iter: Iterable, test_iter: Iterable, num_ep
         Where to train; several contexts split each batch (data parallelism).
         Default: ``gpu(0)`` if there is one, else ``cpu(0)``.
     verbose : bool
-        Print the lecture's line per epoch and the examples/sec at the end.
+        Print the lecture's line per epoch and the examples/sec at the end,
+        with a progress bar when stderr is a terminal.
     seed : int, optional
         Each epoch reseeds MXNet and NumPy from ``(seed, epoch)``. Default: a
         random seed (recorded in the checkpoint).
-    checkpoint_dir : path, optional
-        Write an atomic checkpoint there after every epoch.
-    resume : bool
-        Continue from the checkpoint in ``checkpoint_dir`` (parameters,
-        trainer state, history) if there is one. The trainer state holds the
-        optimizer, so the learning rate is the checkpoint's.
-    trainer : gluon.Trainer, optional
-        A trainer of your own (a distributed kvstore, another optimizer);
-        with Gluon's default kvstore it needs initialized parameters.
     kvstore : str or KVStore
         ``'device'`` (default) or ``'local'`` sum the gradients of several
         contexts; ``'dist_sync'`` or ``'dist_async'`` join MXNet's parameter
         server (start the job with ``d2lnets launch``): each worker trains on its
         shard of ``train_iter``, steps with the global batch, and only worker 0
         writes checkpoints and calls ``on_epoch``.
-        Passed to the trainer that is built when ``trainer`` is not given.
-    loss : gluon.loss.Loss, optional
-        Default softmax cross-entropy.
-    hybridize : bool
-        Compile the network into one graph first (default). On CPUs, chains of
-        convolution, sigmoid and 2x2 average pooling (LeNet's) then train
-        through d2lnets' fused operator; see :mod:`d2lnets.perf.fused`.
-    progress : bool, optional
-        A progress bar over batches; default: when verbose and stderr is a terminal.
-    check_every : int
-        Read the loss every that many batches to stop early on NaN.
-    run_info : dict, optional
-        Stored in the checkpoint (what is needed to rebuild the run).
+    init : Initializer, optional
+        For the parameters not yet initialized; default Xavier.
     on_epoch : callable, optional
         Called with the history after each epoch (and its checkpoint).
+    hooks : sequence of Hook
+        Run before the printing and ``on_epoch``: ``Checkpoints(folder)`` writes
+        an atomic checkpoint after every epoch, ``Checkpoints(folder, resume=True)``
+        first continues from the one there (the trainer state holds the
+        optimizer, so the learning rate is the checkpoint's); ``ProgressBar()``.
+        Another loss, trainer or ``hybridize=False``: call :func:`fit` with :class:`Parts`.
 
     Raises
     ------
@@ -190,53 +268,58 @@ def train(net: mx.gluon.Block, train_iter: Iterable, test_iter: Iterable, num_ep
     TrainingInterrupted
         On Ctrl-C; the last complete epoch's checkpoint is kept.
     """
-    check_arguments(num_epochs, lr)
-    ctxs = as_context_list(ctx)
-    job = join(kvstore, seed)
+    name = kvstore if isinstance(kvstore, str) else getattr(kvstore, 'type', 'device')
+    config = RunConfig(epochs=num_epochs, lr=lr, seed=seed, kvstore=name)
+    parts = Parts(net, train_iter, test_iter, ctx, kvstore=None if isinstance(kvstore, str) else kvstore, init=init)
+    return fit(config, parts, tuple(hooks) + default_hooks(verbose, None, on_epoch))
+
+
+def default_hooks(verbose: bool, progress: Optional[bool] = None,
+                  on_epoch: Optional[Callable[[History], None]] = None) -> Tuple[Hook, ...]:
+    """The hooks of ``train(verbose=..., on_epoch=...)``: a progress bar (``progress``
+    None: when verbose and stderr is a terminal), the printed lines, the callback."""
+    progress = (verbose and sys.stderr.isatty()) if progress is None else progress
+    return (((ProgressBar(),) if progress else ()) + ((PrintEpochs(),) if verbose else ())
+            + ((OnEpoch(on_epoch),) if on_epoch is not None else ()))
+
+
+def fit(config: RunConfig, parts: Parts, hooks: Sequence[Hook] = ()) -> History:
+    """Train ``parts.net`` for ``config.epochs`` epochs at ``config.lr`` (seeded
+    ``config.seed``), calling ``hooks`` in order; see :func:`train`."""
+    ctxs = as_context_list(parts.ctx)
+    job = join(parts.kvstore if parts.kvstore is not None else config.kvstore, config.seed)
     # On the parameter server, only worker 0 writes checkpoints and reports epochs.
-    ckpt = Path(checkpoint_dir) if checkpoint_dir is not None and job.rank == 0 else None
-    state = _restore(net, ckpt, resume, job, ctxs)
+    hooks = [h for h in hooks if job.rank == 0 or h.every_worker]
+    saver = next((h for h in hooks if isinstance(h, Checkpoints)), None)
+    ckpt = saver.folder if saver is not None else None
+    state = _restore(parts.net, ckpt, saver is not None and saver.resume, job, ctxs)
     history = History.from_dict(state['history']) if state else History()
     seed = state['run'].get('seed', job.seed) if state else job.seed
-    _shard(train_iter, job)
-    on_epoch = on_epoch if job.rank == 0 else None
-    run_info = dict(run_info or {}, seed=seed)
-    check_labels(net, train_iter, test_iter)
-    step_net = _prepare_step_net(net, train_iter, seed, init, ctxs, hybridize)
-    test_net = fused.for_inference(net, ctxs)  # the test pass: forward only, fused where faster
-    trainer = trainer or make_trainer(net, lr, job.kvstore)
+    _shard(parts.train_iter, job)
+    check_labels(parts.net, parts.train_iter, parts.test_iter)
+    for hook in hooks:
+        hook.start(seed)
+    step_net = _prepare_step_net(parts.net, parts.train_iter, seed, parts.init, ctxs, parts.hybridize)
+    test_net = fused.for_inference(parts.net, ctxs)  # the test pass: forward only, fused where faster
+    trainer = parts.trainer or make_trainer(parts.net, config.lr, job.kvstore)
     if state and state['trainer'] is not None and not is_distributed(job.kvstore):
         checkpoint.restore_trainer(trainer, state['trainer'])
-    loop = _EpochLoop(step_net, test_net, trainer, loss or gluon.loss.SoftmaxCrossEntropyLoss(), train_iter,
-                      test_iter, ctxs, seed, lr, (verbose and sys.stderr.isatty()) if progress is None else progress,
-                      check_every, ckpt, job.num_workers)
+    loop = _EpochLoop(parts._replace(trainer=trainer, ctx=ctxs), (step_net, test_net), seed, config.lr,
+                      hooks, ckpt, job.num_workers)
     try:
-        for epoch in range(len(history) + 1, num_epochs + 1):
+        for epoch in range(len(history) + 1, config.epochs + 1):
             row = loop.run(epoch)
-            if not _params_finite(net):
-                raise _nonfinite('the parameters', epoch, lr, ckpt)
+            if not _params_finite(parts.net):
+                raise _nonfinite('the parameters', epoch, config.lr, ckpt)
             history.append(**row)
-            if ckpt is not None:
-                # On the parameter server the servers hold the trainer's state (plain SGD has none).
-                checkpoint.save_checkpoint(ckpt, epoch, net, None if is_distributed(job.kvstore) else trainer,
-                                           history.to_dict(), run_info)
-            if verbose:
-                print('epoch %d, loss %.4f, train acc %.3f, test acc %.3f, time %.1f sec'
-                      % (epoch, row['loss'], row['train_acc'], row['test_acc'], row['seconds']), flush=True)
-            if on_epoch is not None:
-                on_epoch(history)
+            for hook in hooks:
+                hook.epoch_end(history, parts.net, None if is_distributed(job.kvstore) else trainer)
     except KeyboardInterrupt:
         done = _kept(ckpt)
         raise TrainingInterrupted(done, ckpt if done else None) from None
-    if verbose and loop.examples:
-        print('%.1f examples/sec on %s' % (loop.examples / loop.train_seconds, describe(ctxs)), flush=True)
+    for hook in hooks:
+        hook.end(loop.examples, loop.train_seconds, ctxs)
     return history
-
-
-def check_arguments(num_epochs: int, lr: float) -> None:
-    """``ValueError`` unless ``num_epochs`` and ``lr`` are within :data:`d2lnets.limits.BOUNDS`."""
-    limits.check('num_epochs', num_epochs)
-    limits.check('lr', lr)
 
 
 def _classes(net: mx.gluon.Block, example_shape: Sequence[int]) -> Optional[int]:
@@ -349,31 +432,42 @@ def _nonfinite(what: str, epoch: int, lr: float, ckpt: Optional[Path]) -> NonFin
 class _EpochLoop:
     """Steps 4-5: one epoch of SGD steps, then the test pass."""
 
-    def __init__(self, net, test_net, trainer, loss_fn, train_iter, test_iter, ctxs, seed, lr, progress,
-                 check_every, ckpt, workers):
-        self.net, self.test_net, self.trainer, self.loss_fn = net, test_net, trainer, loss_fn
-        self.train_iter, self.test_iter, self.ctxs = train_iter, test_iter, ctxs
-        self.seed, self.lr, self.progress, self.check_every, self.ckpt = seed, lr, progress, check_every, ckpt
+    def __init__(self, parts: Parts, nets: Tuple[mx.gluon.Block, mx.gluon.Block], seed: int, lr: float,
+                 hooks: Sequence[Hook], ckpt: Optional[Path], workers: int):
+        # parts: its trainer and ctx (a list) decided; nets: (the step network, the test network)
+        self.parts, (self.net, self.test_net), self.hooks = parts, nets, hooks
+        self.seed, self.lr, self.ckpt = seed, lr, ckpt
         # As the lecture's trainer.step(batch_size): the nominal batch size, also
         # for a smaller last batch. The servers sum the workers' gradients, so each
         # worker divides by the global batch.
-        batch_size = getattr(train_iter, 'batch_size', None)
+        batch_size = getattr(parts.train_iter, 'batch_size', None)
         self.batch_size = batch_size * workers if batch_size else None
+        self.loss_fn = parts.loss or gluon.loss.SoftmaxCrossEntropyLoss()
         self.examples, self.train_seconds = 0, 0.0   # over the epochs run, for examples/sec
 
+    def _batches(self, epoch: int, stack: contextlib.ExitStack) -> Iterable:
+        batches = self.parts.train_iter
+        for hook in self.hooks:
+            wrapped = hook.batches(epoch, batches)
+            if wrapped is not batches and hasattr(wrapped, 'close'):
+                stack.callback(wrapped.close)     # a progress bar leaves no line behind
+            batches = wrapped
+        return batches
+
     def run(self, epoch: int) -> Dict[str, float]:
-        _reseed(self.seed, epoch, self.train_iter)
+        parts, ctxs = self.parts, self.parts.ctx
+        _reseed(self.seed, epoch, parts.train_iter)
         start, setup = time.time(), _setup_seconds(self.net, self.test_net)
-        loss_sum = [mx.nd.zeros(1, ctx=c) for c in self.ctxs]
-        correct = [mx.nd.zeros(1, ctx=c) for c in self.ctxs]
+        loss_sum = [mx.nd.zeros(1, ctx=c) for c in ctxs]
+        correct = [mx.nd.zeros(1, ctx=c) for c in ctxs]
         n = 0
-        with _progress(self.train_iter, epoch, self.progress) as batches:
-            for i, (X, y) in enumerate(batches, 1):
-                ls, cs = train_step(self.net, self.trainer, self.loss_fn, X, y, self.ctxs, self.batch_size)
+        with contextlib.ExitStack() as stack:
+            for i, (X, y) in enumerate(self._batches(epoch, stack), 1):
+                ls, cs = train_step(self.net, parts.trainer, self.loss_fn, X, y, ctxs, self.batch_size)
                 for acc, v in zip(loss_sum + correct, ls + cs):
                     acc += v
                 n += X.shape[0]
-                if i % self.check_every == 0 and not math.isfinite(_total(loss_sum)):
+                if i % parts.check_every == 0 and not math.isfinite(_total(loss_sum)):
                     raise _nonfinite('the training loss', epoch, self.lr, self.ckpt)
         if n == 0:
             raise ValueError('the training data iterator gave no examples')
@@ -382,7 +476,7 @@ class _EpochLoop:
         self.examples, self.train_seconds = self.examples + n, self.train_seconds + train_seconds
         if not math.isfinite(loss):
             raise _nonfinite('the training loss', epoch, self.lr, self.ckpt)
-        test_acc = evaluate_accuracy(self.test_net, self.test_iter, self.ctxs)
+        test_acc = evaluate_accuracy(self.test_net, parts.test_iter, ctxs)
         return dict(epoch=epoch, loss=loss, train_acc=_total(correct) / n, test_acc=test_acc,
                     seconds=time.time() - start - (_setup_seconds(self.net, self.test_net) - setup),
                     examples_per_sec=n / train_seconds)

@@ -33,15 +33,17 @@ from .. import __version__, data, limits
 from ..context import as_context_list
 from ..io import (atomic_write, check_encodable, check_own, open_regular, read_bounded, remove_own,
                   remove_stale_temporaries, write_json, write_text)
-from ..models import get_model, recipe_for
+from ..models import entry, get_model
 from ..models.loading import load_network
 from ..models.summary import infer_block_shapes
 from ..weights.meta import META_FILE, FORMAT, preprocessing, write_meta
 from . import checkpoint
-from .distributed import Job, join
-from .loop import History, TrainingInterrupted, check_arguments, train
+from .distributed import join
+from .config import RunConfig
+from .loop import Checkpoints, History, Hook, OnEpoch, Parts, TrainingInterrupted, default_hooks, fit
 
-__all__ = ['make_meta', 'train_run', 'resume_run', 'train_or_resume', 'evaluate_saved', 'RunFolder', 'LOCK']
+__all__ = ['make_meta', 'run_config', 'start_run', 'train_run', 'resume_run', 'evaluate_saved', 'RunFolder',
+           'LOCK']
 
 LOCK = '.lock'
 # command.txt: a line per train/resume, each within the system's argument limit (2 MiB on Linux).
@@ -52,29 +54,27 @@ MAX_SAME_NAME = 1000    # default folders of one name (model, second): runs/lene
 RUN_FILES = {META_FILE, 'command.txt', 'history.csv', 'history.json', 'curves.png', LOCK}
 
 
-def make_meta(name: str, dataset: str, recipe: Dict[str, Any], seed: int, limit: Optional[int] = None,
-              data_folder: Optional[Path] = None, model_kwargs: Optional[Dict[str, Any]] = None) -> Dict[str, Any]:
-    """What a run records about its model (the content of ``meta.json``).
+def make_meta(config: RunConfig, data_folder: Optional[Path] = None) -> Dict[str, Any]:
+    """What a run records about its model (the content of ``meta.json``): the
+    fields of ``config`` (:meth:`RunConfig.to_meta`) and those that follow from them.
 
     ``input_shape`` is (1, C, H, W); pixels become ``(pixel * scale - mean) / std``
     per ``normalization``; ``classes`` are the class names by label.
     """
-    side = recipe['resize'] or data.IMAGE_SIZE
+    side = config.resize or data.IMAGE_SIZE
+    own = config.to_meta()
     return {
         'format': FORMAT,
-        'model': name,
-        'model_kwargs': dict(model_kwargs or {}),
-        'classes': data.classes(dataset),
+        'model': own['model'],
+        'model_kwargs': own['model_kwargs'],
+        'classes': data.classes(config.dataset),
         'input_shape': [1, 1, side, side],
-        'dataset': dataset,
+        'dataset': own['dataset'],
         'data_folder': str(data_folder) if data_folder else None,
-        'resize': recipe['resize'],
+        'resize': own['resize'],
         'normalization': dict(data.NORMALIZATION),
-        'recipe': {'epochs': recipe['epochs'], 'batch_size': recipe['batch_size'], 'lr': recipe['lr'],
-                   'optimizer': 'sgd', 'loss': 'softmax_cross_entropy', 'init': 'xavier', 'limit': limit,
-                   # batch_size is each worker's when num_workers > 1
-                   'kvstore': recipe.get('kvstore', 'device'), 'num_workers': recipe.get('num_workers', 1)},
-        'seed': seed,
+        'recipe': own['recipe'],    # batch_size is each worker's when num_workers > 1
+        'seed': own['seed'],
         'epochs_done': 0,
         'test_acc': None,
         'd2lnets_version': __version__,
@@ -88,28 +88,24 @@ def _default_out(name: str) -> Path:
     return Path('runs') / ('%s-%s' % (name, stamp))
 
 
-def _recipe(name: str, **overrides) -> Dict[str, Any]:
-    """The lecture's recipe for ``name`` with the arguments given, checked."""
-    recipe = recipe_for(name)
-    for key in ('epochs', 'batch_size', 'resize'):
-        limits.check(key, overrides.get(key), optional=True)
-    recipe.update({k: v for k, v in overrides.items() if v is not None})
-    check_arguments(recipe['epochs'], recipe['lr'])     # the training loop's own check, before any folder
-    return recipe
+def run_config(name: str, **overrides: Any) -> RunConfig:
+    """The run configuration of ``name``: the registry's recipe with ``overrides``
+    (``None``: not given) and the defaults, checked before any folder is made."""
+    return RunConfig.from_recipe(entry(name).recipe, name, **overrides)
 
 
-def _check_input(name: str, recipe: Dict[str, Any]) -> None:
-    side = recipe['resize'] or data.IMAGE_SIZE
+def _check_input(config: RunConfig) -> None:
+    side = config.resize or data.IMAGE_SIZE
     try:
-        infer_block_shapes(get_model(name), (1, 1, side, side))
+        infer_block_shapes(get_model(config.model, **config.kwargs), (1, 1, side, side))
     except ValueError as err:
         raise ValueError('%s cannot take %dx%d input: %s; use a larger --resize (the recipe: %s)'
-                         % (name, side, side, err, recipe_for(name)['resize'])) from None
+                         % (config.model, side, side, err, entry(config.model).recipe.resize)) from None
     try:    # and a whole batch of it, each layer's output within what MXNet can hold (int32 sizes)
-        infer_block_shapes(get_model(name), (recipe['batch_size'], 1, side, side))
+        infer_block_shapes(get_model(config.model, **config.kwargs), (config.batch_size, 1, side, side))
     except ValueError as err:
         raise ValueError('%s cannot train on batches of %d at %dx%d (--batch-size, --resize): %s'
-                         % (name, recipe['batch_size'], side, side, err)) from None
+                         % (config.model, config.batch_size, side, side, err)) from None
 
 
 def _make_parents(folder: Path) -> List[Path]:
@@ -309,56 +305,74 @@ def _append_command(out: Path, command: Optional[Sequence[str]]) -> None:
     write_text(out / 'command.txt', old + line + '\n')
 
 
-def _fit(net, meta, out, train_iter, test_iter, ctx, verbose, progress, resume, job: Job) -> History:
-    writer = _RunWriter(out, meta) if out is not None else None     # None: a worker other than 0
-    recipe = meta['recipe']
-    history = train(net, train_iter, test_iter, recipe['epochs'], recipe['lr'], ctx=ctx, verbose=verbose,
-                    seed=meta['seed'], checkpoint_dir=out / 'checkpoint' if writer else None, resume=resume,
-                    progress=progress, run_info=meta, on_epoch=writer.epoch_done if writer else None,
-                    kvstore=job.kvstore)
+def _fit(net: mx.gluon.Block, config: RunConfig, iters: Tuple[Any, Any], out: Optional[Path],
+         meta: Dict[str, Any], ctxs: List[mx.Context], hooks: Tuple[Hook, ...], kvstore: Any) -> History:
+    """Train ``net`` as ``config`` says, writing the run folder ``out`` (``None``: a
+    worker other than 0) and continuing its checkpoint if there is one; ``hooks``
+    print. ``kvstore``: the joined job's, or ``'device'`` for a resume in one process."""
+    writer = _RunWriter(out, meta) if out is not None else None
+    if writer:
+        # A new run's folder holds no checkpoint (RunFolder checked), a resumed one's does.
+        ckpt = out / 'checkpoint'
+        hooks = (Checkpoints(ckpt, checkpoint.is_checkpoint(ckpt), meta),) + hooks + (OnEpoch(writer.epoch_done),)
+    history = fit(config, Parts(net, *iters, ctxs, kvstore=kvstore), hooks)
     if len(history) and writer:
         writer.finish(net)
     return history
 
 
-def train_run(name: str, out: Optional[Path] = None, epochs: Optional[int] = None, lr: Optional[float] = None,
-              batch_size: Optional[int] = None, resize: Optional[int] = None, dataset: str = 'fashion-mnist',
-              data_dir: Optional[str] = None, ctx=None, seed: Optional[int] = None, limit: Optional[int] = None,
+def start_run(config: RunConfig, out: Optional[Path] = None, data_dir: Optional[str] = None, ctx=None,
               verbose: bool = True, progress: Optional[bool] = None,
-              command: Optional[Sequence[str]] = None, kvstore: str = 'device') -> Tuple[History, Optional[Path]]:
-    """Train ``name`` with the lecture's recipe (any argument given overrides
-    it) and write the run folder ``out`` (default ``runs/<name>-<time>``).
-    Returns the history and the folder.
+              command: Optional[Sequence[str]] = None) -> Tuple[History, Optional[Path]]:
+    """Train as ``config`` says and write the run folder ``out`` (default
+    ``runs/<model>-<time>``); return the history and the folder.
 
-    Every argument, the data and the network's input are checked before the
-    folder is created. With ``kvstore='dist_sync'`` (or ``'dist_async'``) this
-    process is one worker of a parameter-server job (see ``d2lnets launch``):
-    the batch size is each worker's, and only worker 0 writes the run folder
-    (the others return ``None`` for it)."""
-    recipe = _recipe(name, epochs=epochs, lr=lr, batch_size=batch_size, resize=resize)
-    limits.check('seed', seed, optional=True)
-    data.get_dataset(dataset)
-    data.check_limit(limit)
+    Every setting, the data and the network's input are checked before the
+    folder is created. With ``config.kvstore`` ``'dist_sync'`` (or
+    ``'dist_async'``) this process is one worker of a parameter-server job
+    (see ``d2lnets launch``): the batch size is each worker's, and only worker
+    0 writes the run folder (the others return ``None`` for it)."""
+    data.get_dataset(config.dataset)
     ctxs = as_context_list(ctx)
-    _check_input(name, recipe)
-    folder = data.find_dataset(dataset, data_dir)
-    job = join(kvstore, seed)
-    if job.num_workers > 1:
-        recipe.update(kvstore=job.kvstore.type, num_workers=job.num_workers)
-    meta = make_meta(name, dataset, recipe, job.seed, limit=limit, data_folder=folder)
-    train_iter, test_iter = data.load_data(recipe['batch_size'], recipe['resize'], str(folder), dataset,
-                                           limit=limit, seed=job.seed)
+    _check_input(config)
+    folder = data.find_dataset(config.dataset, data_dir)
+    job = join(config.kvstore, config.seed)
+    # The seed every worker agreed on, and the job as it is: what meta.json records.
+    config = config.replace(seed=job.seed, **(dict(kvstore=job.kvstore.type, num_workers=job.num_workers)
+                                             if job.num_workers > 1 else {}))
+    meta = make_meta(config, data_folder=folder)
+    iters = data.load_data(config.batch_size, config.resize, str(folder), config.dataset, limit=config.limit,
+                           seed=config.seed)
+    hooks = default_hooks(verbose, progress)
+    net = get_model(config.model, **config.kwargs)
     if job.rank != 0:
         # On the parameter server, worker 0 writes the run folder and the others nothing.
         if verbose:
             print('worker rank %d of %d (%s): worker 0 writes the run folder'
                   % (job.rank, job.num_workers, job.kvstore.type), flush=True)
-        return _fit(get_model(name), meta, None, train_iter, test_iter, ctxs, verbose, progress, False, job), None
-    with RunFolder.for_new_run(Path(out) if out is not None else _default_out(name), unique=out is None) as run:
+        return _fit(net, config, iters, None, meta, ctxs, hooks, job.kvstore), None
+    with RunFolder.for_new_run(Path(out) if out is not None else _default_out(config.model),
+                               unique=out is None) as run:
         _append_command(run.path, command)
         write_meta(run.path, meta)
-        history = _fit(get_model(name), meta, run.path, train_iter, test_iter, ctxs, verbose, progress, False, job)
+        history = _fit(net, config, iters, run.path, meta, ctxs, hooks, job.kvstore)
     return history, run.path
+
+
+def train_run(name: str, out: Optional[Path] = None, epochs: Optional[int] = None, lr: Optional[float] = None,
+              batch_size: Optional[int] = None, resize: Optional[int] = None, limit: Optional[int] = None,
+              seed: Optional[int] = None, ctx=None, verbose: bool = True, progress: Optional[bool] = None,
+              command: Optional[Sequence[str]] = None) -> Tuple[History, Optional[Path]]:
+    """Train ``name`` with the lecture's recipe (any argument given overrides
+    it) on Fashion-MNIST and write the run folder ``out`` (default
+    ``runs/<name>-<time>``). Returns the history and the folder.
+
+    One of the three public entry points that keep keyword options
+    (docs/architecture.md): the options become a :class:`RunConfig` at once,
+    then :func:`start_run` runs it. Another data set, data folder or
+    kvstore: ``start_run(run_config(name, dataset=..., kvstore=...), data_dir=...)``."""
+    config = run_config(name, epochs=epochs, lr=lr, batch_size=batch_size, resize=resize, limit=limit, seed=seed)
+    return start_run(config, out, None, ctx, verbose, progress, command)
 
 
 def resume_run(run_dir: Path, name: Optional[str] = None, epochs: Optional[int] = None,
@@ -366,7 +380,8 @@ def resume_run(run_dir: Path, name: Optional[str] = None, epochs: Optional[int] 
                command: Optional[Sequence[str]] = None) -> Tuple[History, Path]:
     """Continue the run in ``run_dir`` from its last complete epoch, up to its
     recipe's epochs (or ``epochs``, to extend it). ``name``, when given, must
-    be the run's model name.
+    be the run's model name. The run's :class:`RunConfig` is read back from its
+    checkpoint as it was written.
 
     A parameter-server run continues in this one process with its global
     batch (each worker's batch x workers, the incomplete last one dropped as
@@ -375,21 +390,20 @@ def resume_run(run_dir: Path, name: Optional[str] = None, epochs: Optional[int] 
     ctxs = as_context_list(ctx)
     with RunFolder.for_resume(run_dir) as run:
         state = checkpoint.load_checkpoint(run.path / 'checkpoint', required=('model', 'recipe', 'dataset', 'seed'))
-        meta = state['run']
-        if name is not None and name != meta['model']:
-            raise ValueError('%s is a run of %r, not of %r' % (run.path, meta['model'], name))
+        config = RunConfig.from_meta(state['run'])
+        if name is not None and name != config.model:
+            raise ValueError('%s is a run of %r, not of %r' % (run.path, config.model, name))
         if epochs is not None and epochs < state['epoch']:
             raise ValueError('%s has done %d epochs already; give --epochs %d or more to extend it'
                              % (run.path, state['epoch'], state['epoch']))
         if epochs is not None:
-            meta['recipe']['epochs'] = epochs
-        workers = int(meta['recipe'].get('num_workers', 1))
-        train_iter, test_iter = data.load_data(meta['recipe']['batch_size'] * workers, meta['resize'], data_dir,
-                                               meta['dataset'], limit=meta['recipe']['limit'], seed=meta['seed'],
-                                               drop_last=workers > 1)
-        net = get_model(meta['model'], **meta.get('model_kwargs', {}))
+            config = config.replace(epochs=epochs)
+        meta = dict(state['run'], **config.to_meta())
+        iters = data.load_data(config.global_batch_size, config.resize, data_dir, config.dataset,
+                               limit=config.limit, seed=config.seed, drop_last=config.num_workers > 1)
+        net = get_model(config.model, **config.kwargs)
         _append_command(run.path, command)
-        history = _fit(net, meta, run.path, train_iter, test_iter, ctxs, verbose, progress, True, join('device'))
+        history = _fit(net, config, iters, run.path, meta, ctxs, default_hooks(verbose, progress), 'device')
     return history, run.path
 
 
@@ -424,25 +438,3 @@ def evaluate_saved(name: str, params: Optional[Path] = None, pretrained: bool = 
     matrix = confusion_matrix(net, test_iter, len(classes), ctxs)
     return {'accuracy': accuracy_from_confusion(matrix), 'per_class': per_class_accuracy(matrix).tolist(),
             'matrix': matrix, 'classes': classes, 'meta': meta}
-
-
-# What `train --resume` may change; everything else is the run's own.
-RESUME_OPTIONS = ('epochs', 'ctx', 'data_dir', 'verbose', 'progress', 'command')
-
-
-def train_or_resume(name: Optional[str] = None, resume: Optional[Path] = None,
-                    **options) -> Tuple[History, Optional[Path]]:
-    """``resume_run(resume, name, ...)`` when ``resume`` names a run folder,
-    else ``train_run(name, ...)``. A resumed run keeps its own settings: giving
-    any option but those of :data:`RESUME_OPTIONS` is an error."""
-    if resume is not None:
-        fixed = sorted(k for k, v in options.items() if k not in RESUME_OPTIONS and v is not None
-                       and not (k, v) in (('dataset', 'fashion-mnist'), ('kvstore', 'device')))
-        if fixed:
-            raise ValueError('--resume continues a run with its own settings; drop %s (only --epochs, --ctx, '
-                             '--data-dir and --quiet can be given)' % ', '.join('--' + o.replace('_', '-')
-                                                                               for o in fixed))
-        return resume_run(resume, name, **{k: v for k, v in options.items() if k in RESUME_OPTIONS})
-    if name is None:
-        raise ValueError('give a model name (see `d2lnets list`) or --resume DIR')
-    return train_run(name, **options)
