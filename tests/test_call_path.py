@@ -20,8 +20,9 @@ LOADING = ('models.loading', 'weights.load', 'weights.zoo', 'weights.shipped')
 # Entered more than twice through callers this branch leaves alone (counts of 2026-12-06):
 # registry 6 (models.get_model calls entry, check_kwargs, pretrained, builder), io 5
 # (perf.fused 3), limits 4 (models.summary 2, deploy.predict, weights.meta.validate),
-# weights.meta 4 and the package d2lnets.weights 3 (Weights.classes from models.get_model).
-OVER = {'registry': 6, 'io': 5, 'limits': 4, 'weights.meta': 4, 'weights': 3}
+# weights.meta 4 and the package d2lnets.weights 3 (Weights.classes from models.get_model);
+# perf.kernels_build 7 since perf/ was split by job (fused, choice and rewrite each ask it: switches, record, load).
+OVER = {'registry': 6, 'io': 5, 'limits': 4, 'weights.meta': 4, 'weights': 3, 'perf.kernels_build': 7}
 
 
 @pytest.fixture(scope='module')
@@ -53,8 +54,9 @@ def test_no_other_module_is_entered_more_often_than_measured(figures):
     assert {m: n for m, n in entries.items() if n > MAX_ENTRIES and n > OVER.get(m, 0)} == {}
 
 
-@pytest.mark.xfail(strict=True, reason='registry, io, limits, weights.meta and weights are entered more than twice '
-                                       'through models.get_model, perf.fused, models.summary and deploy.predict')
+@pytest.mark.xfail(strict=True, reason='registry, io, limits, weights.meta, weights and perf.kernels_build are entered '
+                                       'more than twice through models.get_model, perf/, models.summary and '
+                                       'deploy.predict')
 def test_every_module_is_entered_at_most_twice(figures):
     _, entries = figures
     assert {m: n for m, n in entries.items() if n > MAX_ENTRIES} == {}
