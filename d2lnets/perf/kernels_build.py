@@ -36,6 +36,7 @@ import json
 import os
 import platform
 import shutil
+import signal
 import subprocess
 import sys
 import warnings
@@ -251,7 +252,6 @@ def _compile(cmd: List[str], cache: Path, timeout: float = 600) -> Tuple[int, st
     of its own inside ``cache``: Ctrl-C, SIGTERM or the timeout end the whole
     group (g++ and the cc1plus, as and ld it started) and remove that folder.
     """
-    import signal
     import tempfile
     previous = None
     if signal.getsignal(signal.SIGTERM) == signal.SIG_DFL and _main_thread():
@@ -272,11 +272,6 @@ def _compile(cmd: List[str], cache: Path, timeout: float = 600) -> Tuple[int, st
                 proc.communicate()
                 raise
             return proc.returncode, output
-    except _Terminated:
-        signal.signal(signal.SIGTERM, previous)
-        previous = None
-        os.kill(os.getpid(), signal.SIGTERM)   # now ends the process, as it would have
-        raise
     finally:
         if previous is not None:
             signal.signal(signal.SIGTERM, previous)
@@ -324,7 +319,13 @@ def build(variant: Optional[str] = None, force: bool = False) -> Path:
     print("building d2lnets' fused CPU kernels (%s, once, ~10 s)..." % variant, file=sys.stderr, flush=True)
     # Another process building the same file at once replaces it with the same bytes.
     try:
-        atomic_write(out, compile_to)
+        try:
+            atomic_write(out, compile_to)
+        except _Terminated:
+            # The handler is SIG_DFL again (_compile restored it) and atomic_write has removed its
+            # temporary on the way out: the signal now ends the process, as it would have.
+            os.kill(os.getpid(), signal.SIGTERM)
+            raise
         write_record(out, {'size': out.stat().st_size, 'sha256': _sha256(out), 'variant': variant,
                             'command': ' '.join(cmd + [out.name]), 'choices': {}})
     except OSError as err:

@@ -88,7 +88,7 @@ def check_worker_command(command: Sequence[str], parse_args: Optional[Callable[[
                              % (lines[-1] if lines else 'see d2lnets train --help')) from None
     if getattr(parsed, 'command', None) != 'train' or getattr(parsed, 'resume', None):
         return None         # --resume: the run's own kvstore
-    if not parsed.kvstore.startswith('dist_'):
+    if not (parsed.kvstore or '').startswith('dist_'):     # None: the recipe's, never a dist kvstore
         raise ValueError('the worker command `d2lnets train` has no --kvstore dist_sync (or dist_async): every '
                          'worker would train alone, all into the same run folder; add --kvstore dist_sync')
     return None
