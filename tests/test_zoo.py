@@ -7,6 +7,7 @@ loaded and each GluonCV network is built once. Downloads go to a real HTTP
 server on 127.0.0.1, never the internet.
 """
 import hashlib
+import os
 import zipfile
 
 import mxnet as mx
@@ -16,6 +17,7 @@ import pytest
 import d2lnets
 from d2lnets import cli
 from d2lnets.deploy import imagenet
+from d2lnets import io
 from d2lnets.io import sha1sum
 from d2lnets.registry import REGISTRY
 from d2lnets.weights import zoo
@@ -382,6 +384,31 @@ def test_download_verifies_and_leaves_no_partial_file(cache, server, tmp_path, m
     with pytest.raises(ValueError, match='has sha1 %s, but GluonCV publishes' % sha1sum(params)):
         zoo.find_weights('vgg13', root=root)
     assert sorted(p.name for p in root.iterdir()) == [fname]
+
+
+def test_a_zip_replaced_by_a_link_is_left_alone(cache, server, tmp_path, monkeypatch):
+    """The downloaded zip is a temporary of d2lnets, deleted through io.remove_own like every file it
+    deletes: when another process has put a symbolic link to a file outside in its place (between the
+    download and the unpacking), the link stays, the file it names too, and no weights appear."""
+    _, models_dir = server
+    params = save(small_gluoncv(False), 'structural', tmp_path / 'small.params')
+    publish(params, 'vgg11', models_dir, monkeypatch)
+    outside = tmp_path / 'outside'
+    outside.write_bytes(b'not a file of d2lnets')
+    swapped = []
+
+    def download_then_swap(url, dest, **kwargs):
+        path = io.download(url, dest, **kwargs)     # the real download, from the real server
+        os.unlink(path)
+        path.symlink_to(outside)
+        swapped.append(path)
+        return path
+    monkeypatch.setattr(zoo, 'download', download_then_swap)
+    root = tmp_path / 'root'
+    with pytest.raises(ValueError, match=r'\.zip is a symbolic link; d2lnets deletes only regular files of its own'):
+        zoo.download_weights('vgg11', root)
+    assert [p.name for p in root.iterdir()] == [swapped[0].name] and swapped[0].is_symlink()
+    assert outside.read_bytes() == b'not a file of d2lnets'
 
 
 def test_missing_file_says_which_file_to_place_where(cache, server):

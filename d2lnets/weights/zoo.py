@@ -13,6 +13,7 @@ GluonCV's adapter in :mod:`.load` (``ADAPTERS['gluoncv']``), and loaded by
 The sha1 table and URL scheme are GluonCV's own
 (``gluoncv.model_zoo.model_store``), read when needed, not copied.
 """
+import os
 import shutil
 import urllib.parse
 import zipfile
@@ -21,7 +22,7 @@ from typing import Dict, List, Optional, Sequence, Union
 
 import mxnet as mx
 
-from ..io import atomic_write, download, gluon_repo, mxnet_home, open_regular, sha1sum
+from ..io import atomic_write, download, gluon_repo, mxnet_home, open_regular, remove_own, sha1sum
 from ..types import PathLike
 # GluonCV's adapter (by_layer_order) sits in .load with the others; _SUFFIXES names its parameter kinds.
 from .load import MAX_PARAMS_BYTES, _SUFFIXES, by_layer_order, load_file, structural_params  # noqa: F401
@@ -144,8 +145,9 @@ def download_weights(gname: str, directory: PathLike) -> Path:
                 with zf.open(fname) as member:
                     shutil.copyfileobj(member, out, 1 << 20)
         finally:
-            if archive.exists():
-                archive.unlink()
+            # Through remove_own, as everything d2lnets deletes: a link or another's file in its place stays.
+            if os.path.lexists(archive):
+                remove_own(archive)
         _check_sha1(Path(tmp), gname, url)
 
     return atomic_write(directory / fname, fetch_and_extract)
