@@ -22,13 +22,13 @@ from mxnet import gluon  # noqa: E402
 
 from d2lnets import data  # noqa: E402
 from d2lnets.models.params import initialize_missing  # noqa: E402
-from d2lnets.registry import recipe_for  # noqa: E402
 from d2lnets.training.loop import make_trainer, train_step  # noqa: E402
+from d2lnets.training.runs import run_config  # noqa: E402
 
 
 def measure(name: str, steps: int, warmup: int = 3) -> dict:
-    recipe = recipe_for(name)
-    train_iter, _ = data.load_fashion_mnist(recipe['batch_size'], recipe['resize'], seed=0)
+    config = run_config(name)       # the lecture's recipe, as `d2lnets train NAME` runs it
+    train_iter, _ = data.load_fashion_mnist(config.batch_size, config.resize, seed=0)
     batches = iter(train_iter)
 
     start = time.perf_counter()
@@ -42,7 +42,7 @@ def measure(name: str, steps: int, warmup: int = 3) -> dict:
     ctx = [mx.cpu()]
     initialize_missing(net, mx.init.Xavier(), ctx=ctx)
     net.hybridize()
-    trainer = make_trainer(net, recipe['lr'])
+    trainer = make_trainer(net, config.lr)
     loss = gluon.loss.SoftmaxCrossEntropyLoss()
     for _ in range(warmup):
         X, y = next(batches)
@@ -52,9 +52,9 @@ def measure(name: str, steps: int, warmup: int = 3) -> dict:
         X, y = next(batches)
         train_step(net, trainer, loss, X, y, ctx)[0][0].wait_to_read()
     step_s = (time.perf_counter() - start) / steps
-    return {'model': name, 'batch_size': recipe['batch_size'], 'resize': recipe['resize'], 'steps': steps,
+    return {'model': name, 'batch_size': config.batch_size, 'resize': config.resize, 'steps': steps,
             'data_ms_per_batch': round(data_s * 1e3, 2), 'step_ms': round(step_s * 1e3, 1),
-            'data_fraction': round(data_s / step_s, 4), 'examples_per_sec': round(recipe['batch_size'] / step_s, 1)}
+            'data_fraction': round(data_s / step_s, 4), 'examples_per_sec': round(config.batch_size / step_s, 1)}
 
 
 def main() -> None:

@@ -17,8 +17,7 @@ from typing import Any, Callable, Dict, List, Optional, Tuple
 from .types import Shape
 from .weights import Weights
 
-__all__ = ['Recipe', 'ModelEntry', 'entry', 'list_models', 'get_builder', 'default_input_shape',
-           'recipe_for', 'check_kwargs']
+__all__ = ['Recipe', 'ModelEntry', 'entry', 'list_models', 'get_builder', 'default_input_shape', 'check_kwargs']
 
 FASHION_MNIST_28: Shape = (1, 1, 28, 28)
 FASHION_MNIST_224: Shape = (1, 1, 224, 224)
@@ -34,9 +33,6 @@ class Recipe:
     lr: float
     resize: Optional[int]
     epochs: int = 10
-
-    def to_dict(self) -> Dict[str, Any]:
-        return {'batch_size': self.batch_size, 'lr': self.lr, 'resize': self.resize, 'epochs': self.epochs}
 
 
 LENET_RECIPE = Recipe(256, 0.9, None)
@@ -113,11 +109,6 @@ def default_input_shape(name: str) -> Tuple[int, ...]:
     """The input shape the lecture feeds ``name``: (1, 1, 28, 28) for LeNet,
     (1, 1, 224, 224) for the rest."""
     return entry(name).input_shape
-
-
-def recipe_for(name: str) -> Dict[str, Any]:
-    """Batch size, learning rate, resize and epochs of the lecture's recipe for ``name``."""
-    return entry(name).recipe.to_dict()
 
 
 def check_kwargs(name: str, kwargs: Dict[str, Any]) -> None:

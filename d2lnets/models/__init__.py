@@ -8,8 +8,7 @@ from typing import Optional
 
 import mxnet as mx
 
-from ..registry import (ModelEntry, Recipe, check_kwargs, default_input_shape, entry, get_builder, list_models,
-                        recipe_for)
+from ..registry import ModelEntry, Recipe, check_kwargs, default_input_shape, entry, get_builder, list_models
 from .. import limits
 from ..runtime import start_engine_quietly
 from ..weights.meta import TITLES
@@ -19,7 +18,7 @@ from .nin import nin, nin_block
 from .vgg import (conv_archs, vgg, vgg_block, vgg11, vgg11_bn, vgg11_small, vgg13, vgg13_bn,
                   vgg16, vgg16_bn, vgg19, vgg19_bn)
 
-__all__ = ['get_model', 'list_models', 'get_builder', 'default_input_shape', 'entry', 'recipe_for', 'ModelEntry',
+__all__ = ['get_model', 'list_models', 'get_builder', 'default_input_shape', 'entry', 'ModelEntry',
            'Recipe', 'lenet', 'alexnet', 'alexnet_gluoncv', 'vgg', 'vgg_block', 'conv_archs',
            'vgg11', 'vgg13', 'vgg16', 'vgg19', 'vgg11_small',
            'vgg11_bn', 'vgg13_bn', 'vgg16_bn', 'vgg19_bn', 'nin', 'nin_block']
