@@ -402,17 +402,16 @@ def _add_launch(sub) -> None:
 
 
 def _run_launch(args) -> int:
-    from .training.launch import DEFAULT_PORT, DEFAULT_REMOTE, launch, launch_hosts, read_hosts
+    from .training.launch import Job, launch, launch_hosts, read_hosts
     command = args.worker_command[1:] if args.worker_command[:1] == ['--'] else args.worker_command
+    if args.hosts is None and args.remote is not None:
+        raise ValueError('--remote needs --hosts FILE: without it every process runs on this host')
+    # None for what the user did not give: the launcher that runs the job has its own default.
+    job = Job(command, args.num_workers, args.num_servers, host=args.host, port=args.port, timeout=args.timeout,
+              remote=args.remote, start_timeout=args.start_timeout)
     if args.hosts is None:
-        if args.remote is not None:
-            raise ValueError('--remote needs --hosts FILE: without it every process runs on this host')
-        return launch(command, args.num_workers, args.num_servers, host=args.host or '127.0.0.1', port=args.port,
-                      timeout=args.timeout, parse_args=build_parser().parse_args)
-    return launch_hosts(command, read_hosts(args.hosts), args.num_workers, args.num_servers,
-                        port=args.port or DEFAULT_PORT, remote=args.remote or DEFAULT_REMOTE,
-                        timeout=args.timeout, start_timeout=args.start_timeout,
-                        parse_args=build_parser().parse_args, scheduler_host=args.host)
+        return launch(job, parse_args=build_parser().parse_args)
+    return launch_hosts(job, read_hosts(args.hosts), parse_args=build_parser().parse_args)
 
 
 # name -> (adds its parser, runs it); in the order `d2lnets --help` lists them.

@@ -48,6 +48,35 @@ def test_counts_ports_seconds_and_hosts_are_checked_before_anything_starts(args,
     assert proc.stdout == ''
 
 
+def test_a_job_is_one_frozen_value_each_launcher_checks(tmp_path):
+    """The CLI builds one launch.Job, None for what the user did not give; each launcher fills in its own
+    defaults and checks the whole value before anything starts, so --port 0 is refused across hosts as on
+    this host (the CLI turned it into 9091 before, and --host '' into 127.0.0.1)."""
+    import dataclasses
+    import io
+    from d2lnets.training.launch import Job, launch as launch_here, launch_hosts
+    job = Job([PY, '-c', 'pass'], 2)
+    assert job.command == (PY, '-c', 'pass')
+    assert (job.num_servers, job.host, job.port, job.timeout, job.remote) == (1, None, None, None, None)
+    with pytest.raises(dataclasses.FrozenInstanceError):
+        job.port = 9091
+    with pytest.raises(ValueError, match=r"^the worker command is a sequence of words, such as \['d2lnets', "):
+        Job('d2lnets train lenet', 2)
+    out = io.StringIO()
+    with pytest.raises(ValueError, match=r'^--port must be a port from 1 to 65535, got 0$'):
+        launch_here(dataclasses.replace(job, port=0), out)
+    with pytest.raises(ValueError, match=r'^--port must be a port from 1 to 65532 \(its 3 servers and workers '):
+        launch_hosts(dataclasses.replace(job, port=0), [('127.0.0.1', 2)], out)
+    with pytest.raises(ValueError, match=r"^the scheduler's host \(--host\) '' is not a host name or address"):
+        launch_here(dataclasses.replace(job, host=''), out)
+    assert out.getvalue() == ''
+    proc = launch('-n', '1', '--hosts', hosts_file(tmp_path, '127.0.0.1\n'), '--remote', LOCAL, '--port', '0',
+                  '--', PY, '-c', 'pass', timeout=30)
+    assert (proc.returncode, proc.stdout) == (1, '')
+    assert proc.stderr.splitlines() == [ERROR + '--port must be a port from 1 to 65533 (its 2 servers and workers '
+                                                'listen on the ports after it), got 0']
+
+
 def test_a_worker_program_that_cannot_run_is_refused_before_anything_starts():
     proc = launch('-n', '1', '--', 'no-such-program', '--flag')
     assert (proc.returncode, proc.stdout) == (1, '')

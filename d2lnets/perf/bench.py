@@ -106,6 +106,32 @@ def _settings() -> Dict[str, str]:
     return {k: os.environ[k] for k in keys if k in os.environ}
 
 
+@dataclass(frozen=True)
+class BenchConfig:
+    """One measurement's settings, checked: the network ``name`` in ``mode``, the batch
+    (``None``: the lecture's, filled in here), how the network runs (``hybridize``; ``static``
+    memory; ``fuse``: through d2lnets' fused operator) and how long it is timed (``runs`` of
+    ``seconds_per_run`` after ``warmup`` steps). :func:`bench` builds it from its keywords."""
+    name: str
+    mode: str = 'train'
+    batch_size: Optional[int] = None
+    hybridize: bool = True
+    runs: int = 5
+    seconds_per_run: float = 1.0
+    warmup: int = 3
+    static: bool = True
+    fuse: bool = True
+
+    def __post_init__(self) -> None:
+        if self.mode not in MODES:
+            raise ValueError('mode must be one of %s, got %r' % (', '.join(MODES), self.mode))
+        recipe = entry(self.name).recipe   # the lecture's batch size (and, in _measure, learning rate)
+        batch_size = recipe.batch_size if self.batch_size is None else self.batch_size
+        for key, value in (('batch_size', batch_size), ('runs', self.runs), ('warmup', self.warmup)):
+            object.__setattr__(self, key, limits.check(key, value))
+        object.__setattr__(self, 'seconds_per_run', limits.check('seconds', self.seconds_per_run))
+
+
 def bench(name: str, mode: str = 'train', batch_size: Optional[int] = None, hybridize: bool = True,
           runs: int = 5, seconds_per_run: float = 1.0, warmup: int = 3,
           peak: Optional[float] = None, ctx: Optional[mx.Context] = None,
@@ -136,14 +162,14 @@ def bench(name: str, mode: str = 'train', batch_size: Optional[int] = None, hybr
         Run a hybridized network through :mod:`d2lnets.perf.fused` where it
         applies, as :func:`d2lnets.training.loop.train` does (the default).
     """
-    if mode not in MODES:
-        raise ValueError('mode must be one of %s, got %r' % (', '.join(MODES), mode))
-    recipe = entry(name).recipe   # the lecture's batch size and learning rate
-    batch_size, lr = recipe.batch_size if batch_size is None else batch_size, recipe.lr
-    batch_size, runs, warmup = (limits.check(n, v) for n, v in (('batch_size', batch_size), ('runs', runs),
-                                                                ('warmup', warmup)))
-    seconds_per_run = limits.check('seconds', seconds_per_run)
+    config = BenchConfig(name, mode, batch_size, hybridize, runs, seconds_per_run, warmup, static, fuse)
+    return _measure(config, peak, ctx)
+
+
+def _measure(config: BenchConfig, peak: Optional[float] = None, ctx: Optional[mx.Context] = None) -> BenchResult:
+    """What :func:`bench` measures, from its settings as one value (``peak`` and ``ctx`` as there)."""
     ctx = ctx or mx.cpu()
+    name, mode, batch_size, hybridize = config.name, config.mode, config.batch_size, config.hybridize
     shape = (batch_size,) + tuple(entry(name).input_shape[1:])
     _reset_peak_rss()
     net = get_model(name)
@@ -151,12 +177,12 @@ def bench(name: str, mode: str = 'train', batch_size: Optional[int] = None, hybr
     flops = complexity(net, (1,) + shape[1:]).flops * (3 if mode == 'train' else 1)
     net.initialize(mx.init.Xavier(), ctx=ctx)
     if hybridize:
-        net.hybridize(static_alloc=static, static_shape=static)
+        net.hybridize(static_alloc=config.static, static_shape=config.static)
     step_net: object = net
-    if hybridize and fuse:
+    if hybridize and config.fuse:
         step_net = fused.for_training(net, [ctx]) if mode == 'train' else fused.for_inference(net, [ctx])
-    steps = _steps(net, step_net, mode, shape, lr, ctx)
-    rate, rates, n = time_steps(steps, batch_size, runs, seconds_per_run, warmup)
+    steps = _steps(net, step_net, mode, shape, entry(name).recipe.lr, ctx)
+    rate, rates, n = time_steps(steps, batch_size, config.runs, config.seconds_per_run, config.warmup)
     gflops = rate * flops / 1e9
     return BenchResult(name=name, mode=mode, batch_size=batch_size, input_shape=list(shape),
                        hybridized=hybridize, images_per_sec=rate, runs=rates, steps_per_run=n,

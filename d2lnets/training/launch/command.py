@@ -8,7 +8,8 @@ import re
 import shlex
 import shutil
 import sys
-from typing import Any, Callable, Dict, List, NamedTuple, Optional, Sequence, TextIO
+from dataclasses import dataclass
+from typing import Any, Callable, Dict, List, NamedTuple, Optional, Sequence, TextIO, Tuple
 
 # The bounds of a job, checked before anything starts (``check_job``).
 MAX_PROCESSES = 1024        # servers + workers
@@ -176,16 +177,47 @@ def check_program(command: Sequence[str], env: Optional[Dict[str, str]] = None) 
                       'or %s -m d2lnets)' % (command[0], where, sys.executable))
 
 
-def validate(command: Sequence[str], num_workers: int, num_servers: int, example: str, out: TextIO,
-              parse_args: Optional[Callable[[List[str]], Any]], port: Optional[int] = None,
+@dataclass(frozen=True)
+class Job:
+    """What a parameter-server job is: one value from the CLI's arguments to the processes, as a run's
+    settings are one ``RunConfig``.
+
+    ``command`` is the worker's, e.g. ``('d2lnets', 'train', 'lenet', '--kvstore', 'dist_sync')``;
+    ``timeout`` stops everything and fails after that many seconds; ``grace`` is the seconds between
+    SIGTERM and SIGKILL when stopping. ``None`` leaves a setting to the launcher that runs the job:
+    on this host (``launch``) the scheduler listens on ``host`` 127.0.0.1 at a free ``port``; across
+    hosts (``launch_hosts``) scheduler and servers run on ``host``, the first of the hosts file, at
+    ``port`` ``DEFAULT_PORT`` (9091), each process started through the ``remote`` template
+    ``DEFAULT_REMOTE`` (ssh), and a host that has not started its process within ``start_timeout``
+    seconds fails the job. The launcher checks the whole value before anything starts (the checks
+    differ across hosts: a host's form, the ports after the scheduler's).
+    """
+    command: Tuple[str, ...]
+    num_workers: int
+    num_servers: int = 1
+    host: Optional[str] = None
+    port: Optional[int] = None
+    timeout: Optional[float] = None
+    grace: float = 5.0
+    remote: Optional[str] = None            # across hosts only
+    start_timeout: float = 30.0             # across hosts only
+
+    def __post_init__(self) -> None:
+        if isinstance(self.command, (str, bytes)):
+            raise ValueError('the worker command is a sequence of words, such as [\'d2lnets\', \'train\', '
+                             '\'lenet\'], got the string %r' % (self.command[:100],))
+        object.__setattr__(self, 'command', tuple(self.command))
+
+
+def validate(job: Job, example: str, out: TextIO, parse_args: Optional[Callable[[List[str]], Any]],
               ports_after: bool = False) -> None:
     # Across hosts (ports_after) the program is looked for on its host, by the child there.
-    if not command:
+    if not job.command:
         raise ValueError('no worker command given: put it after "--", e.g. '
                          '%s -- d2lnets train lenet --kvstore dist_sync' % example)
-    check_job(num_workers, num_servers, port, ports_after)
-    warning = check_worker_command(command, parse_args)
+    check_job(job.num_workers, job.num_servers, job.port, ports_after)
+    warning = check_worker_command(job.command, parse_args)
     if not ports_after:
-        check_program(command)
+        check_program(job.command)
     if warning:
         out.write('[launch] warning: %s\n' % warning)

@@ -10,11 +10,12 @@ import re
 import shlex
 import socket
 import sys
+from dataclasses import replace
 from typing import Any, Callable, Dict, List, Optional, Sequence, TextIO, Tuple
 
 from ...io import read_bounded
 from ...runtime import set_by_user
-from .command import MAX_PROCESSES, check_host, check_seconds, parse_remote, validate
+from .command import MAX_PROCESSES, Job, check_host, check_seconds, parse_remote, validate
 from .job import SERVER_COMMAND, Proc, run
 
 DEFAULT_REMOTE = 'ssh -o BatchMode=yes -o ConnectTimeout=10 {host}'
@@ -137,59 +138,60 @@ def _passed_on(base: Dict[str, str]) -> Dict[str, str]:
             or (k == 'OMP_NUM_THREADS' and set_by_user(k))}
 
 
-def _start_on_hosts(procs: List[Proc], command: Sequence[str], hosts: Sequence[Tuple[str, int]],
-                    num_workers: int, num_servers: int, port: int, template: str,
-                    scheduler_host: Optional[str] = None) -> None:
-    first = scheduler_host or hosts[0][0]
-    worker_hosts = place(hosts, num_workers)
+def _start_on_hosts(procs: List[Proc], job: Job, hosts: Sequence[Tuple[str, int]]) -> None:
+    first = job.host or hosts[0][0]
+    worker_hosts = place(hosts, job.num_workers)
     address = {h: _address(h) for h in [first] + [h for h, _ in hosts]}
     # Ports: the scheduler's, then one each for servers and workers, so none
     # collide wherever they run: port .. port + servers + workers on every host.
-    ports = [port + 1 + i for i in range(num_servers + num_workers)]
-    ranks = _ranks([address[h] for h in worker_hosts], ports[num_servers:])
-    common = dict(_passed_on(dict(os.environ)), DMLC_PS_ROOT_URI=address[first], DMLC_PS_ROOT_PORT=str(port),
-                  DMLC_NUM_WORKER=str(num_workers), DMLC_NUM_SERVER=str(num_servers))
+    ports = [job.port + 1 + i for i in range(job.num_servers + job.num_workers)]
+    ranks = _ranks([address[h] for h in worker_hosts], ports[job.num_servers:])
+    common = dict(_passed_on(dict(os.environ)), DMLC_PS_ROOT_URI=address[first], DMLC_PS_ROOT_PORT=str(job.port),
+                  DMLC_NUM_WORKER=str(job.num_workers), DMLC_NUM_SERVER=str(job.num_servers))
 
     def start(label: str, role: str, host: str, cmd: Sequence[str], port_: Optional[int], share: int) -> None:
         env = dict(common, DMLC_ROLE=role, DMLC_NODE_HOST=address[host])
         if port_ is not None:
             env['PORT'] = str(port_)
-        procs.append(Proc('%s %s' % (host, label), role, remote_command(template, host, env, cmd, share),
+        procs.append(Proc('%s %s' % (host, label), role, remote_command(job.remote, host, env, cmd, share),
                            dict(os.environ), host=host))
     start('scheduler', 'scheduler', first, SERVER_COMMAND, None, 0)
-    for i in range(num_servers):
+    for i in range(job.num_servers):
         start('server %d' % i, 'server', first, SERVER_COMMAND, ports[i], 0)
     for i, host in enumerate(worker_hosts):
-        start('worker %d' % ranks[i], 'worker', host, command, ports[num_servers + i], worker_hosts.count(host))
+        start('worker %d' % ranks[i], 'worker', host, job.command, ports[job.num_servers + i],
+              worker_hosts.count(host))
 
 
-def launch_hosts(command: Sequence[str], hosts: Sequence[Tuple[str, int]], num_workers: int,
-                 num_servers: int = 1, port: int = DEFAULT_PORT, remote: str = DEFAULT_REMOTE,
-                 timeout: Optional[float] = None, start_timeout: float = 30.0, grace: float = 5.0,
-                 out: TextIO = sys.stdout, parse_args: Optional[Callable[[List[str]], Any]] = None,
-                 scheduler_host: Optional[str] = None) -> int:
-    """Run ``command`` as ``num_workers`` workers spread over ``hosts`` (see ``read_hosts``).
+def launch_hosts(job: Job, hosts: Sequence[Tuple[str, int]], out: TextIO = sys.stdout,
+                 parse_args: Optional[Callable[[List[str]], Any]] = None) -> int:
+    """Run the worker command of ``job`` (a :class:`Job`) as its ``num_workers`` workers spread over
+    ``hosts`` (see ``read_hosts``).
 
-    The scheduler and the servers run on ``scheduler_host`` (default: the first
-    host, which may have 0 slots to run nothing else); each process is
-    started through ``remote`` (``{host}`` replaced) with its whole
-    environment on the command line. Returns as :func:`launch` does.
+    The scheduler and the servers run on the job's ``host`` (default: the first
+    host, which may have 0 slots to run nothing else), the scheduler at its
+    ``port`` (default ``DEFAULT_PORT``); each process is started through its
+    ``remote`` template (default ``DEFAULT_REMOTE``, ``{host}`` replaced) with
+    its whole environment on the command line. ``out``, ``parse_args`` and the
+    exit status are as :func:`launch`'s.
     """
-    validate(command, num_workers, num_servers, 'd2lnets launch --hosts FILE -n 2', out, parse_args, port,
-              ports_after=True)
-    timeout, start_timeout = check_seconds(timeout, '--timeout'), check_seconds(start_timeout, '--start-timeout')
+    job = replace(job, port=DEFAULT_PORT if job.port is None else job.port,
+                  remote=DEFAULT_REMOTE if job.remote is None else job.remote)
+    validate(job, 'd2lnets launch --hosts FILE -n 2', out, parse_args, ports_after=True)
+    timeout = check_seconds(job.timeout, '--timeout')
+    start_timeout = check_seconds(job.start_timeout, '--start-timeout')
     for host, _ in hosts:
         check_host(host)
-    if scheduler_host is not None:
-        check_host(scheduler_host, 'the scheduler\'s host (--host)')
-    place(hosts, num_workers)
-    remote_command(remote, hosts[0][0], _passed_on(dict(os.environ)), command)    # its words, the names
+    if job.host is not None:
+        check_host(job.host, 'the scheduler\'s host (--host)')
+    place(hosts, job.num_workers)
+    remote_command(job.remote, hosts[0][0], _passed_on(dict(os.environ)), job.command)    # its words, the names
     started: List[Proc] = []
 
     def start(procs: List[Proc]) -> None:
-        _start_on_hosts(procs, command, hosts, num_workers, num_servers, port, remote, scheduler_host)
+        _start_on_hosts(procs, job, hosts)
         started.extend(procs)
-    status = run(start, timeout, start_timeout, grace, out)
+    status = run(start, timeout, start_timeout, job.grace, out)
     if status == 0:
         rank0 = next(p for p in started if p.label.endswith(' worker 0'))
         out.write('[launch] done; worker 0 ran on %s: a run folder it wrote is there\n' % rank0.host)

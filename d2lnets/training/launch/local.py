@@ -9,11 +9,12 @@ importing MXNet with a server role runs the server loop until the workers are do
 """
 import os
 import sys
-from typing import Any, Callable, Dict, List, Optional, Sequence, TextIO
+from dataclasses import replace
+from typing import Any, Callable, Dict, List, Optional, TextIO
 
 from ...io import usable_cores
 from ...runtime import set_by_user
-from .command import check_host, check_seconds, validate
+from .command import Job, check_host, check_seconds, validate
 from .job import SERVER_COMMAND, Proc, free_port, free_ports, run
 
 def role_env(role: str, num_workers: int, num_servers: int, host: str, port: int,
@@ -38,43 +39,39 @@ def role_env(role: str, num_workers: int, num_servers: int, host: str, port: int
     return env
 
 
-def _start(procs: List[Proc], command: Sequence[str], num_workers: int, num_servers: int,
-           host: str, port: int) -> None:
+def _start(procs: List[Proc], job: Job) -> None:
     # Appends as it starts, so that whatever started is stopped if a later start fails.
     # Each server and worker listens on a port chosen here (ps-lite's PORT): the
     # scheduler ranks the workers of one host by ascending port, so worker i gets
     # kvstore rank i, and a PORT in the user's environment cannot make them collide.
-    ports = free_ports(num_servers + num_workers, host)
+    ports = free_ports(job.num_servers + job.num_workers, job.host)
 
     def env(role: str, index: int) -> Dict[str, str]:
-        e = role_env(role, num_workers, num_servers, host, port)
+        e = role_env(role, job.num_workers, job.num_servers, job.host, job.port)
         if index >= 0:
             e['PORT'] = str(ports[index])
         return e
     procs.append(Proc('scheduler', 'scheduler', SERVER_COMMAND, env('scheduler', -1)))
-    for i in range(num_servers):
+    for i in range(job.num_servers):
         procs.append(Proc('server %d' % i, 'server', SERVER_COMMAND, env('server', i)))
-    for i in range(num_workers):
-        procs.append(Proc('worker %d' % i, 'worker', command, env('worker', num_servers + i)))
+    for i in range(job.num_workers):
+        procs.append(Proc('worker %d' % i, 'worker', job.command, env('worker', job.num_servers + i)))
 
 
-def launch(command: Sequence[str], num_workers: int, num_servers: int = 1, host: str = '127.0.0.1',
-           port: Optional[int] = None, timeout: Optional[float] = None, grace: float = 5.0,
-           out: TextIO = sys.stdout, parse_args: Optional[Callable[[List[str]], Any]] = None) -> int:
-    """Run ``command`` as ``num_workers`` workers of a parameter-server job.
+def launch(job: Job, out: TextIO = sys.stdout, parse_args: Optional[Callable[[List[str]], Any]] = None) -> int:
+    """Run the worker command of ``job`` as its ``num_workers`` workers of a parameter server, on this host.
 
     Parameters
     ----------
-    command : sequence of str
-        The worker's command, e.g. ``['d2lnets', 'train', 'lenet', '--kvstore', 'dist_sync']``.
-    num_workers, num_servers : int
-        Number of worker and server processes (one scheduler besides).
-    host, port : str, int
-        Where the scheduler listens; the port is a free one by default.
-    timeout : float, optional
-        Stop everything and fail after this many seconds.
-    grace : float
-        Seconds between SIGTERM and SIGKILL when stopping.
+    job : Job
+        The command, the numbers of workers and servers (one scheduler besides), where the
+        scheduler listens (``host`` 127.0.0.1 and a free ``port`` by default), the ``timeout`` and
+        the ``grace`` between SIGTERM and SIGKILL when stopping.
+    out : text stream
+        Where the processes' output goes, each line prefixed with its role.
+    parse_args : callable, optional
+        Reads a d2lnets command line as the workers will (the CLI's parser), to refuse a
+        ``d2lnets train`` that does not join the parameter server (``check_worker_command``).
 
     Returns
     -------
@@ -83,9 +80,9 @@ def launch(command: Sequence[str], num_workers: int, num_servers: int = 1, host:
         (128 + signal number for a killed worker, 124 for a timeout, 128 +
         the signal's number when the launcher got SIGINT, SIGTERM or SIGHUP).
     """
+    host = '127.0.0.1' if job.host is None else job.host
     check_host(host, 'the scheduler\'s host (--host)', remote=False)
-    timeout = check_seconds(timeout, '--timeout')
-    validate(command, num_workers, num_servers, 'd2lnets launch -n 2', out, parse_args, port)
-    port = port or free_port(host)
-    return run(lambda procs: _start(procs, command, num_workers, num_servers, host, port),
-                timeout, None, grace, out)
+    timeout = check_seconds(job.timeout, '--timeout')
+    validate(job, 'd2lnets launch -n 2', out, parse_args)
+    job = replace(job, host=host, port=job.port or free_port(host))
+    return run(lambda procs: _start(procs, job), timeout, None, job.grace, out)
