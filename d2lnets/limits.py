@@ -13,7 +13,7 @@ import math
 import numbers
 from typing import Any, NamedTuple, Optional, Sequence, Tuple, Union
 
-__all__ = ['Bound', 'BOUNDS', 'MAX_ELEMENTS', 'check', 'parse', 'check_shape', 'check_elements']
+__all__ = ['Bound', 'BOUNDS', 'MAX_ELEMENTS', 'check', 'parse', 'check_shape', 'check_elements', 'is_int', 'is_real']
 
 # MXNet 1.9.1's CPU wheel is built without USE_INT64_TENSOR_SIZE: a tensor of
 # more elements is refused (or, in some operators, wraps around).
@@ -62,12 +62,24 @@ BOUNDS = {
 }
 
 
-def _is_kind(value: Any, kind: type) -> bool:
-    if isinstance(value, bool):
+def is_int(x: Any) -> bool:
+    """Whether ``x`` is an integral number: an ``int`` or one of numpy's
+    integers, never a bool (``True`` is an ``int`` to Python, never a count to
+    a user). The one type check of every integer d2lnets is given."""
+    return isinstance(x, numbers.Integral) and not isinstance(x, bool)
+
+
+def is_real(x: Any) -> bool:
+    """Whether ``x`` is a finite real number that a float can hold: an ``int``,
+    a ``float`` or one of numpy's, never a bool, ``nan``, an infinity or an
+    int beyond a float's range (``10 ** 400``, which no float arithmetic takes).
+    The one type check of every number d2lnets is given."""
+    if isinstance(x, bool) or not isinstance(x, numbers.Real):
         return False
-    if kind is int:
-        return isinstance(value, numbers.Integral)
-    return isinstance(value, numbers.Real)
+    try:
+        return math.isfinite(x)
+    except OverflowError:       # math.isfinite(10 ** 400) converts to float first
+        return False
 
 
 def check(name: str, value: Any, optional: bool = False) -> Any:
@@ -77,7 +89,7 @@ def check(name: str, value: Any, optional: bool = False) -> Any:
     if value is None and optional:
         return None
     bound = BOUNDS[name]
-    if _is_kind(value, bound.kind) and bound.low <= value <= bound.high:   # nan compares False
+    if (is_int(value) if bound.kind is int else is_real(value)) and bound.low <= value <= bound.high:
         return bound.kind(value)
     raise ValueError('%s (%s) must be %s, got %s' % (bound.what, bound.option, bound.range_text(), _shown(value)))
 
@@ -115,7 +127,7 @@ def check_shape(shape: Any, what: str = 'the input shape (--input-shape)') -> Tu
     ``ValueError`` naming ``what`` otherwise."""
     try:
         dims = tuple(shape)
-        ok = 1 <= len(dims) <= 5 and all(_is_kind(d, int) and d >= 1 for d in dims)
+        ok = 1 <= len(dims) <= 5 and all(is_int(d) and d >= 1 for d in dims)
     except TypeError:
         ok = False
     if not ok:
