@@ -30,7 +30,7 @@ __all__ = ['save_checkpoint', 'load_checkpoint', 'is_checkpoint', 'restore_train
 LATEST = 'latest.json'
 # A history of 10,000 epochs (limits.py's most) takes about 1 MiB.
 MAX_BYTES = 4 << 20
-FIX = 'start a new run with another --out'
+FIX = 'start a new run with another `out`'
 HISTORY_FIELDS = ('epoch', 'loss', 'train_acc', 'test_acc', 'seconds', 'examples_per_sec')
 
 
@@ -187,7 +187,7 @@ def load_checkpoint(folder: Path, required: tuple = ()) -> Dict[str, Any]:
     except DamagedFile as err:
         raise CheckpointError(str(err)) from None
     except ValueError as err:
-        raise CheckpointError('the checkpoint in %s is damaged (%s); start a new run with another --out'
+        raise CheckpointError('the checkpoint in %s is damaged (%s); start a new run with another `out`'
                               % (folder, err)) from None
     state['params'] = folder / state['params']
     state['trainer'] = folder / state['trainer'] if state.get('trainer') else None
@@ -207,13 +207,13 @@ def restore_trainer(trainer, path: Path) -> None:
         arrays = mx.nd.load(str(path.parent / info['arrays'])) if info.get('arrays') else {}
     except mx.base.MXNetError:
         raise CheckpointError('the checkpoint in %s is damaged (its trainer arrays %s are truncated or not '
-                              'MXNet arrays); start a new run with another --out'
+                              'MXNet arrays); start a new run with another `out`'
                               % (path.parent, info['arrays'])) from None
     updaters = _updaters(trainer)
     optimizer = trainer._optimizer
     if info.get('optimizer') != type(optimizer).__name__.lower() or len(info['states']) != len(updaters):
         raise CheckpointError('the trainer state in %s is for optimizer %r on %d device(s), not %r on %d; '
-                              'resume with the devices of the run (--ctx)'
+                              'resume with the devices of the run (`ctx`)'
                               % (path, info.get('optimizer'), len(info['states']), type(optimizer).__name__.lower(),
                                  len(updaters)))
     try:
@@ -226,4 +226,4 @@ def restore_trainer(trainer, path: Path) -> None:
         optimizer._index_update_count = optimizer._all_index_update_counts.setdefault(0, {})
     except (KeyError, TypeError, ValueError) as err:
         raise CheckpointError('the checkpoint in %s is damaged (its trainer state: %s); start a new run with '
-                              'another --out' % (path.parent, err)) from None
+                              'another `out`' % (path.parent, err)) from None
