@@ -173,7 +173,7 @@ def launch_hosts(command: Sequence[str], hosts: Sequence[Tuple[str, int]], num_w
     The scheduler and the servers run on ``scheduler_host`` (default: the first
     host, which may have 0 slots to run nothing else); each process is
     started through ``remote`` (``{host}`` replaced) with its whole
-    environment on the command line. Returns as :func:`launch` does.
+    environment on the command line. Returns as :func:`.local.launch` does.
     """
     validate(command, num_workers, num_servers, 'd2lnets launch --hosts FILE -n 2', out, parse_args, port,
               ports_after=True)
