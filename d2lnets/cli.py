@@ -450,7 +450,9 @@ def build_parser() -> argparse.ArgumentParser:
 # (and two calls); the user reads the option that gives each. The one table of them.
 OPTIONS = {'out': '--out', 'prefix': '--out', 'params': '--params', 'pretrained': '--pretrained',
            'onnx': '--onnx', 'resize': '--resize', 'batch_size': '--batch-size', 'epochs': '--epochs',
-           'ctx': '--ctx', 'kvstore': '--kvstore'}
+           'ctx': '--ctx', 'kvstore': '--kvstore', 'lr': '--lr', 'limit': '--limit', 'seed': '--seed',
+           'classes': '--classes', 'input_shape': '--input-shape', 'k': '--top', 'runs': '--runs',
+           'seconds_per_run': '--seconds'}
 _CALLS = ((re.compile(r'`resume_run\(run_dir=(.*?)\)`'), r'--resume \1'),
           (re.compile(r'`train_run\(NAME, out=(.*?)\)`'), r'`d2lnets train NAME --out \1`'),
           (re.compile(r'`pretrained=True`'), '--pretrained'))

@@ -10,9 +10,8 @@ import pytest
 from d2lnets.cli import OPTIONS, cli_words
 
 ROOT = Path(__file__).resolve().parent.parent
-# The CLI's own words; launch's checks are those of `d2lnets launch`'s options (-n, -s, --port);
-# limits.Bound names both the option and the argument of each number by design (its docstring).
-OWN_WORDS = {'d2lnets/cli.py', 'd2lnets/limits.py'}
+# The CLI's own words; launch's checks are those of `d2lnets launch`'s options (-n, -s, --port).
+OWN_WORDS = {'d2lnets/cli.py'}
 LAUNCH = 'd2lnets/training/launch/'
 FLAG = re.compile(r'(?<![\w`-])--(%s)\b' % '|'.join(sorted({o[2:] for o in OPTIONS.values()} | {'resume'})))
 # A command line the library suggests running (`d2lnets launch ... -- d2lnets train ... --kvstore X`)
@@ -56,6 +55,10 @@ def test_no_library_message_names_a_command_line_option():
      '... --kvstore dist_sync`', '--kvstore dist_sync needs a parameter-server job: start it with `d2lnets launch '
      '-n WORKERS -- d2lnets train ... --kvstore dist_sync`'),
     ('give `epochs=3` or more', 'give --epochs 3 or more'),
+    ('the batch size (`batch_size`) must be an integer from 1 to 65536, got 0',
+     'the batch size (--batch-size) must be an integer from 1 to 65536, got 0'),
+    ('the number of classes to show (`k`) must be', 'the number of classes to show (--top) must be'),
+    ('the length of one timed run in seconds (`seconds_per_run`)', 'the length of one timed run in seconds (--seconds)'),
     ('/x/model is a folder; give `prefix` a path', '/x/model is a folder; give --out a path'),
     # Not an argument of the table: left as it is.
     ('see `d2lnets list` and `outs` and out= and `root`', 'see `d2lnets list` and `outs` and out= and `root`'),
@@ -73,6 +76,13 @@ def test_a_resize_too_large_asks_for_a_smaller_one():
                                          r'shape \(1, 1, 8, 8\): kernel size exceed input; use a larger `resize` '
                                          r'\(the recipe: 224\)$'):
         _check_input(run_config('alexnet', resize=8, batch_size=1))
+
+
+def test_every_bound_has_its_option():
+    from d2lnets import limits
+    library_only = {'num_epochs', 'warmup'}       # train(num_epochs=0), bench(warmup=): no option gives them
+    assert {b.argument for b in limits.BOUNDS.values()} - library_only <= set(OPTIONS)
+    assert all(b.argument in library_only for b in limits.BOUNDS.values() if b.argument not in OPTIONS)
 
 
 def test_the_cli_says_it_with_its_option(run_cli):

@@ -49,10 +49,10 @@ def test_a_bound_takes_numpy_numbers_and_gives_python_ones():
     assert limits.check('batch_size', np.int64(256)) == 256 and type(limits.check('batch_size', np.int64(256))) is int
     assert limits.check('lr', np.float32(0.5)) == 0.5 and type(limits.check('lr', np.float32(0.5))) is float
     assert limits.check_shape((np.int64(1), np.int32(1), 28, 28)) == (1, 1, 28, 28)
-    with pytest.raises(ValueError, match=r'^the batch size \(--batch-size\) must be an integer from 1 to 65536, '
+    with pytest.raises(ValueError, match=r'^the batch size \(`batch_size`\) must be an integer from 1 to 65536, '
                                          r'got True$'):
         limits.check('batch_size', True)
-    with pytest.raises(ValueError, match=r'^the learning rate \(--lr\) must be a number from 1e-12 to 1e\+38, '
+    with pytest.raises(ValueError, match=r'^the learning rate \(`lr`\) must be a number from 1e-12 to 1e\+38, '
                                          r'got nan$'):
         limits.check('lr', float('nan'))
     with pytest.raises(ValueError, match=r'must be 1 to 5 positive integers'):
