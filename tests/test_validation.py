@@ -25,24 +25,15 @@ NOT_REALS = [True, False, np.bool_(True), float('nan'), float('inf'), float('-in
              np.complex64(1), [1.0]]
 
 
-@pytest.mark.parametrize('x', INTS, ids=repr)
-def test_is_int_takes_python_and_numpy_integers(x):
-    assert limits.is_int(x) is True
+CASES = ([('is_int', x, True) for x in INTS] + [('is_int', x, False) for x in NOT_INTS]
+         + [('is_real', x, True) for x in REALS] + [('is_real', x, False) for x in NOT_REALS])
 
 
-@pytest.mark.parametrize('x', NOT_INTS, ids=repr)
-def test_is_int_refuses_bools_floats_and_text(x):
-    assert limits.is_int(x) is False
-
-
-@pytest.mark.parametrize('x', REALS, ids=repr)
-def test_is_real_takes_finite_numbers(x):
-    assert limits.is_real(x) is True
-
-
-@pytest.mark.parametrize('x', NOT_REALS, ids=repr)
-def test_is_real_refuses_bools_nan_infinities_and_ints_no_float_holds(x):
-    assert limits.is_real(x) is False
+@pytest.mark.parametrize('check, x, expected', CASES, ids=['%s(%.30r)' % (c, x) for c, x, _ in CASES])
+def test_is_int_and_is_real(check, x, expected):
+    # is_int: Python's and numpy's integers, never a bool, a float or text; is_real: finite numbers
+    # a float holds, never a bool, nan, an infinity or 10 ** 400.
+    assert getattr(limits, check)(x) is expected
 
 
 def test_a_bound_takes_numpy_numbers_and_gives_python_ones():
