@@ -42,7 +42,6 @@ def _number_text(x: Union[int, float]) -> str:
 BOUNDS = {
     'epochs': Bound('the number of epochs', 'epochs', int, 1, 10_000),
     # train(num_epochs=0) only evaluates a resumed run: 0 is a library value, never an option.
-    # (`d2lnets predict --top` is predict's k, `d2lnets bench --seconds` bench's seconds_per_run.)
     'num_epochs': Bound('the number of epochs', 'num_epochs', int, 0, 10_000),
     # Below 1e-12 no SGD update changes a float32 weight; MXNet passes the rate as
     # float32, whose largest value is 3.4e38 (above it the optimizer's parameter cannot be parsed).
@@ -55,6 +54,7 @@ BOUNDS = {
     'classes': Bound('the number of classes', 'classes', int, 1, 100_000),
     'side': Bound('an image side', 'input_shape', int, 1, 16_384),
     'channels': Bound('the number of channels', 'input_shape', int, 1, 4096),
+    # `d2lnets predict --top` gives predict's k, `d2lnets bench --seconds` bench's seconds_per_run.
     'top': Bound('the number of classes to show', 'k', int, 1, 1000),
     'runs': Bound('the number of timed runs', 'runs', int, 1, 1000),
     'warmup': Bound('the number of warm-up steps', 'warmup', int, 0, 1000),

@@ -58,7 +58,8 @@ def test_no_library_message_names_a_command_line_option():
     ('the batch size (`batch_size`) must be an integer from 1 to 65536, got 0',
      'the batch size (--batch-size) must be an integer from 1 to 65536, got 0'),
     ('the number of classes to show (`k`) must be', 'the number of classes to show (--top) must be'),
-    ('the length of one timed run in seconds (`seconds_per_run`)', 'the length of one timed run in seconds (--seconds)'),
+    ('the length of one timed run in seconds (`seconds_per_run`)',
+     'the length of one timed run in seconds (--seconds)'),
     ('/x/model is a folder; give `prefix` a path', '/x/model is a folder; give --out a path'),
     # Not an argument of the table: left as it is.
     ('see `d2lnets list` and `outs` and out= and `root`', 'see `d2lnets list` and `outs` and out= and `root`'),

@@ -188,8 +188,9 @@ def test_comments_and_docstrings_name_what_exists(path):
 def test_a_wrong_name_is_found(tmp_path):
     bad = ROOT / 'tests' / '_names_probe.py'
     bad.write_text('# see d2lnets/fused.py, test_nothing_here and runs.no_such_function\n"""In kernels.cc."""\n'
-                   'def f():\n    """:func:`launch`, :mod:`d2lnets.fused`, :class:`d2lnets.registry.Entry`, :meth:`Path.nothing`,\n'
-                   ':func:`.zoo.find_weights` and :meth:`mx.nd.NDArray.nothing`; :func:`f`, :mod:`d2lnets.perf.fused`,\n'
+                   'def f():\n    """:func:`launch`, :mod:`d2lnets.fused`, :class:`d2lnets.registry.Entry`,\n'
+                   ':meth:`Path.nothing`, :func:`.zoo.find_weights` and :meth:`mx.nd.NDArray.nothing`;\n'
+                   ':func:`f`, :mod:`d2lnets.perf.fused`,\n'
                    ':class:`d2lnets.registry.Recipe`, :func:`d2lnets.list_models`, :meth:`mx.nd.NDArray.asnumpy`\n'
                    'and :meth:`pathlib.Path.exists` exist."""\n')
     try:

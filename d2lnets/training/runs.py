@@ -229,8 +229,8 @@ class RunFolder:
     def _check_free(self) -> None:
         remove_stale_temporaries(self.path)
         if checkpoint.is_checkpoint(self.path / 'checkpoint'):
-            raise ValueError('%s already holds a run; continue it with `resume_run(run_dir=%s)`, or choose another `out`'
-                             % (self.path, self.path))
+            raise ValueError('%s already holds a run; continue it with `resume_run(run_dir=%s)`, or choose '
+                             'another `out`' % (self.path, self.path))
         entries = set(os.listdir(self.path))
         if entries - RUN_FILES:
             shown = sorted(entries - RUN_FILES)
