@@ -107,7 +107,7 @@ def _importable(name: str) -> bool:
 
 
 def _listed(path: Path):
-    """The names a module gives by a table: ``__all__``'s, and the keys of its dicts (d2lnets' lazy exports)."""
+    """The names a module gives by a table: the keys of its dicts (d2lnets/__init__.py's lazy exports)."""
     names = set()
     for node in ast.walk(ast.parse(path.read_text())):
         if isinstance(node, ast.Dict):
@@ -131,8 +131,8 @@ def reference_exists(path: Path, role: str, name: str) -> bool:
         for i in range(len(parts), 0, -1):       # the longest start that is a module on disk
             where = ROOT.joinpath(*parts[:i])
             files = [f for f in (where.with_suffix('.py'), where / '__init__.py') if f.is_file()]
-            if files:
-                return _has(files, parts[i:])
+            if files:       # a module is a file or a package, never an attribute
+                return _has(files, parts[i:]) and not (role == 'mod' and parts[i:])
         return False
     here = defined(path)
     if role != 'mod' and parts[0] in here:
