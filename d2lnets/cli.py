@@ -7,6 +7,7 @@ and exit status 1, never a traceback.
 import argparse
 import contextlib
 import os
+import re
 import signal
 import sys
 import traceback
@@ -444,13 +445,35 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+# The library's errors name its arguments in backquotes, `out` or `out=VALUE`
+# (and two calls); the user reads the option that gives each. The one table of them.
+OPTIONS = {'out': '--out', 'prefix': '--out', 'params': '--params', 'pretrained': '--pretrained',
+           'onnx': '--onnx', 'resize': '--resize', 'batch_size': '--batch-size', 'epochs': '--epochs',
+           'ctx': '--ctx', 'kvstore': '--kvstore', 'lr': '--lr', 'limit': '--limit', 'seed': '--seed',
+           'classes': '--classes', 'input_shape': '--input-shape', 'k': '--top', 'runs': '--runs',
+           'seconds_per_run': '--seconds'}
+_CALLS = ((re.compile(r'`resume_run\(run_dir=(.*?)\)`'), r'--resume \1'),
+          (re.compile(r'`train_run\(NAME, out=(.*?)\)`'), r'`d2lnets train NAME --out \1`'),
+          (re.compile(r'`pretrained=True`'), '--pretrained'))
+_ARGUMENT = re.compile(r'`(%s)(?:=(.*?))?`' % '|'.join(OPTIONS))
+
+
+def cli_words(message: str) -> str:
+    """A library message with each argument it names (```out```, ```out=VALUE```)
+    as the option that gives it (``--out``, ``--out VALUE``)."""
+    for pattern, words in _CALLS:
+        message = pattern.sub(words, message)
+    return _ARGUMENT.sub(lambda m: OPTIONS[m.group(1)] + (' ' + m.group(2) if m.group(2) is not None else ''),
+                         message)
+
+
 def _error_line(args, err: BaseException) -> str:
     """The one line an error ends in: the message for what the user can fix
     (``ValueError``, ``OSError``), the type and where to report it otherwise."""
     if isinstance(err, ImportError) and err.name == 'mxnet':
         return 'd2lnets %s: error: %s' % (args.command, MISSING_MXNET)
     if isinstance(err, (ValueError, OSError)):
-        return 'd2lnets %s: error: %s' % (args.command, err)
+        return 'd2lnets %s: error: %s' % (args.command, cli_words(str(err)))
     return 'd2lnets %s: internal error: %s: %s; %s' % (args.command, type(err).__name__, err, REPORT)
 
 
@@ -475,7 +498,8 @@ def _warning_line(command: str) -> Callable[..., None]:
     """How the CLI shows a library's warning: one line, ``d2lnets CMD: warning: ...``
     (--debug keeps Python's form, with the file and line)."""
     def show(message, category, filename, lineno, file=None, line=None) -> None:
-        print('d2lnets %s: warning: %s' % (command, ' '.join(str(message).split())), file=file or sys.stderr)
+        print('d2lnets %s: warning: %s' % (command, cli_words(' '.join(str(message).split()))),
+              file=file or sys.stderr)
     return show
 
 

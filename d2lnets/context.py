@@ -39,7 +39,7 @@ def parse_ctx(text: str) -> List[mx.Context]:
         if kind == 'gpu':
             available = num_gpus()
             if index >= available:
-                raise ValueError('%s is not available: MXNet sees %d GPU(s)%s; use --ctx cpu'
+                raise ValueError('%s is not available: MXNet sees %d GPU(s)%s; use `ctx=cpu`'
                                  % (part, available, ' (the CPU build of mxnet is installed, or no '
                                     'CUDA device is visible)' if available == 0 else ''))
         ctxs.append(mx.Context(kind, index))

@@ -357,7 +357,7 @@ class ArrayIter:
         every worker takes the same number of steps. All workers must shuffle
         alike: give them the same ``seed`` (or, as :func:`d2lnets.training.loop.train`
         does, seed NumPy alike before each pass)."""
-        if not (isinstance(count, int) and count >= 1 and isinstance(index, int) and 0 <= index < count):
+        if not (limits.is_int(count) and count >= 1 and limits.is_int(index) and 0 <= index < count):
             raise ValueError('shard %r of %r: need 0 <= index < count' % (index, count))
         if count > 1 and len(self.images) < self.batch_size * count:
             raise ValueError('%d examples are fewer than one global batch of %d x %d'

@@ -2,7 +2,9 @@
 
 An option of the CLI and the argument of a library function that carries the
 same number share one :class:`Bound` here, so both refuse a value in the
-same words, naming the option and the allowed range. Each bound is what
+same words, naming the allowed range and the library's argument in
+backquotes (`batch_size`), which the CLI's error line gives as its option
+(``--batch-size``, from ``d2lnets.cli.OPTIONS``). Each bound is what
 MXNet can represent (its float parameters are float32, its tensors hold at
 most 2**31 - 1 elements in the CPU build) narrowed to what a run can
 sensibly use; ``inf`` and ``nan`` are never in range.
@@ -13,7 +15,7 @@ import math
 import numbers
 from typing import Any, NamedTuple, Optional, Sequence, Tuple, Union
 
-__all__ = ['Bound', 'BOUNDS', 'MAX_ELEMENTS', 'check', 'parse', 'check_shape', 'check_elements']
+__all__ = ['Bound', 'BOUNDS', 'MAX_ELEMENTS', 'check', 'parse', 'check_shape', 'check_elements', 'is_int', 'is_real']
 
 # MXNet 1.9.1's CPU wheel is built without USE_INT64_TENSOR_SIZE: a tensor of
 # more elements is refused (or, in some operators, wraps around).
@@ -21,9 +23,9 @@ MAX_ELEMENTS = 2 ** 31 - 1
 
 
 class Bound(NamedTuple):
-    """What a number is, the option that gives it, its type and its range (both ends included)."""
+    """What a number is, the library's argument that gives it, its type and its range (both ends included)."""
     what: str
-    option: str
+    argument: str
     kind: type          # int or float
     low: Union[int, float]
     high: Union[int, float]
@@ -38,48 +40,62 @@ def _number_text(x: Union[int, float]) -> str:
 
 
 BOUNDS = {
-    'epochs': Bound('the number of epochs', '--epochs', int, 1, 10_000),
+    'epochs': Bound('the number of epochs', 'epochs', int, 1, 10_000),
     # train(num_epochs=0) only evaluates a resumed run: 0 is a library value, never an option.
     'num_epochs': Bound('the number of epochs', 'num_epochs', int, 0, 10_000),
     # Below 1e-12 no SGD update changes a float32 weight; MXNet passes the rate as
     # float32, whose largest value is 3.4e38 (above it the optimizer's parameter cannot be parsed).
-    'lr': Bound('the learning rate', '--lr', float, 1e-12, 1e38),
-    'batch_size': Bound('the batch size', '--batch-size', int, 1, 65_536),
-    'resize': Bound('the side length fed to the network', '--resize', int, 1, 4096),
-    'limit': Bound('the number of examples', '--limit', int, 1, 100_000_000),
+    'lr': Bound('the learning rate', 'lr', float, 1e-12, 1e38),
+    'batch_size': Bound('the batch size', 'batch_size', int, 1, 65_536),
+    'resize': Bound('the side length fed to the network', 'resize', int, 1, 4096),
+    'limit': Bound('the number of examples', 'limit', int, 1, 100_000_000),
     # NumPy's RandomState takes 32-bit seeds.
-    'seed': Bound('the seed', '--seed', int, 0, 2 ** 32 - 1),
-    'classes': Bound('the number of classes', '--classes', int, 1, 100_000),
-    'side': Bound('an image side', '--input-shape', int, 1, 16_384),
-    'channels': Bound('the number of channels', '--input-shape', int, 1, 4096),
-    'top': Bound('the number of classes to show', '--top', int, 1, 1000),
-    'runs': Bound('the number of timed runs', '--runs', int, 1, 1000),
+    'seed': Bound('the seed', 'seed', int, 0, 2 ** 32 - 1),
+    'classes': Bound('the number of classes', 'classes', int, 1, 100_000),
+    'side': Bound('an image side', 'input_shape', int, 1, 16_384),
+    'channels': Bound('the number of channels', 'input_shape', int, 1, 4096),
+    # `d2lnets predict --top` gives predict's k, `d2lnets bench --seconds` bench's seconds_per_run.
+    'top': Bound('the number of classes to show', 'k', int, 1, 1000),
+    'runs': Bound('the number of timed runs', 'runs', int, 1, 1000),
     'warmup': Bound('the number of warm-up steps', 'warmup', int, 0, 1000),
-    'seconds': Bound('the length of one timed run in seconds', '--seconds', float, 0.001, 3600.0),
+    'seconds': Bound('the length of one timed run in seconds', 'seconds_per_run', float, 0.001, 3600.0),
     # MXNet keeps a table per CPU context up to the highest index: cpu:100000000
     # takes 10 s and 1 GB before the first parameter, cpu:1000000000 ten times that.
-    'device': Bound('a device index', '--ctx', int, 0, 255),
+    'device': Bound('a device index', 'ctx', int, 0, 255),
 }
 
 
-def _is_kind(value: Any, kind: type) -> bool:
-    if isinstance(value, bool):
+def is_int(x: Any) -> bool:
+    """Whether ``x`` is an integral number: an ``int`` or one of numpy's
+    integers, never a bool (``True`` is an ``int`` to Python, never a count to
+    a user). The one type check of every integer d2lnets is given."""
+    return isinstance(x, numbers.Integral) and not isinstance(x, bool)
+
+
+def is_real(x: Any) -> bool:
+    """Whether ``x`` is a finite real number that a float can hold: an ``int``,
+    a ``float`` or one of numpy's, never a bool, ``nan``, an infinity or an
+    int beyond a float's range (``10 ** 400``, which no float arithmetic takes).
+    The one type check of every number d2lnets is given."""
+    if isinstance(x, bool) or not isinstance(x, numbers.Real):
         return False
-    if kind is int:
-        return isinstance(value, numbers.Integral)
-    return isinstance(value, numbers.Real)
+    try:
+        return math.isfinite(x)
+    except OverflowError:       # math.isfinite(10 ** 400) converts to float first
+        return False
 
 
 def check(name: str, value: Any, optional: bool = False) -> Any:
     """``value`` if it is of the type and in the range of ``BOUNDS[name]``
-    (``None`` passes when ``optional``); ``ValueError`` naming the option and
+    (``None`` passes when ``optional``); ``ValueError`` naming the argument and
     the range otherwise. Integers come back as ``int``, numbers as ``float``."""
     if value is None and optional:
         return None
     bound = BOUNDS[name]
-    if _is_kind(value, bound.kind) and bound.low <= value <= bound.high:   # nan compares False
+    if (is_int(value) if bound.kind is int else is_real(value)) and bound.low <= value <= bound.high:
         return bound.kind(value)
-    raise ValueError('%s (%s) must be %s, got %s' % (bound.what, bound.option, bound.range_text(), _shown(value)))
+    raise ValueError('%s (`%s`) must be %s, got %s' % (bound.what, bound.argument, bound.range_text(),
+                                                        _shown(value)))
 
 
 def _shown(value: Any) -> str:
@@ -109,13 +125,13 @@ def check_elements(shape: Sequence[int], what: str) -> None:
                          'use a smaller input or batch' % (what, tuple(shape), n, MAX_ELEMENTS))
 
 
-def check_shape(shape: Any, what: str = 'the input shape (--input-shape)') -> Tuple[int, ...]:
+def check_shape(shape: Any, what: str = 'the input shape (`input_shape`)') -> Tuple[int, ...]:
     """An input shape ``(batch[, channels[, height[, width ...]]])`` as a tuple
     of ints within :data:`BOUNDS` (batch, channels, sides) and :data:`MAX_ELEMENTS`;
     ``ValueError`` naming ``what`` otherwise."""
     try:
         dims = tuple(shape)
-        ok = 1 <= len(dims) <= 5 and all(_is_kind(d, int) and d >= 1 for d in dims)
+        ok = 1 <= len(dims) <= 5 and all(is_int(d) and d >= 1 for d in dims)
     except TypeError:
         ok = False
     if not ok:

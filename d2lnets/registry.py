@@ -6,7 +6,10 @@ need no MXNet), the lecture's input shape, the input the slide
 "Complexity" counts for, the lecture's training recipe, and the published
 weights (:class:`d2lnets.weights.Weights`). ``get_model``, ``list_models``,
 the CLI, ``bench``, ``predict``, ``evaluate``, ``complexity`` and
-``benchmarks/`` read the entry; nothing else branches on a model's name.
+``benchmarks/`` read the entry. Nothing else branches on a model's name but
+the slide "Complexity"'s own printed figures for LeNet and AlexNet, with its
+note on the slide's LeNet column (``SLIDE`` in :mod:`d2lnets.perf.complexity_report`):
+they are the slide's words, not facts of the networks.
 To add a network: write its builder in :mod:`d2lnets.models` and add one entry below.
 """
 import importlib

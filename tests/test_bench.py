@@ -63,7 +63,7 @@ def test_bench_can_train_through_mxnets_own_layers():
 def test_bench_rejects_bad_arguments():
     with pytest.raises(ValueError, match='mode must be one of train, infer'):
         bench('lenet', 'fit')
-    with pytest.raises(ValueError, match=r'the batch size \(--batch-size\) must be an integer from 1 to 65536, got 0'):
+    with pytest.raises(ValueError, match=r'the batch size \(`batch_size`\) must be an integer from 1 to 65536, got 0'):
         bench('lenet', batch_size=0)
     with pytest.raises(ValueError, match="unknown model 'resnet'"):
         bench('resnet')

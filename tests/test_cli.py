@@ -43,6 +43,18 @@ def test_import_without_mxnet_says_what_to_install():
     assert 'pip install mxnet==1.9.1' in proc.stderr and 'requirements-gpu.txt' in proc.stderr
 
 
+def test_every_deploy_module_imports_without_mxnet():
+    # d2lnets/deploy/__init__.py's rule: the ONNX path runs where only onnxruntime, numpy and Pillow are.
+    modules = sorted('d2lnets.deploy.' + p.stem for p in (Path(d2lnets.__file__).parent / 'deploy').glob('*.py')
+                     if p.stem != '__init__')
+    code = ("import importlib, sys; sys.modules['mxnet'] = None; import d2lnets\n"
+            "for name in sys.argv[1:]:\n    importlib.import_module(name)\n"
+            "print(len(sys.argv) - 1, sys.modules['mxnet'])")
+    proc = subprocess.run([sys.executable, '-c', code] + modules, capture_output=True, text=True)
+    assert (proc.returncode, proc.stderr, proc.stdout.split()) == (0, '', [str(len(modules)), 'None'])
+    assert 'd2lnets.deploy.onnx_model' in modules and 'd2lnets.deploy.predict' in modules
+
+
 def test_cli_without_mxnet_is_one_line():
     code = "import sys; sys.modules['mxnet'] = None; from d2lnets.cli import main; sys.exit(main(sys.argv[1:]))"
     proc = subprocess.run([sys.executable, '-c', code, 'summary', 'lenet'], capture_output=True, text=True)

@@ -259,9 +259,9 @@ def test_missing_everywhere_offline_names_the_places(no_data_env, monkeypatch, h
 def test_bad_arguments():
     with pytest.raises(ValueError, match="unknown dataset 'cifar'; known: fashion-mnist, mnist"):
         data.load_data(256, dataset='cifar')
-    with pytest.raises(ValueError, match=r'the batch size \(--batch-size\) must be an integer from 1 to 65536, got 0'):
+    with pytest.raises(ValueError, match=r'the batch size \(`batch_size`\) must be an integer from 1 to 65536, got 0'):
         data.ArrayIter(np.zeros((2, 1, 28, 28), np.float32), np.zeros(2), 0)
-    with pytest.raises(ValueError, match=r'the number of examples \(--limit\) must be an integer from 1 to 100000000, got 0'):
+    with pytest.raises(ValueError, match=r'the number of examples \(`limit`\) must be an integer from 1 to 100000000, got 0'):
         data.load_data(256, limit=0)
 
 

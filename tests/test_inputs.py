@@ -60,17 +60,17 @@ def test_the_library_refuses_the_same_numbers_in_the_same_words():
     from d2lnets.context import parse_ctx
     from d2lnets.perf.bench import bench
     from d2lnets.training.runs import train_run
-    with pytest.raises(ValueError, match=r'^the learning rate \(--lr\) must be a number from 1e-12 to 1e\+38, '
+    with pytest.raises(ValueError, match=r'^the learning rate \(`lr`\) must be a number from 1e-12 to 1e\+38, '
                                          r'got 1e\+308$'):
         train_run('lenet', lr=1e308)
-    with pytest.raises(ValueError, match=r'^the number of classes \(--classes\) must be an integer from 1 to '
+    with pytest.raises(ValueError, match=r'^the number of classes \(`classes`\) must be an integer from 1 to '
                                          r'100000, got 10000000000$'):
         d2lnets.get_model('lenet', classes=10 ** 10)
-    with pytest.raises(ValueError, match=r'^the length of one timed run in seconds \(--seconds\) must be a number '
+    with pytest.raises(ValueError, match=r'^the length of one timed run in seconds \(`seconds_per_run`\) must be a number '
                                          r'from 0.001 to 3600, got nan$'):
         bench('lenet', seconds_per_run=float('nan'))
     start = time.monotonic()
-    with pytest.raises(ValueError, match=r'^a device index \(--ctx\) must be an integer from 0 to 255, '
+    with pytest.raises(ValueError, match=r'^a device index \(`ctx`\) must be an integer from 0 to 255, '
                                          r'got 1000000000$'):
         parse_ctx('cpu:1000000000')
     assert time.monotonic() - start < 5         # MXNet would take 100 s and 10 GB for this context

@@ -95,7 +95,7 @@ def test_a_deep_checkpoint_file_is_one_damaged_line(tmp_path, name):
     with pytest.raises(CheckpointError) as err:
         load_checkpoint(folder)
     assert str(err.value) == ('the checkpoint file %s is damaged (nested more than 32 levels deep); start a new run '
-                              'with another --out' % (folder / name))
+                              'with another `out`' % (folder / name))
 
 
 def test_a_deep_checkpoint_is_one_line_from_the_cli(tmp_path, run_cli):
@@ -169,7 +169,7 @@ def test_a_json_file_that_is_a_fifo_or_a_device_is_named_damaged_at_once(tmp_pat
     assert out.stdout.splitlines() == [
         "the weights' metadata %s is damaged (not a regular file); remove it or write it anew with `d2lnets train`"
         % (folder / 'meta.json'),
-        'the checkpoint file %s is damaged (not a regular file); start a new run with another --out'
+        'the checkpoint file %s is damaged (not a regular file); start a new run with another `out`'
         % (folder / 'latest.json'),
         '{}']
 
@@ -215,7 +215,7 @@ def test_any_checkpoint_file_is_a_value_or_one_line(tmp_path, data, which):
         assert isinstance(load_checkpoint(folder), dict)
     except Exception as err:        # noqa: B902
         one_line_naming(err, str(folder))
-        assert 'start a new run with another --out' in str(err)
+        assert 'start a new run with another `out`' in str(err)
 
 
 @PROPERTY

@@ -14,6 +14,7 @@ import pytest
 
 ROOT = Path(__file__).resolve().parent.parent
 SOURCES = sorted(p for d in ('d2lnets', 'tests', 'benchmarks', 'scripts') for p in (ROOT / d).rglob('*.py'))
+SOURCES += sorted((ROOT / 'scripts').glob('*.sh'))
 FILES = {p.relative_to(ROOT).as_posix() for p in ROOT.rglob('*') if '.git' not in p.parts and '.venv' not in p.parts
          and not any(part.startswith('.venv') for part in p.parts)}
 BASENAMES = {f.rsplit('/', 1)[-1] for f in FILES}
@@ -27,11 +28,19 @@ EXTENSIONS = {'h', 'py', 'json', 'jsonl', 'md', 'txt', 'params', 'onnx', 'cc', '
 PLACEHOLDERS = {'NAME', 'CMD', 'ARGS', 'PREFIX'}
 # `module.name` with module one of d2lnets' own: `runs.train_run`, `distributed.join`, `io.atomic_write`.
 DOTTED = re.compile(r'(?<![\w.])((?:d2lnets\.)?(?:[a-z_][a-z0-9_]*\.)*[a-z_][a-z0-9_]*\.[A-Za-z_][A-Za-z0-9_]*)\b')
+# A Sphinx reference, the role (func, meth, class, mod, data...) then the name in backquotes: a name of
+# this module (set_params), of this package (.zoo.find_weights), of d2lnets (d2lnets.registry.Recipe),
+# an attribute of a class (RunConfig.to_meta) or a name outside (mx.sym.Symbol.get_internals).
+ROLE = re.compile(r':(func|meth|class|mod|data|attr|exc|obj):`[~!]?([\w.]+?)(?:\(\))?`')
+ALIASES = {'mx': 'mxnet', 'np': 'numpy', 'nd': 'mxnet.nd', 'gluon': 'mxnet.gluon', 'nn': 'mxnet.gluon.nn'}
 
 
 def prose(path: Path):
-    """(line, text) of every comment and docstring in ``path``."""
+    """(line, text) of every comment and docstring in ``path`` (a shell script's ``#`` lines)."""
     text = path.read_text()
+    if path.suffix == '.sh':
+        yield from ((i, line) for i, line in enumerate(text.splitlines(), 1) if line.lstrip().startswith('#'))
+        return
     for tok in tokenize.generate_tokens(io.StringIO(text).readline):
         if tok.type == tokenize.COMMENT:
             yield tok.start[0], tok.string
@@ -80,6 +89,62 @@ def _outside(module: str, attr: str) -> bool:
     return False
 
 
+def _importable(name: str) -> bool:
+    # A name outside d2lnets (`mx.sym.Symbol.get_internals`, `numpy.ndarray`): its module imports, and has it.
+    parts = name.split('.')
+    parts[0] = ALIASES.get(parts[0], parts[0])
+    for i in range(len(parts), 0, -1):
+        try:
+            obj = importlib.import_module('.'.join(parts[:i]))
+        except ImportError:
+            continue
+        for attr in parts[i:]:
+            if not hasattr(obj, attr):
+                return False
+            obj = getattr(obj, attr)
+        return True
+    return False
+
+
+def _listed(path: Path):
+    """The names a module gives by a table: the keys of its dicts (d2lnets/__init__.py's lazy exports)."""
+    names = set()
+    for node in ast.walk(ast.parse(path.read_text())):
+        if isinstance(node, ast.Dict):
+            names |= {k.value for k in node.keys if isinstance(k, ast.Constant) and isinstance(k.value, str)}
+    return names
+
+
+def _has(files, names) -> bool:
+    return all(any(n in defined(f) or n in _listed(f) for f in files) for n in names)
+
+
+def reference_exists(path: Path, role: str, name: str) -> bool:
+    """Whether the Sphinx reference ``:role:`name``` in ``path`` names what exists: a d2lnets module
+    (by its path on disk) and the attributes in it (by its source: nothing of it is imported)."""
+    if name.startswith('.'):        # relative to the package of ``path``
+        package = list(path.relative_to(ROOT).parts[:-1])
+        level = len(name) - len(name.lstrip('.'))
+        name = '.'.join(package[:len(package) - level + 1] + [name.lstrip('.')])
+    parts = name.split('.')
+    if parts[0] == 'd2lnets':
+        for i in range(len(parts), 0, -1):       # the longest start that is a module on disk
+            where = ROOT.joinpath(*parts[:i])
+            files = [f for f in (where.with_suffix('.py'), where / '__init__.py') if f.is_file()]
+            if files:       # a module is a file or a package, never an attribute
+                return _has(files, parts[i:]) and not (role == 'mod' and parts[i:])
+        return False
+    here = defined(path)
+    if role != 'mod' and parts[0] in here:
+        if _has([path], parts[1:]):
+            return True
+        # `RunConfig.to_meta` where RunConfig is imported: the module of d2lnets that defines it.
+        owners = [f for f in (ROOT / 'd2lnets').rglob('*.py')
+                  if re.search(r'^(class|def) %s\b' % re.escape(parts[0]), f.read_text(), re.M)]
+        return any(_has([f], parts[1:]) for f in owners) or _importable(name)
+    return _importable(name)
+
+
 def broken(path: Path):
     for line, text in prose(path):
         where = '%s:%d' % (path.relative_to(ROOT), line)
@@ -105,6 +170,9 @@ def broken(path: Path):
                     or attr in EXTENSIONS | PLACEHOLDERS or _outside(module, attr):
                 continue
             yield where, 'no %s in %s' % (attr, module)
+        for role, name in ROLE.findall(text):
+            if not reference_exists(path, role, name):
+                yield where, 'no %s :%s:`%s`' % ('module' if role == 'mod' else 'object', role, name)
 
 
 def test_the_tree_is_read():
@@ -119,10 +187,18 @@ def test_comments_and_docstrings_name_what_exists(path):
 
 def test_a_wrong_name_is_found(tmp_path):
     bad = ROOT / 'tests' / '_names_probe.py'
-    bad.write_text('# see d2lnets/fused.py, test_nothing_here and runs.no_such_function\n"""In kernels.cc."""\n')
+    bad.write_text('# see d2lnets/fused.py, test_nothing_here and runs.no_such_function\n"""In kernels.cc."""\n'
+                   'def f():\n    """:func:`launch`, :mod:`d2lnets.fused`, :class:`d2lnets.registry.Entry`,\n'
+                   ':meth:`Path.nothing`, :func:`.zoo.find_weights` and :meth:`mx.nd.NDArray.nothing`;\n'
+                   ':func:`f`, :mod:`d2lnets.perf.fused`,\n'
+                   ':class:`d2lnets.registry.Recipe`, :func:`d2lnets.list_models`, :meth:`mx.nd.NDArray.asnumpy`\n'
+                   'and :meth:`pathlib.Path.exists` exist."""\n')
     try:
         found = [why for _, why in broken(bad)]
     finally:
         bad.unlink()
     assert found == ['no file d2lnets/fused.py', 'no test test_nothing_here', 'no no_such_function in runs',
-                     'no file named kernels.cc']
+                     'no file named kernels.cc', 'no fused in d2lnets', 'no Entry in registry',
+                     'no object :func:`launch`', 'no module :mod:`d2lnets.fused`',
+                     'no object :class:`d2lnets.registry.Entry`', 'no object :meth:`Path.nothing`',
+                     'no object :func:`.zoo.find_weights`', 'no object :meth:`mx.nd.NDArray.nothing`']

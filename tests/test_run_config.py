@@ -25,17 +25,17 @@ def test_it_is_frozen_and_replace_checks_again():
     with pytest.raises(dataclasses.FrozenInstanceError):
         c.epochs = 3
     assert c.replace(epochs=12).epochs == 12 and c.epochs == 10
-    with pytest.raises(ValueError, match=r'the number of epochs \(num_epochs\) must be an integer from 0 to 10000'):
+    with pytest.raises(ValueError, match=r'the number of epochs \(`num_epochs`\) must be an integer from 0 to 10000'):
         c.replace(epochs=-1)
 
 
 @pytest.mark.parametrize('overrides, message', [
-    ({'epochs': 0}, r'the number of epochs \(--epochs\) must be an integer from 1 to 10000, got 0'),
-    ({'lr': 1e308}, r'the learning rate \(--lr\) must be a number from 1e-12 to 1e\+38, got 1e\+308'),
-    ({'batch_size': True}, r'the batch size \(--batch-size\) must be an integer from 1 to 65536, got True'),
-    ({'resize': 5000}, r'the side length fed to the network \(--resize\) must be an integer from 1 to 4096'),
-    ({'seed': -1}, r'the seed \(--seed\) must be an integer from 0 to 4294967295, got -1'),
-    ({'limit': 0}, r'the number of examples \(--limit\) must be an integer from 1 to 100000000, got 0'),
+    ({'epochs': 0}, r'the number of epochs \(`epochs`\) must be an integer from 1 to 10000, got 0'),
+    ({'lr': 1e308}, r'the learning rate \(`lr`\) must be a number from 1e-12 to 1e\+38, got 1e\+308'),
+    ({'batch_size': True}, r'the batch size \(`batch_size`\) must be an integer from 1 to 65536, got True'),
+    ({'resize': 5000}, r'the side length fed to the network \(`resize`\) must be an integer from 1 to 4096'),
+    ({'seed': -1}, r'the seed \(`seed`\) must be an integer from 0 to 4294967295, got -1'),
+    ({'limit': 0}, r'the number of examples \(`limit`\) must be an integer from 1 to 100000000, got 0'),
 ])
 def test_overrides_are_checked_in_the_options_words(overrides, message):
     with pytest.raises(ValueError, match='^' + message):

@@ -232,6 +232,6 @@ def test_command_txt_is_read_within_a_bound(tmp_path, kind):
     finally:
         signal.alarm(0)
     assert str(info.value) == ("the run's command record %s is damaged (%s); remove it, or start a new run with "
-                               "another --out" % (path, 'not a regular file' if kind == 'fifo' else
+                               "another `out`" % (path, 'not a regular file' if kind == 'fifo' else
                                           '5242880 bytes, more than the 4194304 a file of its kind can have'))
     assert path.is_fifo() or path.stat().st_size == 5 << 20

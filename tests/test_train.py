@@ -155,9 +155,9 @@ def test_non_finite_loss_stops_and_keeps_the_good_checkpoint(small, tmp_path):
 
 def test_bad_arguments(small):
     net = d2lnets.get_model('lenet')
-    with pytest.raises(ValueError, match=r'the number of epochs \(num_epochs\) must be an integer from 0 to 10000, got -1'):
+    with pytest.raises(ValueError, match=r'the number of epochs \(`num_epochs`\) must be an integer from 0 to 10000, got -1'):
         train(net, *small, num_epochs=-1, lr=0.9)
-    with pytest.raises(ValueError, match=r'the learning rate \(--lr\) must be a number from 1e-12 to 1e\+38, got 0'):
+    with pytest.raises(ValueError, match=r'the learning rate \(`lr`\) must be a number from 1e-12 to 1e\+38, got 0'):
         train(net, *small, num_epochs=1, lr=0)
     with pytest.raises(ValueError, match='gpu is not available: MXNet sees 0 GPU'):
         train(net, *small, num_epochs=1, lr=0.9, ctx='gpu')

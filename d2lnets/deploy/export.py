@@ -78,7 +78,7 @@ def _context(net: mx.gluon.Block) -> mx.Context:
 
 
 def output_prefix(out: str, name: str) -> str:
-    """``--out`` as a prefix: a folder (an existing one, or text ending in ``/``)
+    """``out`` as a prefix: a folder (an existing one, or text ending in ``/``)
     stands for ``FOLDER/NAME``, so no file is named only by its extension."""
     if out.endswith(os.sep) or os.path.isdir(out):
         return os.path.join(out, name)
@@ -223,7 +223,7 @@ def export(net: mx.gluon.HybridBlock, prefix: str, input_shape: Sequence[int], f
     targets = output_files(prefix, fmt)
     for target in targets:
         if os.path.isdir(target) and not os.path.islink(target):
-            raise ValueError('%s is a folder; give --out a path for the file (e.g. %s)'
+            raise ValueError('%s is a folder; give `prefix` a path for the file (e.g. %s)'
                              % (target, os.path.join(target, 'model')))
         check_replaceable(target)     # before the export's work: a link, a FIFO is refused at once
     differences = {}

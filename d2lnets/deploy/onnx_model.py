@@ -58,7 +58,7 @@ class OnnxModel:
         outputs = self.session.get_outputs()
         # (batch, classes); a dynamic class axis (a name, not a number) is checked by check_outputs after a run.
         dims = outputs[0].shape if outputs else []
-        self.num_outputs: Optional[int] = dims[-1] if len(dims) == 2 and isinstance(dims[-1], int) else None
+        self.num_outputs: Optional[int] = dims[-1] if len(dims) == 2 and limits.is_int(dims[-1]) else None
         if self.num_outputs is not None:
             self.check_outputs(self.num_outputs)
 
@@ -74,7 +74,7 @@ class OnnxModel:
     def input_shape(self) -> Tuple[int, int, int]:
         """(channels, height, width) of one input image."""
         dims = self._input_dims[1:]
-        if len(dims) != 3 or not all(isinstance(d, int) for d in dims):
+        if len(dims) != 3 or not all(limits.is_int(d) for d in dims):
             raise ValueError('%s takes input of shape %s; expected (batch, channels, height, width)'
                              % (self.path, self._input_dims))
         # The file's word, like --input-shape's: bounded before any image is resized to it.

@@ -183,7 +183,7 @@ def iter_predictions(name: str, paths: Iterable[str], params: Optional[str] = No
     limits.check('top', k, optional=True)
     limits.check('batch_size', batch, optional=True)
     if sum(map(bool, (params, pretrained, onnx))) != 1:
-        raise ValueError('say which weights to use: --pretrained, --params FILE or --onnx FILE (one of them)')
+        raise ValueError('say which weights to use: `pretrained=True`, `params=FILE` or `onnx=FILE` (one of them)')
     if isinstance(paths, (list, tuple)) and not paths:
         raise ValueError('give at least one image file')
     if onnx:

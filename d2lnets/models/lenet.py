@@ -1,5 +1,6 @@
 """LeNet (LeCun et al., 1998), as the lecture writes it."""
 from . import nn
+from ..limits import is_int
 from ._checks import check_classes
 
 
@@ -22,7 +23,7 @@ def lenet(classes: int = 10, padding: int = 2) -> nn.Sequential:
         Uninitialized; input channels and sizes are inferred at the first call.
     """
     check_classes(classes)
-    if isinstance(padding, bool) or not isinstance(padding, int) or padding < 0:
+    if not is_int(padding) or padding < 0:
         raise ValueError('padding must be a non-negative integer, got %r' % (padding,))
     net = nn.Sequential()
     net.add(nn.Conv2D(channels=6, kernel_size=5, padding=padding, activation='sigmoid'),

@@ -2,6 +2,7 @@
 from typing import Sequence, Tuple
 
 from . import nn
+from ..limits import is_int
 from ._checks import check_classes, check_dropout
 
 # (number of convolutions, output channels) per VGG block, as in the paper.
@@ -66,7 +67,7 @@ def vgg(conv_arch: Sequence[Tuple[int, int]], classes: int = 10, dropout: float 
 
 
 def _vgg(depth: int, ratio: int, classes: int, dropout: float, batch_norm: bool) -> nn.Sequential:
-    if not isinstance(ratio, int) or ratio < 1:
+    if not is_int(ratio) or ratio < 1:
         raise ValueError('ratio must be a positive integer, got %r' % (ratio,))
     # The lecture's small VGG divides every block's channels by `ratio`.
     conv_arch = [(num_convs, num_channels // ratio) for num_convs, num_channels in conv_archs[depth]]

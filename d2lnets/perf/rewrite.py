@@ -91,7 +91,7 @@ def fuse_graph(graph: Dict[str, Any], fusable_params: Optional[set] = None, inpu
                op: str = OP_NAME, only: Optional[set] = None, train: bool = True) -> int:
     """Rewrite a symbol's JSON graph in place: each Convolution -> sigmoid ->
     2x2/2 average Pooling chain whose inner results nothing else reads becomes
-    one ``op`` node (a variant's operator, see :func:`op_name`).
+    one ``op`` node (a variant's operator, see :func:`.kernels_build.op_name`).
     ``fusable_params``: the parameter names the operator may compute gradients
     for (None: all); ``inputs``: the graph's inputs, which need no gradient;
     ``only``: the convolution names of the chains to fuse (None: all);

@@ -17,12 +17,11 @@ which runs code when loaded, so a checkpoint someone sent you could. The
 trainer's state is stored as plain arrays and JSON instead, and a checkpoint
 with a pickled ``.states`` file (d2lnets 0.1) is refused.
 """
-import math
 import os
-import numbers
 from pathlib import Path
 from typing import Any, Dict, List, Optional
 
+from .. import limits
 from ..io import DamagedFile, atomic_write, read_json, remove_own, write_json
 
 __all__ = ['save_checkpoint', 'load_checkpoint', 'is_checkpoint', 'restore_trainer', 'LATEST',
@@ -31,7 +30,7 @@ __all__ = ['save_checkpoint', 'load_checkpoint', 'is_checkpoint', 'restore_train
 LATEST = 'latest.json'
 # A history of 10,000 epochs (limits.py's most) takes about 1 MiB.
 MAX_BYTES = 4 << 20
-FIX = 'start a new run with another --out'
+FIX = 'start a new run with another `out`'
 HISTORY_FIELDS = ('epoch', 'loss', 'train_acc', 'test_acc', 'seconds', 'examples_per_sec')
 
 
@@ -124,7 +123,7 @@ def _check_history(history: Any) -> None:
     if len(lengths) != 1 or -1 in lengths:
         raise ValueError('its history lists differ in length')
     for name, values in history.items():
-        if not all(isinstance(v, numbers.Real) and not isinstance(v, bool) and math.isfinite(v) for v in values):
+        if not all(limits.is_real(v) for v in values):
             raise ValueError('its history %r holds a value that is not a finite number' % name)
     if history['epoch'] != list(range(1, len(history['epoch']) + 1)):
         raise ValueError('its history does not count epochs 1, 2, ...')
@@ -174,7 +173,7 @@ def load_checkpoint(folder: Path, required: tuple = ()) -> Dict[str, Any]:
         if not isinstance(state, dict):
             raise ValueError('%s is not a JSON object' % LATEST)
         epoch = state.get('epoch')
-        if isinstance(epoch, bool) or not isinstance(epoch, int) or epoch < 1:
+        if not limits.is_int(epoch) or epoch < 1:
             raise ValueError('its epoch must be a positive integer')
         _check_history(state.get('history'))
         if len(state['history']['epoch']) != epoch:
@@ -182,14 +181,13 @@ def load_checkpoint(folder: Path, required: tuple = ()) -> Dict[str, Any]:
         validate(state.get('run'), 'its run settings', required=required)
         recipe = state['run'].get('recipe')
         for key in ('epochs', 'batch_size', 'lr') if recipe else ():
-            if not isinstance(recipe.get(key), numbers.Real) or isinstance(recipe.get(key), bool) \
-                    or not recipe[key] > 0:
+            if not limits.is_real(recipe.get(key)) or not recipe[key] > 0:
                 raise ValueError('its recipe needs a positive %r' % key)
         _check_files(folder, state)
     except DamagedFile as err:
         raise CheckpointError(str(err)) from None
     except ValueError as err:
-        raise CheckpointError('the checkpoint in %s is damaged (%s); start a new run with another --out'
+        raise CheckpointError('the checkpoint in %s is damaged (%s); start a new run with another `out`'
                               % (folder, err)) from None
     state['params'] = folder / state['params']
     state['trainer'] = folder / state['trainer'] if state.get('trainer') else None
@@ -209,13 +207,13 @@ def restore_trainer(trainer, path: Path) -> None:
         arrays = mx.nd.load(str(path.parent / info['arrays'])) if info.get('arrays') else {}
     except mx.base.MXNetError:
         raise CheckpointError('the checkpoint in %s is damaged (its trainer arrays %s are truncated or not '
-                              'MXNet arrays); start a new run with another --out'
+                              'MXNet arrays); start a new run with another `out`'
                               % (path.parent, info['arrays'])) from None
     updaters = _updaters(trainer)
     optimizer = trainer._optimizer
     if info.get('optimizer') != type(optimizer).__name__.lower() or len(info['states']) != len(updaters):
         raise CheckpointError('the trainer state in %s is for optimizer %r on %d device(s), not %r on %d; '
-                              'resume with the devices of the run (--ctx)'
+                              'resume with the devices of the run (`ctx`)'
                               % (path, info.get('optimizer'), len(info['states']), type(optimizer).__name__.lower(),
                                  len(updaters)))
     try:
@@ -228,4 +226,4 @@ def restore_trainer(trainer, path: Path) -> None:
         optimizer._index_update_count = optimizer._all_index_update_counts.setdefault(0, {})
     except (KeyError, TypeError, ValueError) as err:
         raise CheckpointError('the checkpoint in %s is damaged (its trainer state: %s); start a new run with '
-                              'another --out' % (path.parent, err)) from None
+                              'another `out`' % (path.parent, err)) from None

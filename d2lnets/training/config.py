@@ -50,8 +50,9 @@ class RunConfig:
         object.__setattr__(self, 'lr', limits.check('lr', self.lr))
         for key in ('batch_size', 'resize', 'limit', 'seed'):
             object.__setattr__(self, key, limits.check(key, getattr(self, key), optional=True))
-        if not isinstance(self.num_workers, int) or isinstance(self.num_workers, bool) or self.num_workers < 1:
+        if not limits.is_int(self.num_workers) or self.num_workers < 1:
             raise ValueError('num_workers must be a positive integer, got %r' % (self.num_workers,))
+        object.__setattr__(self, 'num_workers', int(self.num_workers))     # numpy's too: meta.json holds it
         if not isinstance(self.kvstore, str):
             raise ValueError('the kvstore of a run configuration is a name, such as device, got %r'
                              % (self.kvstore,))

@@ -30,7 +30,7 @@ def create_kvstore(kvstore: Union[str, Any]) -> Any:
         return kvstore
     import os
     if not os.environ.get('DMLC_ROLE'):
-        raise ValueError('--kvstore %s needs a parameter-server job: start it with `d2lnets launch -n WORKERS '
+        raise ValueError('`kvstore=%s` needs a parameter-server job: start it with `d2lnets launch -n WORKERS '
                          '-- d2lnets train ... --kvstore %s` (or set MXNet\'s DMLC_* variables)'
                          % (kvstore, kvstore))
     return mx.kv.create(kvstore)

@@ -362,7 +362,7 @@ def _restore(net: mx.gluon.Block, ckpt: Optional[Path], resume: bool, job: Job,
         net.load_parameters(str(state['params']), ctx=ctxs)
     except (AssertionError, mx.base.MXNetError) as err:
         raise checkpoint.CheckpointError('the checkpoint in %s is damaged (%s does not hold this network\'s '
-                                         'parameters: %s); start a new run with another --out'
+                                         'parameters: %s); start a new run with another `out`'
                                          % (ckpt, state['params'].name, str(err).strip().splitlines()[0])) from None
     return state
 

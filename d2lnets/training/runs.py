@@ -14,8 +14,8 @@ What a run folder promises (docs/guarantees.md): everything is checked before
 the folder is created; a folder holding anything but a run of d2lnets is
 never written into; two processes never write one folder; a run that ends
 before its first complete epoch (an error, Ctrl-C, SIGTERM) removes what it
-created, so ``train --out`` can start it again; one that ends later keeps its
-last complete epoch for ``train --resume``.
+created, so :func:`train_run` (``out``) can start it again; one that ends later keeps its
+last complete epoch for :func:`resume_run`.
 """
 import datetime
 import errno
@@ -99,12 +99,15 @@ def _check_input(config: RunConfig) -> None:
     try:
         infer_block_shapes(get_model(config.model, **config.kwargs), (1, 1, side, side))
     except ValueError as err:
-        raise ValueError('%s cannot take %dx%d input: %s; use a larger --resize (the recipe: %s)'
-                         % (config.model, side, side, err, entry(config.model).recipe.resize)) from None
+        recipe = entry(config.model).recipe.resize
+        # Above the recipe's side a network fails by size (too many elements), below it by a kernel too large.
+        raise ValueError('%s cannot take %dx%d input: %s; use a %s `resize` (the recipe: %s)'
+                         % (config.model, side, side, err,
+                            'smaller' if side > (recipe or data.IMAGE_SIZE) else 'larger', recipe)) from None
     try:    # and a whole batch of it, each layer's output within what MXNet can hold (int32 sizes)
         infer_block_shapes(get_model(config.model, **config.kwargs), (config.batch_size, 1, side, side))
     except ValueError as err:
-        raise ValueError('%s cannot train on batches of %d at %dx%d (--batch-size, --resize): %s'
+        raise ValueError('%s cannot train on batches of %d at %dx%d (`batch_size`, `resize`): %s'
                          % (config.model, config.batch_size, side, side, err)) from None
 
 
@@ -139,7 +142,7 @@ def _make_folder(path: Path, unique: bool) -> Tuple[Path, bool]:
             return candidate, True
         except FileExistsError:
             continue
-    raise ValueError('%s and %d more folders of that name exist already; give the run a folder with --out'
+    raise ValueError('%s and %d more folders of that name exist already; give the run a folder with `out`'
                      % (path, MAX_SAME_NAME - 1))
 
 
@@ -218,21 +221,21 @@ class RunFolder:
         if not checkpoint.is_checkpoint(path / 'checkpoint'):
             if (path / META_FILE).is_file():
                 raise ValueError('%s holds a run that completed no epoch, so there is nothing to resume; start '
-                                 'it again with `d2lnets train NAME --out %s`' % (path, path))
-            raise ValueError('%s is not a checkpoint folder: it has no checkpoint/%s; give the --out folder of '
-                             'an earlier `d2lnets train`' % (path, checkpoint.LATEST))
+                                 'it again with `train_run(NAME, out=%s)`' % (path, path))
+            raise ValueError('%s is not a checkpoint folder: it has no checkpoint/%s; give the `out` folder of '
+                             'an earlier run' % (path, checkpoint.LATEST))
         return cls(path, False, cls._lock(path))
 
     def _check_free(self) -> None:
         remove_stale_temporaries(self.path)
         if checkpoint.is_checkpoint(self.path / 'checkpoint'):
-            raise ValueError('%s already holds a run; continue it with --resume %s, or choose another --out'
-                             % (self.path, self.path))
+            raise ValueError('%s already holds a run; continue it with `resume_run(run_dir=%s)`, or choose '
+                             'another `out`' % (self.path, self.path))
         entries = set(os.listdir(self.path))
         if entries - RUN_FILES:
             shown = sorted(entries - RUN_FILES)
             raise ValueError('%s is not empty (it holds %s) and is not a run d2lnets can continue; choose a new '
-                             'or empty folder for --out' % (self.path, ', '.join(shown[:3]) +
+                             'or empty folder for `out`' % (self.path, ', '.join(shown[:3]) +
                                                            (' ...' if len(shown) > 3 else '')))
         # What is left is a run killed before its first epoch: replace it, if every file is one d2lnets
         # made (a link, a FIFO, a hard link or another user's file is refused before anything is deleted).
@@ -301,7 +304,7 @@ def _append_command(out: Path, command: Optional[Sequence[str]]) -> None:
     line = shlex.join(command if command is not None else sys.argv)
     path = out / 'command.txt'
     old = read_bounded(path, MAX_COMMAND_BYTES, 'the run\'s command record', 'remove it, or start a new run with '
-                       'another --out').decode('utf-8', 'replace') if os.path.lexists(path) else ''
+                       'another `out`').decode('utf-8', 'replace') if os.path.lexists(path) else ''
     write_text(out / 'command.txt', old + line + '\n')
 
 
@@ -394,7 +397,7 @@ def resume_run(run_dir: Path, name: Optional[str] = None, epochs: Optional[int] 
         if name is not None and name != config.model:
             raise ValueError('%s is a run of %r, not of %r' % (run.path, config.model, name))
         if epochs is not None and epochs < state['epoch']:
-            raise ValueError('%s has done %d epochs already; give --epochs %d or more to extend it'
+            raise ValueError('%s has done %d epochs already; give `epochs=%d` or more to extend it'
                              % (run.path, state['epoch'], state['epoch']))
         if epochs is not None:
             config = config.replace(epochs=epochs)
@@ -419,7 +422,7 @@ def evaluate_saved(name: str, params: Optional[Path] = None, pretrained: bool = 
     """
     from .metrics import accuracy_from_confusion, confusion_matrix, per_class_accuracy
     if (params is None) == (not pretrained):
-        raise ValueError('give either a parameter file (--params) or --pretrained')
+        raise ValueError('give either a parameter file (`params`) or `pretrained=True`')
     limits.check('batch_size', batch_size)
     data.check_limit(limit)
     ctxs = as_context_list(ctx)

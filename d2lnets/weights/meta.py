@@ -11,9 +11,7 @@ loader (:func:`d2lnets.models.loading.load_network`) reads what it needs off
 the weights themselves. MXNet is not imported here.
 """
 import json
-import math
 import os
-import numbers
 from pathlib import Path
 from typing import Any, Dict, List, Optional
 
@@ -65,12 +63,8 @@ def dataset_meta(dataset: str) -> Dict[str, Any]:
             'normalization': dict(NORMALIZATION)}
 
 
-def _number(x) -> bool:
-    return isinstance(x, numbers.Real) and not isinstance(x, bool) and math.isfinite(x)
-
-
 def _positive_int(x) -> bool:
-    return isinstance(x, numbers.Integral) and not isinstance(x, bool) and x > 0
+    return limits.is_int(x) and x > 0
 
 
 class _Checker:
@@ -91,10 +85,10 @@ class _Checker:
 
 
 def _normalization_ok(norm) -> bool:
-    if not isinstance(norm, dict) or set(norm) != {'scale', 'mean', 'std'} or not _number(norm['scale']):
+    if not isinstance(norm, dict) or set(norm) != {'scale', 'mean', 'std'} or not limits.is_real(norm['scale']):
         return False
     values = [norm[k] if isinstance(norm[k], list) else [norm[k]] for k in ('mean', 'std')]
-    return all(v and all(_number(x) for x in v) for v in values) and all(x != 0 for x in values[1])
+    return all(v and all(limits.is_real(x) for x in v) for v in values) and all(x != 0 for x in values[1])
 
 
 def validate(meta: Any, source: str, required: tuple = ()) -> Dict[str, Any]:
@@ -121,11 +115,11 @@ def validate(meta: Any, source: str, required: tuple = ()) -> Dict[str, Any]:
     c.check('normalization', _normalization_ok,
             'an object {"scale": number, "mean": number(s), "std": non-zero number(s)}')
     c.check('recipe', lambda v: isinstance(v, dict), 'an object')
-    c.check('seed', lambda v: isinstance(v, numbers.Integral) and not isinstance(v, bool) and v >= 0,
+    c.check('seed', lambda v: limits.is_int(v) and v >= 0,
             'a non-negative integer')
-    c.check('epochs_done', lambda v: isinstance(v, numbers.Integral) and not isinstance(v, bool) and v >= 0,
+    c.check('epochs_done', lambda v: limits.is_int(v) and v >= 0,
             'a non-negative integer')
-    c.check('test_acc', lambda v: _number(v) and 0 <= v <= 1, 'null or a number from 0 to 1')
+    c.check('test_acc', lambda v: limits.is_real(v) and 0 <= v <= 1, 'null or a number from 0 to 1')
     dataset, shape = meta.get('dataset'), meta.get('input_shape')
     if shape:
         try:        # before anything is allocated for it: each side, the channels, the elements

@@ -11,6 +11,8 @@ import sys
 from dataclasses import dataclass
 from typing import Any, Callable, Dict, List, NamedTuple, Optional, Sequence, TextIO, Tuple
 
+from ... import limits
+
 # The bounds of a job, checked before anything starts (``check_job``).
 MAX_PROCESSES = 1024        # servers + workers
 MAX_SECONDS = 30 * 24 * 3600
@@ -141,7 +143,7 @@ def check_seconds(value: Any, option: str) -> Optional[float]:
     """``value`` (seconds; ``None`` for none) if it is a number in (0, MAX_SECONDS]; ``ValueError`` otherwise."""
     if value is None:
         return None
-    if isinstance(value, bool) or not isinstance(value, (int, float)) or not 0 < value <= MAX_SECONDS:
+    if not limits.is_real(value) or not 0 < value <= MAX_SECONDS:
         raise ValueError('%s must be a number of seconds above 0 and at most %d (30 days), got %r'
                          % (option, MAX_SECONDS, value))
     return float(value)
@@ -152,7 +154,7 @@ def check_job(num_workers: Any, num_servers: Any, port: Any = None, ports_after:
     one worker and one server, at most ``MAX_PROCESSES`` together, each port in 1..65535 (the
     scheduler's and, with ``ports_after`` (across hosts), the ``num_servers + num_workers`` after it)."""
     for value, option in ((num_workers, '-n'), (num_servers, '-s')):
-        if isinstance(value, bool) or not isinstance(value, int):
+        if not limits.is_int(value):
             raise ValueError('%s must be a whole number, got %r' % (option, value))
     if num_workers < 1 or num_servers < 1:
         raise ValueError('need at least one worker and one server, got -n %d -s %d' % (num_workers, num_servers))
@@ -162,7 +164,7 @@ def check_job(num_workers: Any, num_servers: Any, port: Any = None, ports_after:
     if port is None:
         return
     after = num_servers + num_workers if ports_after else 0
-    if isinstance(port, bool) or not isinstance(port, int) or not 1 <= port <= 65535 - after:
+    if not limits.is_int(port) or not 1 <= port <= 65535 - after:
         raise ValueError('--port must be a port from 1 to %d%s, got %r'
                          % (65535 - after, ' (its %d servers and workers listen on the ports after it)' % after
                             if after else '', port))

@@ -173,7 +173,7 @@ def launch_hosts(job: Job, hosts: Sequence[Tuple[str, int]], out: TextIO = sys.s
     ``port`` (default ``DEFAULT_PORT``); each process is started through its
     ``remote`` template (default ``DEFAULT_REMOTE``, ``{host}`` replaced) with
     its whole environment on the command line. ``out``, ``parse_args`` and the
-    exit status are as :func:`launch`'s.
+    exit status are as :func:`.local.launch`'s.
     """
     job = replace(job, port=DEFAULT_PORT if job.port is None else job.port,
                   remote=DEFAULT_REMOTE if job.remote is None else job.remote)
