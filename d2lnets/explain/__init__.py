@@ -2,6 +2,6 @@
 (:mod:`.activations`), where a network looks (:mod:`.saliency`), its filters and
 weight statistics (:mod:`.filters`), and what it gets wrong (:mod:`.mistakes`).
 
-Nothing here draws (the figures are built on these arrays elsewhere) and
-nothing here changes a network or its parameters.
+These four import no matplotlib (a figures module beside them draws their
+arrays), and none of them changes a network or its parameters.
 """
