@@ -1,0 +1,7 @@
+"""What the networks compute, as numpy arrays (issue 21): every layer's output
+(:mod:`.activations`), where a network looks (:mod:`.saliency`), its filters and
+weight statistics (:mod:`.filters`), and what it gets wrong (:mod:`.mistakes`).
+
+These four import no matplotlib (a figures module beside them draws their
+arrays), and none of them changes a network or its parameters.
+"""
