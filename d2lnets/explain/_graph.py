@@ -16,6 +16,7 @@ from mxnet.gluon import nn
 # The base classes of Gluon's convolutions and poolings (1-D to 3-D, transposed, global).
 from mxnet.gluon.nn.conv_layers import _Conv, _Pooling
 
+from .. import limits
 from ..models.params import is_initialized
 
 DATA = 'data'
@@ -162,7 +163,7 @@ def check_class(cls: Optional[int], scores: np.ndarray) -> int:
     ``ValueError`` unless it is a class of the network (0 .. classes - 1)."""
     if cls is None:
         return int(np.argmax(scores))
-    if isinstance(cls, (bool, np.bool_)) or not isinstance(cls, (int, np.integer)) or not 0 <= cls < len(scores):
+    if not limits.is_int(cls) or not 0 <= cls < len(scores):
         raise ValueError('class %r out of range: the network has %d classes, 0 to %d'
                          % (cls, len(scores), len(scores) - 1))
     return int(cls)
