@@ -12,6 +12,7 @@
     session: null, model: null, samples: null,
     pending: null,        // the input waiting to run: {source, form, empty}
     running: null,        // the Promise of the run in progress
+    reading: null,        // the Promise of an upload being read and decoded
     last: null,           // what is shown: {source, input, probabilities, answer, outputs}
     message: ''
   };
@@ -328,7 +329,8 @@
   $('upload').addEventListener('change', function () {
     var file = this.files && this.files[0];
     if (!file || !state.session) return;
-    fromFile(file).catch(function (err) { say('Cannot read ' + file.name + ': ' + err.message); });
+    state.reading = fromFile(file).catch(function (err) { say('Cannot read ' + file.name + ': ' + err.message); })
+      .then(function () { state.reading = null; });
   });
 
   // --- start ----------------------------------------------------------------------------------
@@ -375,7 +377,7 @@
     ready: ready,
     settled: function () {
       return ready.then(function wait() {
-        return state.running || state.pending || frame !== null
+        return state.running || state.pending || state.reading || frame !== null
           ? new Promise(function (r) { setTimeout(r, 10); }).then(wait) : null;
       });
     },
