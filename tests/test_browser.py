@@ -33,6 +33,10 @@ DRAWN = 20          # test images drawn on the canvas, two of each class
 
 
 class _Quiet(http.server.SimpleHTTPRequestHandler):
+    # A module script and WebAssembly need their types (Python 3.11 knows neither without /etc/mime.types).
+    extensions_map = dict(http.server.SimpleHTTPRequestHandler.extensions_map,
+                          **{'.mjs': 'text/javascript', '.wasm': 'application/wasm'})
+
     def log_message(self, *args):
         pass
 
