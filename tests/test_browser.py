@@ -155,7 +155,7 @@ def draw(browser, image):
     origin = browser.evaluate('''(() => { const c = document.getElementById('draw');
         document.getElementById('pen').value = 20; c.scrollIntoView({block: 'center'});
         const r = c.getBoundingClientRect(); return [r.x, r.y]; })()''')
-    bright = image > 100
+    bright = image > 30          # the garment, not only its light parts
     for row in range(0, 28, 2):
         cols = np.flatnonzero(bright[row] | bright[row + 1])
         for run in np.split(cols, np.flatnonzero(np.diff(cols) > 1) + 1) if cols.size else []:
