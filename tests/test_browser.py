@@ -273,3 +273,22 @@ def test_the_size_is_read_from_the_header_before_decoding(page, fmt, options):
     size = page.evaluate('D2lPreprocess.imageSize(Uint8Array.from(atob(%r), c => c.charCodeAt(0)))'
                          % base64.b64encode(out.getvalue()).decode())
     assert (size['width'], size['height']) == Image.open(io.BytesIO(out.getvalue())).size == (53, 37)
+
+
+def test_the_display_follows_the_pen_before_it_is_lifted(page):
+    """While the button is held, each move is drawn and run (at most once a frame)."""
+    click(page, '#sample-2')
+    assert settle(page)['last']['source'].startswith('test image')
+    click(page, '#clear')
+    origin = page.evaluate('''(() => { const r = document.getElementById('draw').getBoundingClientRect();
+        return [r.x, r.y]; })()''')
+    page.mouse('mousePressed', origin[0] + 100, origin[1] + 40)
+    answers = []
+    for y in (80, 140, 200, 250):
+        page.mouse('mouseMoved', origin[0] + 100 + y / 4, origin[1] + y)
+        shown = settle(page)
+        answers.append((shown['last']['source'], tuple(shown['last']['input'])))
+    page.mouse('mouseReleased', origin[0] + 160, origin[1] + 250)
+    assert all(source == 'your drawing' for source, _ in answers)
+    assert len(set(x for _, x in answers)) == len(answers)          # a new input at each move
+    assert page.errors() == []
