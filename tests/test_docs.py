@@ -43,3 +43,20 @@ def test_the_browser_page_is_built_with_its_model_and_runtime(docs_site):
     for name in ('index.html', 'app.js', 'preprocess.js', 'style.css'):
         text = (site / 'browser' / name).read_text()
         assert not re.search(r'https?://', text), '%s names an outside address' % name
+
+
+def public_functions():
+    for name in sorted(d2lnets._exports):
+        yield name, getattr(d2lnets, name)
+
+
+@pytest.mark.parametrize('name, obj', list(public_functions()))
+def test_public_names_have_docstrings_and_are_in_the_api_reference(name, obj):
+    assert inspect.getdoc(obj), '%s has no docstring' % name
+    api = (ROOT / 'docs' / 'api.md').read_text()
+    assert re.search(r'^::: d2lnets\.[\w.]+\.%s$' % name, api, re.M), '%s is missing from docs/api.md' % name
+
+
+def test_every_builder_has_a_docstring():
+    for name in d2lnets.list_models():
+        assert inspect.getdoc(d2lnets.models.get_builder(name)), name
