@@ -13,9 +13,12 @@ PIP := $(VENV)/bin/pip install -q --disable-pip-version-check
 # Debian package:path that shows it is installed. g++ builds d2lnets' fused
 # CPU kernels for LeNet (d2lnets/perf/kernels_build.py); without it LeNet trains 2-3x slower.
 SYSTEM_DEPS := graphviz:/usr/bin/dot g++:/usr/bin/g++
-# What only the tests need: network namespaces as hosts (iproute2) and a real
-# sshd to launch over (tests/test_launch.py).
-TEST_DEPS := iproute2:/usr/sbin/ip openssh-server:/usr/sbin/sshd
+# The docs build fetches onnxruntime-web for the browser page with npm (docs/browser/README.md).
+DOCS_DEPS := npm:/usr/bin/npm
+# What only the tests need: network namespaces as hosts (iproute2), a real
+# sshd to launch over (tests/test_launch.py), Debian's Chromium to drive the
+# browser page headless (tests/test_browser.py), and what the docs build needs.
+TEST_DEPS := iproute2:/usr/sbin/ip openssh-server:/usr/sbin/sshd chromium:/usr/bin/chromium $(DOCS_DEPS)
 # Fashion-MNIST: needed only when d2lnets' data locator finds no copy of it
 # (--data-dir, $$D2LNETS_DATA, $$MXNET_HOME/datasets, Debian's folder).
 DATA_DEPS := dataset-fashion-mnist:/usr/share/datasets/fashion-mnist
@@ -52,6 +55,7 @@ test: setup
 
 # The documentation site, in strict mode: a warning (broken link, missing page) is an error.
 docs: setup
+	@bash scripts/system-deps.sh $(DOCS_DEPS)
 	NO_MKDOCS_2_WARNING=1 $(VENV)/bin/mkdocs build --strict
 
 # Run every notebook top to bottom for real (the committed outputs), in place.
@@ -66,4 +70,4 @@ constraints:
 	$(word 1,$(FOUND)) scripts/constraints.py
 
 clean:
-	rm -rf .venv .venv-* .pytest_cache build *.egg-info site docs/generated
+	rm -rf .venv .venv-* .pytest_cache build *.egg-info site docs/generated docs/browser/node_modules

@@ -94,6 +94,9 @@ def _add_export(sub) -> None:
     p.add_argument('--verify', action='store_true',
                    help='run the exported model and the network on the same random batches; '
                         'fail (and write nothing) if they differ by more than 1e-4')
+    p.add_argument('--activations', action='store_true',
+                   help='ONNX only: output, after the logits, each top-level block\'s output (named by the '
+                        'block, e.g. conv0), as the browser page draws them')
 
 
 def _run_export(args) -> int:
@@ -103,7 +106,7 @@ def _run_export(args) -> int:
     net, meta = load_network(args.name, args.params, args.pretrained, args.input_shape)
     shape = args.input_shape or tuple(meta['input_shape'])
     result = export(net, output_prefix(args.out, args.name), shape, args.format, metadata=meta,
-                    tolerance=TOLERANCE if args.verify else None)
+                    tolerance=TOLERANCE if args.verify else None, activations=args.activations)
     for batch, diff in sorted(result.differences.items()):
         print('verified: largest absolute difference %.3g at batch size %d' % (diff, batch))
     print('\n'.join(result.files))

@@ -3,16 +3,26 @@
 Writes into docs/generated/ (not committed): the slide's complexity table
 (`d2lnets complexity --compare lenet alexnet`), each network's shape printout
 (`d2lnets summary`), its architecture diagram (mx.viz.plot_network through
-Graphviz's `dot`), and the `--help` of every CLI sub-command. A file is
+Graphviz's `dot`), the `--help` of every CLI sub-command, and the browser
+page's model, test images and runtime (docs/browser/README.md). A file is
 rewritten only when its content changes, so `mkdocs serve` does not loop.
 """
 import io
+import json
 import os
 import contextlib
+import shutil
+import subprocess
+import tempfile
 import warnings
 from pathlib import Path
 
 GENERATED = Path(__file__).resolve().parent / 'generated'
+BROWSER = Path(__file__).resolve().parent / 'browser'
+# onnxruntime-web's files the page loads: the WebAssembly-only build, its loader and its binary.
+ORT_FILES = ('ort.wasm.min.js', 'ort-wasm-simd-threaded.mjs', 'ort-wasm-simd-threaded.wasm')
+# The test images the page offers: the first few of each class in the test split.
+SAMPLES_PER_CLASS = 4
 
 # page name -> (model, input shape, print the batch axis)
 NETWORKS = {
@@ -29,6 +39,66 @@ def _write(name: str, content) -> None:
     data = content.encode() if isinstance(content, str) else content
     if not path.exists() or path.read_bytes() != data:
         path.write_bytes(data)
+
+
+def _npm_ci() -> Path:
+    """onnxruntime-web as package-lock.json pins it, in docs/browser/node_modules (`npm ci`,
+    again only when the lockfile changed); its dist folder."""
+    lock = (BROWSER / 'package-lock.json').read_bytes()
+    stamp = BROWSER / 'node_modules' / '.d2lnets-package-lock.json'
+    if not stamp.exists() or stamp.read_bytes() != lock:
+        npm = shutil.which('npm')
+        if npm is None:
+            raise RuntimeError('the browser page needs npm (Debian: apt-get install npm) to fetch onnxruntime-web')
+        proc = subprocess.run([npm, 'ci', '--ignore-scripts', '--no-audit', '--no-fund'], cwd=BROWSER,
+                              capture_output=True, text=True)
+        if proc.returncode != 0:
+            raise RuntimeError('npm ci in %s failed: %s' % (BROWSER, (proc.stderr or proc.stdout).strip()))
+        stamp.write_bytes(lock)
+    return BROWSER / 'node_modules' / 'onnxruntime-web' / 'dist'
+
+
+def _block(child) -> str:
+    # 'Conv2D, sigmoid': the layer and its activation, as the page titles a block.
+    act = getattr(child, 'act', None)
+    return type(child).__name__ + (', %s' % act._act_type if act is not None else '')
+
+
+def _browser_page() -> None:
+    """The page's files: LeNet exported with its activations from the shipped weights,
+    model.json (what runs: the weights' manifest, the outputs), samples.json (test images),
+    and onnxruntime-web's files, all in docs/generated/browser/."""
+    import numpy as np
+    import onnxruntime
+    import d2lnets
+    from d2lnets import data
+    from d2lnets.deploy.export import export
+    from d2lnets.models.loading import load_network
+    out = GENERATED / 'browser'
+    (out / 'ort').mkdir(parents=True, exist_ok=True)
+    dist = _npm_ci()
+    for name in ORT_FILES:
+        _write('browser/ort/' + Path(name).name, (dist / name).read_bytes())
+    net, meta = load_network('lenet', pretrained=True)
+    with tempfile.TemporaryDirectory() as tmp:
+        files = export(net, os.path.join(tmp, 'lenet'), meta['input_shape'], 'onnx', metadata=meta,
+                       tolerance=1e-5, activations=True).files
+        model = Path(files[0]).read_bytes()
+    _write('browser/lenet.onnx', model)
+    session = onnxruntime.InferenceSession(model, providers=['CPUExecutionProvider'])
+    blocks = {child.name: child for child in net._children.values()}
+    web = json.loads((dist.parent / 'package.json').read_text())['version']
+    _write('browser/model.json', json.dumps({
+        'onnx': 'lenet.onnx', 'input': session.get_inputs()[0].name, 'classes': meta['classes'],
+        'normalization': meta['normalization'], 'd2lnets_version': d2lnets.__version__, 'onnxruntime_web': web,
+        'weights': {k: meta[k] for k in ('file', 'sha1', 'test_acc', 'date')},
+        'outputs': [{'name': o.name, 'shape': [1] + o.shape[1:], 'block': _block(blocks[o.name])}
+                    for o in session.get_outputs()]}, indent=1) + '\n')
+    images, labels = data.load_arrays('fashion-mnist', train=False)
+    picked = sorted(i for c in range(len(meta['classes'])) for i in np.flatnonzero(labels == c)[:SAMPLES_PER_CLASS])
+    _write('browser/samples.json', json.dumps({
+        'indices': [int(i) for i in picked], 'labels': [int(labels[i]) for i in picked],
+        'pixels': [images[i].ravel().tolist() for i in picked]}, separators=(',', ':')) + '\n')
 
 
 def _cli_help() -> str:
@@ -62,6 +132,7 @@ def on_pre_build(config, **kwargs):
                                         node_attrs={'fontsize': '10'})
         _write(page + '.svg', graph.pipe(format='svg'))
     _write('cli-help.txt', _cli_help())
+    _browser_page()
     import graphviz
     dot = (Path(__file__).resolve().parent / 'architecture.dot').read_text()
     _write('architecture.svg', graphviz.Source(dot).pipe(format='svg'))

@@ -23,6 +23,19 @@ def golden():
     return read
 
 
+@pytest.fixture(scope='session')
+def docs_site(tmp_path_factory):
+    """The documentation site, built once per test session as `make docs` builds it
+    (``mkdocs build --strict``): ``(CompletedProcess, site folder)``. tests/test_docs.py
+    checks the build, tests/test_browser.py drives its LeNet page."""
+    site = tmp_path_factory.mktemp('docs') / 'site'
+    mkdocs = Path(sys.executable).parent / 'mkdocs'
+    env = dict(os.environ, NO_MKDOCS_2_WARNING='1')
+    proc = subprocess.run([str(mkdocs), 'build', '--strict', '--site-dir', str(site)],
+                          cwd=ROOT, capture_output=True, text=True, env=env, timeout=600)
+    return proc, site
+
+
 @pytest.fixture
 def run_cli():
     """Run ``python -m d2lnets ARGS`` in a fresh process; return the CompletedProcess."""

@@ -2,8 +2,6 @@
 import inspect
 import os
 import re
-import subprocess
-import sys
 from pathlib import Path
 
 import pytest
@@ -13,17 +11,38 @@ import d2lnets
 ROOT = Path(__file__).resolve().parent.parent
 
 
-def test_docs_build_strict(tmp_path):
-    mkdocs = Path(sys.executable).parent / 'mkdocs'
-    env = dict(os.environ, NO_MKDOCS_2_WARNING='1')
-    proc = subprocess.run([str(mkdocs), 'build', '--strict', '--site-dir', str(tmp_path / 'site')],
-                          cwd=ROOT, capture_output=True, text=True, env=env, timeout=300)
+def test_docs_build_strict(docs_site):
+    proc, site = docs_site
     assert proc.returncode == 0, proc.stdout + proc.stderr
     for page in ('index.html', 'networks/vgg/index.html', 'cli/index.html', 'api/index.html'):
-        assert (tmp_path / 'site' / page).is_file(), page
-    vgg = (tmp_path / 'site' / 'networks/vgg/index.html').read_text()
+        assert (site / page).is_file(), page
+    vgg = (site / 'networks/vgg/index.html').read_text()
     assert 'sequential5 output shape:' in vgg and 'vgg11.svg' in vgg
-    assert (tmp_path / 'site' / 'generated' / 'nin.svg').read_text().lstrip().startswith('<?xml')
+    assert (site / 'generated' / 'nin.svg').read_text().lstrip().startswith('<?xml')
+
+
+def test_the_browser_page_is_built_with_its_model_and_runtime(docs_site):
+    """The page, the model exported from the shipped weights, and onnxruntime-web as the lockfile
+    pins it; nothing of npm's own files, and no address of a CDN in what the page loads."""
+    import json
+    proc, site = docs_site
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    lock = json.loads((ROOT / 'docs' / 'browser' / 'package-lock.json').read_text())
+    version = lock['packages']['node_modules/onnxruntime-web']['version']
+    assert json.loads((ROOT / 'docs' / 'browser' / 'package.json').read_text())['dependencies'] == {
+        'onnxruntime-web': version}
+    generated = site / 'generated' / 'browser'
+    model = json.loads((generated / 'model.json').read_text())
+    assert model['onnxruntime_web'] == version
+    from d2lnets.models.loading import pretrained_meta
+    meta = pretrained_meta('lenet')
+    assert model['weights'] == {k: meta[k] for k in ('file', 'sha1', 'test_acc', 'date')}
+    assert sorted(os.listdir(generated / 'ort')) == ['ort-wasm-simd-threaded.mjs', 'ort-wasm-simd-threaded.wasm',
+                                                     'ort.wasm.min.js']
+    assert sorted(os.listdir(site / 'browser')) == ['app.js', 'index.html', 'preprocess.js', 'style.css']
+    for name in ('index.html', 'app.js', 'preprocess.js', 'style.css'):
+        text = (site / 'browser' / name).read_text()
+        assert not re.search(r'https?://', text), '%s names an outside address' % name
 
 
 def public_functions():

@@ -314,3 +314,73 @@ def test_a_full_disk_is_one_line_and_keeps_the_old_files(tmp_path, capsys):
         assert os.listdir(disk) == ['lenet.onnx'] and (disk / 'lenet.onnx').read_text() == 'the previous export'
     finally:
         sp.run(['umount', str(disk)], check=True)
+
+
+# --- activations: the logits and every top-level block's output (the browser page's model) -----
+
+ACTIVATION_TOLERANCE = 1e-5
+
+
+def blocks_one_by_one(net, x):
+    """Each top-level block's output, applying the blocks one after the other (imperatively)."""
+    outputs, y = [], mx.nd.array(x)
+    for child in net._children.values():
+        y = child(y)
+        outputs.append(y.asnumpy())
+    return outputs
+
+
+@pytest.mark.parametrize('name', ['lenet', 'nin'])
+def test_activations_export_equals_every_block(tmp_path, name):
+    kwargs, shape = MODELS[name]
+    net = build(name, kwargs, shape)
+    result = export(net, str(tmp_path / name), (TRACE_BATCH,) + shape, 'onnx', activations=True,
+                    tolerance=ACTIVATION_TOLERANCE)
+    assert max(result.differences.values()) <= ACTIVATION_TOLERANCE
+    children = list(net._children.values())
+    session = onnxruntime.InferenceSession(result.files[0], providers=['CPUExecutionProvider'])
+    # The logits first (so that `d2lnets predict --onnx` reads this file too), named by the last block.
+    assert [o.name for o in session.get_outputs()] == [children[-1].name] + [c.name for c in children[:-1]]
+    for n in BATCH_SIZES:
+        x = batch(shape, n, seed=n)
+        got = session.run(None, {'data': x})
+        expected = blocks_one_by_one(net, x)
+        expected = [expected[-1]] + expected[:-1]
+        assert [a.shape for a in got] == [a.shape for a in expected]
+        for g, e in zip(got, expected):
+            assert np.abs(g - e).max() <= ACTIVATION_TOLERANCE
+        assert np.abs(got[0] - gluon_output(Case(name, net, shape, [], ''), x)).max() <= ACTIVATION_TOLERANCE
+
+
+def test_cli_activations_of_the_shipped_lenet_on_test_images(tmp_path, capsys):
+    from d2lnets.deploy.predict import predict_onnx
+    code, out, err = run(capsys, 'export', 'lenet', '--pretrained', '--format', 'onnx', '--activations',
+                         '--out', tmp_path / 'lenet', '--verify')
+    assert (code, err) == (0, '')
+    path = str(tmp_path / 'lenet.onnx')
+    session = onnxruntime.InferenceSession(path, providers=['CPUExecutionProvider'])
+    assert [(o.name, o.shape) for o in session.get_outputs()] == [
+        ('dense2', ['batch', 10]), ('conv0', ['batch', 6, 28, 28]), ('pool0', ['batch', 6, 14, 14]),
+        ('conv1', ['batch', 16, 10, 10]), ('pool1', ['batch', 16, 5, 5]), ('dense0', ['batch', 120]),
+        ('dense1', ['batch', 84])]
+    images, labels = data.load_arrays('fashion-mnist', train=False)
+    x = (images[:32, None] / np.float32(255)).astype(np.float32)
+    from d2lnets.models.loading import load_network
+    net, _ = load_network('lenet', None, True, None)
+    expected = blocks_one_by_one(net, x)
+    got = session.run(None, {'data': x})
+    for g, e in zip(got, [expected[-1]] + expected[:-1]):
+        assert np.abs(g - e).max() <= ACTIVATION_TOLERANCE
+    assert (got[0].argmax(1) == labels[:32]).mean() >= 0.75      # the shipped weights, not random ones
+    # `d2lnets predict --onnx` reads the file: the logits come first.
+    png = tmp_path / 'image.png'
+    from PIL import Image
+    Image.fromarray(images[0]).save(png)
+    assert predict_onnx(path, [str(png)], k=1)[0][0][0] == int(got[0][0].argmax())
+
+
+def test_activations_are_refused_for_the_symbol_format(tmp_path, capsys):
+    code, out, err = run(capsys, 'export', 'lenet', '--format', 'symbol', '--activations', '--out', tmp_path / 'x')
+    assert code == 1 and err.strip().splitlines()[-1].endswith('activations are exported to ONNX only; '
+                                                               'use --format onnx')
+    assert list(tmp_path.iterdir()) == []

@@ -5,7 +5,10 @@ Two deploy formats leave d2lnets:
 - ``symbol``: ``PREFIX-symbol.json`` and ``PREFIX-0000.params``, MXNet's own
   deploy format (``HybridBlock.export``), read back by ``SymbolBlock.imports``.
 - ``onnx``: ``PREFIX.onnx`` via ``mx.onnx.export_model``, with a dynamic batch
-  axis, checked by ``onnx.checker``; runs in onnxruntime without MXNet.
+  axis, checked by ``onnx.checker``; runs in onnxruntime without MXNet. With
+  ``activations=True`` its outputs are the logits (named by the last block) and
+  then the output of each other top-level block (named by it), picked from the traced
+  graph's internals: what the browser page draws.
 
 Files are written under temporary names beside the target and renamed at the
 end, so a failed export leaves nothing behind.
@@ -70,6 +73,77 @@ def _trace(net: mx.gluon.HybridBlock, input_shape: Tuple[int, ...]) -> None:
     infer_block_shapes(net, input_shape)   # a clear error for a shape the network cannot take
     net.hybridize()
     net(mx.nd.zeros(input_shape, ctx=_context(net)))
+
+
+def activation_outputs(net: mx.gluon.HybridBlock) -> List[Tuple[str, str]]:
+    """``(name, internal output)`` of each top-level block of a sequential ``net`` but the
+    last (whose output is the logits): the block's name (``conv0``) and the name of its
+    output among the traced graph's internals (``conv0_sigmoid_fwd_output``)."""
+    import mxnet as mx
+    if not isinstance(net, mx.gluon.nn.HybridSequential):
+        raise ValueError('activations are exported for sequential networks only, got %s' % type(net).__name__)
+    children = list(net._children.values())
+    # Applying the blocks to a symbol names each op exactly as the traced graph does.
+    x, outputs = mx.sym.var(INPUT_NAME), []
+    for child in children[:-1]:
+        x = child(x)
+        outputs.append((child.name, x.list_outputs()[0]))
+    return outputs
+
+
+def block_outputs(net: mx.gluon.HybridBlock, batch: np.ndarray) -> List[np.ndarray]:
+    """The logits and each top-level block's output but the last, one block after the other
+    on ``batch``: what an export with ``activations=True`` gives, computed by Gluon."""
+    import mxnet as mx
+    x = mx.nd.array(batch, ctx=_context(net))
+    outputs = []
+    for child in net._children.values():
+        x = child(x)
+        outputs.append(x.asnumpy())
+    return [outputs[-1]] + outputs[:-1]
+
+
+def _with_activations(net: mx.gluon.HybridBlock, symbol_file: str) -> List[str]:
+    """Rewrite ``symbol_file`` so that its outputs are the logits and the activations
+    (:func:`activation_outputs`); the ONNX names of its outputs: each block's name, the
+    last block's (the logits) first."""
+    import mxnet as mx
+    symbol = mx.sym.load(symbol_file)
+    internals = symbol.get_internals()
+    picked = activation_outputs(net)
+    known = set(internals.list_outputs())
+    missing = [internal for _, internal in picked if internal not in known]
+    if missing:
+        raise ValueError('the traced graph has no output %s; cannot export activations' % ', '.join(missing))
+    group = mx.sym.Group([symbol] + [internals[internal] for _, internal in picked])
+    group.save(symbol_file)
+    return [list(net._children.values())[-1].name] + [name for name, _ in picked]
+
+
+def _order_outputs(graph, symbol_outputs: Sequence[str]) -> None:
+    """Put ``graph``'s outputs in the symbol's order (the exporter lists them in the order
+    it converts nodes); an ONNX output is named as the op, MXNet's as the op + ``_output``."""
+    by_name = {value.name: value for value in graph.output}
+    wanted = [name[:-len('_output')] if name.endswith('_output') else name for name in symbol_outputs]
+    if sorted(wanted) != sorted(by_name):
+        raise ValueError('the ONNX outputs %s are not the graph\'s %s' % (sorted(by_name), sorted(wanted)))
+    ordered = [type(by_name[name])() for name in wanted]
+    for copy, name in zip(ordered, wanted):
+        copy.CopyFrom(by_name[name])
+    del graph.output[:]
+    graph.output.extend(ordered)
+
+
+def _rename_outputs(graph, names: Sequence[str]) -> None:
+    """Give ``graph``'s outputs ``names`` (in order), where each tensor is made and read."""
+    renamed = {value.name: name for value, name in zip(graph.output, names) if value.name != name}
+    for node in graph.node:
+        for field in (node.input, node.output):
+            for i, tensor in enumerate(field):
+                if tensor in renamed:
+                    field[i] = renamed[tensor]
+    for value in graph.output:
+        value.name = renamed.get(value.name, value.name)
 
 
 def _context(net: mx.gluon.Block) -> mx.Context:
@@ -146,7 +220,8 @@ def _weights_as_raw_bytes() -> Iterator[None]:
 
 
 def _export_onnx_file(symbol_file: str, params_file: str, input_shape: Tuple[int, ...],
-                      path: str, metadata: Optional[Dict] = None) -> None:
+                      path: str, metadata: Optional[Dict] = None,
+                      output_names: Optional[Sequence[str]] = None) -> None:
     import mxnet as mx
     import onnx
     with _weights_as_raw_bytes():
@@ -160,9 +235,11 @@ def _export_onnx_file(symbol_file: str, params_file: str, input_shape: Tuple[int
     inputs = [i for i in graph.input if i.name not in weights]
     del graph.input[:]
     graph.input.extend(inputs)
+    symbol = mx.sym.load(symbol_file)
+    _order_outputs(graph, symbol.list_outputs())
     # Name the dynamic batch axis, on the input and on every output; the
     # exporter leaves the outputs' other axes unknown: fill them in.
-    _, out_shapes, _ = mx.sym.load(symbol_file).infer_shape(**{INPUT_NAME: input_shape})
+    _, out_shapes, _ = symbol.infer_shape(**{INPUT_NAME: input_shape})
     for value, shape in zip(graph.output, out_shapes):
         dims = value.type.tensor_type.shape.dim
         for dim, size in zip(dims[1:], shape[1:]):
@@ -172,6 +249,8 @@ def _export_onnx_file(symbol_file: str, params_file: str, input_shape: Tuple[int
         if dims:
             dims[0].ClearField('dim_value')
             dims[0].dim_param = BATCH_AXIS
+    if output_names:
+        _rename_outputs(graph, output_names)
     if metadata:
         entry = model.metadata_props.add()
         entry.key, entry.value = METADATA_KEY, json.dumps(metadata, sort_keys=True)
@@ -187,7 +266,8 @@ class Exported(NamedTuple):
 
 
 def export(net: mx.gluon.HybridBlock, prefix: str, input_shape: Sequence[int], fmt: str = 'symbol',
-           metadata: Optional[Dict] = None, tolerance: Optional[float] = None) -> Exported:
+           metadata: Optional[Dict] = None, tolerance: Optional[float] = None,
+           activations: bool = False) -> Exported:
     """Export an initialized network; optionally verify before writing.
 
     Parameters
@@ -210,6 +290,10 @@ def export(net: mx.gluon.HybridBlock, prefix: str, input_shape: Sequence[int], f
         Verify before the files are put in place: run the exported model and
         ``net`` on random batches of the traced batch size and one more
         (:func:`verify`); ``ValueError`` above ``tolerance``, and nothing is written.
+    activations : bool
+        ONNX only: the file's outputs are the logits and then each other top-level
+        block's output, each named by its block (:func:`activation_outputs`);
+        verified output by output against :func:`block_outputs`.
 
     Returns
     -------
@@ -218,6 +302,8 @@ def export(net: mx.gluon.HybridBlock, prefix: str, input_shape: Sequence[int], f
         differences per batch size if verified.
     """
     check_format(fmt)
+    if activations and fmt != 'onnx':
+        raise ValueError('activations are exported to ONNX only; use --format onnx')
     shape = _check_input_shape(input_shape)
     _trace(net, shape)
     targets = output_files(prefix, fmt)
@@ -232,12 +318,13 @@ def export(net: mx.gluon.HybridBlock, prefix: str, input_shape: Sequence[int], f
         staged = list(_export_symbol_files(net, staged_prefix))
         if fmt == 'onnx':
             onnx_file = staged_prefix + '.onnx'
-            _export_onnx_file(staged[0], staged[1], shape, onnx_file, metadata)
+            names = _with_activations(net, staged[0]) if activations else None
+            _export_onnx_file(staged[0], staged[1], shape, onnx_file, metadata, names)
             staged = [onnx_file]
         if tolerance is not None:
             # Two batch sizes: the symbol and the ONNX batch axis are not fixed.
             for batch in (shape[0], shape[0] + 1):
-                differences[batch] = verify(net, staged, (batch,) + shape[1:])
+                differences[batch] = verify(net, staged, (batch,) + shape[1:], activations=activations)
             worst = max(differences.values())
             if not worst <= tolerance:  # also catches NaN
                 raise ValueError('the exported model differs from the network by up to %.3g (tolerance '
@@ -270,16 +357,20 @@ def run_exported(files: Sequence[str], batch: np.ndarray, ctx: Optional[mx.Conte
 
 
 def verify(net: mx.gluon.HybridBlock, files: Sequence[str], input_shape: Sequence[int],
-           seed: int = 0) -> float:
+           seed: int = 0, activations: bool = False) -> float:
     """Largest absolute difference between the exported model and ``net`` on
     the same random batch of ``input_shape`` (any batch size: the exported
-    batch axis is dynamic)."""
+    batch axis is dynamic); with ``activations``, over every output of the
+    ONNX file against :func:`block_outputs`."""
     import mxnet as mx
     batch = random_batch(_check_input_shape(input_shape), seed)
     ctx = _context(net)
-    expected = net(mx.nd.array(batch, ctx=ctx)).asnumpy()
-    got = run_exported(files, batch, ctx)
-    if got.shape != expected.shape:
-        raise ValueError('the exported model gives output of shape %s, the network %s'
-                         % (got.shape, expected.shape))
-    return float(np.abs(got - expected).max())
+    if activations:
+        from .onnx_model import OnnxModel
+        expected, got = block_outputs(net, batch), OnnxModel(files[0]).run_all(batch)
+    else:
+        expected, got = [net(mx.nd.array(batch, ctx=ctx)).asnumpy()], [run_exported(files, batch, ctx)]
+    shapes = [a.shape for a in got], [a.shape for a in expected]
+    if shapes[0] != shapes[1]:
+        raise ValueError('the exported model gives outputs of shapes %s, the network %s' % shapes)
+    return max(float(np.abs(a - b).max()) for a, b in zip(got, expected))

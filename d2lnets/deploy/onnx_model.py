@@ -4,7 +4,7 @@ This is the deploy path: a machine with ``onnxruntime``, ``numpy`` and
 ``Pillow`` runs ``d2lnets predict NAME --onnx FILE IMAGE...``.
 """
 import os
-from typing import Dict, Optional, Tuple
+from typing import Dict, List, Optional, Tuple
 
 import numpy as np
 
@@ -85,9 +85,13 @@ class OnnxModel:
         """The d2lnets model name stored at export, if any."""
         return self.metadata.get('model')
 
+    def run_all(self, batch: np.ndarray) -> List[np.ndarray]:
+        """Every output of the file, in its order (the logits first), for a float32 ``batch``."""
+        return self.session.run(None, {self.input_name: np.ascontiguousarray(batch, np.float32)})
+
     def run(self, batch: np.ndarray) -> np.ndarray:
         """Outputs (logits) for a float32 ``batch`` of shape (batch, channels, height, width)."""
-        logits = self.session.run(None, {self.input_name: np.ascontiguousarray(batch, np.float32)})[0]
+        logits = self.run_all(batch)[0]
         if self.num_outputs is None and np.ndim(logits) == 2:
             self.check_outputs(logits.shape[1])
         return logits
