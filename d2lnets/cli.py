@@ -282,6 +282,42 @@ def _run_evaluate(args) -> int:
     return 0
 
 
+def _add_explain(sub) -> None:
+    p = sub.add_parser('explain', help="see inside a network: every layer's output, filters, where it looks",
+                       description='Draw what NAME computes for one input, as PNGs in --out: every layer\'s '
+                                   'output with the top classes and the answer (activations), the first '
+                                   'convolution\'s kernels and the weight statistics (filters), the vanilla '
+                                   'saliency (saliency) and Grad-CAM (gradcam) of the predicted class or of '
+                                   '--class. The input is an image file, prepared as `d2lnets predict` '
+                                   'prepares it, or a test-set image by index. Prints each path written.')
+    p.add_argument('name', help='model name (see `d2lnets list`)')
+    _add_weights(p)
+    which = p.add_mutually_exclusive_group(required=True)
+    which.add_argument('--image', type=_path, metavar='FILE', help='an image file (PNG, JPEG, ...)')
+    which.add_argument('--index', type=int, metavar='N', help="the N-th image of the weights' test set")
+    p.add_argument('--show', default=None, metavar='KINDS',
+                   help='which figures, comma-separated: activations,filters,saliency,gradcam (default all)')
+    p.add_argument('--class', dest='cls', default=None, metavar='C',
+                   help='the class the saliency and Grad-CAM explain, by index or name (default the predicted)')
+    p.add_argument('--layer', default=None, metavar='L',
+                   help='the layer Grad-CAM reads (default the last convolutional block)')
+    p.add_argument('--root', type=_path, default=None, metavar='DIR',
+                   help="directory searched first for GluonCV's weights, and where they are downloaded")
+    p.add_argument('--out', type=_path, required=True, metavar='DIR',
+                   help='the folder the PNGs are written into (made if missing; its parent must exist)')
+
+
+def _run_explain(args) -> int:
+    from .explain.show import load_subject, parse_kinds, write_figures
+    if not (args.params or args.pretrained):
+        raise ValueError('say which weights to explain: --pretrained or --params FILE')
+    kinds = parse_kinds(args.show)
+    subject = load_subject(args.name, args.params, args.pretrained, args.image, args.index, args.root)
+    for path in write_figures(subject, kinds, args.out, args.cls, args.layer):
+        print(path)
+    return 0
+
+
 def _add_complexity(sub) -> None:
     p = sub.add_parser('complexity', help='parameters and multiply-accumulates per layer',
                        description='Per-layer weights, biases, parameters and MACs (FLOPs = 2 x MACs) of a '
@@ -420,7 +456,8 @@ _COMMANDS = {'list': (_add_list, _run_list), 'summary': (_add_summary, _run_summ
              'complexity': (_add_complexity, _run_complexity), 'bench': (_add_bench, _run_bench),
              'train': (_add_train, _run_train), 'evaluate': (_add_evaluate, _run_evaluate),
              'predict': (_add_predict, _run_predict), 'launch': (_add_launch, _run_launch),
-             'export': (_add_export, _run_export), 'info': (_add_info, _run_info)}
+             'export': (_add_export, _run_export), 'explain': (_add_explain, _run_explain),
+             'info': (_add_info, _run_info)}
 REPORT = ('this is a bug in d2lnets; please report it with the command line and the output of '
           '`d2lnets --version`, and run again with --debug for the traceback')
 

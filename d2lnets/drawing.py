@@ -1,0 +1,28 @@
+"""matplotlib for d2lnets' figures: pyplot with a file backend, and a figure
+saved as a PNG through :func:`d2lnets.io.atomic_write`. matplotlib is imported
+here only, when first drawn with (``training.plot`` and ``explain.figures`` use it)."""
+from pathlib import Path
+
+from .io import atomic_write
+from .types import PathLike
+
+__all__ = ['pyplot', 'save_png']
+
+
+def pyplot():
+    """``matplotlib.pyplot``, with the Agg backend unless one was chosen: files need no display."""
+    import matplotlib
+    matplotlib.use('Agg', force=False)
+    import matplotlib.pyplot as plt
+    return plt
+
+
+def save_png(fig, path: PathLike, close: bool = True) -> Path:
+    """Write ``fig`` to ``path`` as a PNG (150 dpi, cropped to what is drawn), atomically;
+    then close it unless ``close`` is False (a figure the caller still shows)."""
+    try:
+        atomic_write(Path(path), lambda tmp: fig.savefig(tmp, format='png', dpi=150, bbox_inches='tight'))
+    finally:
+        if close:
+            pyplot().close(fig)
+    return Path(path)
