@@ -247,7 +247,9 @@ def _sigterm_as_interrupt():
 def _add_evaluate(sub) -> None:
     p = sub.add_parser('evaluate', help='test accuracy, per class, and a confusion matrix',
                        description='Evaluate NAME on the test set of the data set it was trained on: '
-                                   'accuracy, accuracy per class, and a confusion-matrix PNG.')
+                                   'accuracy, accuracy per class, the most confused pairs of classes, a '
+                                   'confusion-matrix PNG and, beside it, a PNG of the test images it is most '
+                                   'confidently wrong on (all from one pass over the test set).')
     p.add_argument('name', help='model name (see `d2lnets list`)')
     which = p.add_mutually_exclusive_group(required=True)
     which.add_argument('--params', type=_path, help='model.params of a run of `d2lnets train` (meta.json beside it)')
@@ -257,17 +259,24 @@ def _add_evaluate(sub) -> None:
     p.add_argument('--ctx', help='device(s), as for train')
     p.add_argument('--limit', type=_bounded('limit'), help='use only the first N test examples')
     p.add_argument('--confusion', type=_path, metavar='PNG', help='where to write the confusion matrix (default: '
-                                                      'confusion.png beside --params, or NAME-confusion.png)')
+                                                      'confusion.png beside --params, or NAME-confusion.png; the mistakes '
+                                                      'go beside it, confusion -> mistakes in the name)')
 
 
 def _run_evaluate(args) -> int:
     from pathlib import Path
+    from .drawing import save_png
+    from .explain.show import show_mistakes
     from .training.plot import plot_confusion
     from .io import check_replaceable
     from .training.runs import evaluate_saved
     path = Path(args.confusion) if args.confusion else (
         Path(args.params).parent / 'confusion.png' if args.params else Path('%s-confusion.png' % args.name))
-    check_replaceable(path)     # a link or a FIFO there is refused before the evaluation, not after
+    # The mistakes beside the confusion matrix: confusion.png -> mistakes.png, X.png -> X-mistakes.png.
+    mistakes = path.with_name(path.name.replace('confusion', 'mistakes') if 'confusion' in path.name
+                              else path.stem + '-mistakes.png')
+    for target in (path, mistakes):
+        check_replaceable(target)     # a link or a FIFO there is refused before the evaluation, not after
     result = evaluate_saved(args.name, params=args.params, pretrained=args.pretrained, data_dir=args.data_dir,
                             batch_size=args.batch_size, ctx=args.ctx, limit=args.limit)
     meta = result['meta']
@@ -279,6 +288,12 @@ def _run_evaluate(args) -> int:
     plot_confusion(result['matrix'], result['classes'], path,
                    title='%s: test acc %.3f' % (args.name, result['accuracy']))
     print('confusion matrix: %s' % path)
+    print('most confused (true -> predicted: count):')
+    for true, predicted, count in result['confused']:
+        print('  %-*s -> %-*s  %d' % (width, result['classes'][true], width, result['classes'][predicted], count))
+    if result['mistakes']:
+        save_png(show_mistakes(result, title='%s: most confidently wrong' % args.name)[1], mistakes)
+        print('most confident mistakes: %s' % mistakes)
     return 0
 
 
