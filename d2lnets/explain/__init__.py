@@ -1,3 +1,8 @@
-"""See inside the networks: what every layer computes, the filters, where the network
-looks and what it gets wrong (issue 21). The computing modules need no matplotlib;
-``figures`` draws, ``show`` joins them for the API and the CLI."""
+"""What the networks compute, as numpy arrays (issue 21): every layer's output
+(:mod:`.activations`), where a network looks (:mod:`.saliency`), its filters and
+weight statistics (:mod:`.filters`), and what it gets wrong (:mod:`.mistakes`).
+
+Those modules draw nothing; :mod:`.figures` draws the arrays, and :mod:`.show`
+gives the arrays with their figure (the notebooks' API, ``d2lnets explain``).
+Nothing here changes a network or its parameters.
+"""

@@ -1,0 +1,171 @@
+"""The one symbolic graph of a network that activations and gradients read,
+and its evaluation over the network's own parameter arrays.
+
+The graph is ``net(mx.sym.var('data'))``, the graph ``hybridize()`` runs. It is
+evaluated by an executor bound to the network's parameter arrays (read only,
+no gradient buffer of theirs is written), so nothing of the network changes:
+not its parameters, their gradients, its hybridization, nor its cached graph.
+"""
+import json
+from typing import Dict, List, NamedTuple, Optional, Sequence
+
+import mxnet as mx
+import numpy as np
+from mxnet.gluon import nn
+# The base classes of Gluon's convolutions and poolings (1-D to 3-D, transposed, global).
+from mxnet.gluon.nn.conv_layers import _Conv, _Pooling
+
+from ..models.params import is_initialized
+
+DATA = 'data'
+KINDS = ('conv', 'pool', 'dense', 'block', 'other')
+
+
+class Layer(NamedTuple):
+    """One top-level child of a network: its name, kind (one of :data:`KINDS`),
+    whether it holds a convolution, and the name of its output in the graph."""
+    name: str
+    kind: str
+    has_conv: bool
+    output: str
+
+
+def kind_of(block: mx.gluon.Block) -> str:
+    """'conv', 'pool', 'dense', 'block' (a block of layers) or 'other'."""
+    if isinstance(block, _Conv):
+        return 'conv'
+    if isinstance(block, _Pooling):
+        return 'pool'
+    if isinstance(block, nn.Dense):
+        return 'dense'
+    if len(block._children):
+        return 'block'
+    return 'other'
+
+
+def _has_conv(block: mx.gluon.Block) -> bool:
+    return isinstance(block, _Conv) or any(_has_conv(c) for c in block._children.values())
+
+
+def check_input(x: mx.nd.NDArray) -> None:
+    """``ValueError`` unless ``x`` is one image, an NDArray of shape (1, C, H, W)."""
+    if not isinstance(x, mx.nd.NDArray):
+        raise ValueError('expected the input as an mxnet NDArray of shape (1, C, H, W), got %s'
+                         % type(x).__name__)
+    if x.ndim != 4 or x.shape[0] != 1:
+        raise ValueError('expected a batch of one image, shape (1, C, H, W), got shape %s: these views '
+                         'keep every layer\'s output of one image in memory; pass x[i:i+1]' % (x.shape,))
+
+
+def layers(net: mx.gluon.HybridBlock) -> List[Layer]:
+    """The top-level children of ``net`` in the order they run (the lecture's
+    ``for blk in net: X = blk(X)``), each with its output's name in the graph.
+
+    Gluon names a graph's nodes after the block that makes them (``conv0_sigmoid_fwd``),
+    so chaining the children on a symbol gives the names of their outputs in
+    ``net``'s own graph; :func:`outputs` looks them up there."""
+    if not isinstance(net, nn.HybridSequential) or not len(net):
+        raise ValueError('expected a network of layers run in sequence (nn.Sequential, as every registry '
+                         'network is), got %s' % type(net).__name__)
+    out, found = mx.sym.var(DATA), []
+    for block in net:
+        out = block(out)
+        found.append(Layer(block.name, kind_of(block), _has_conv(block), out.name))
+    return found
+
+
+def check_layer(name: str, candidates: Sequence[Layer], what: str = 'layer') -> Layer:
+    """The layer called ``name`` among ``candidates``; ``ValueError`` lists the valid names."""
+    for layer in candidates:
+        if layer.name == name:
+            return layer
+    raise ValueError('unknown %s %r; valid names: %s' % (what, name, ', '.join(l.name for l in candidates)))
+
+
+def check_ready(net: mx.gluon.Block) -> None:
+    """``ValueError`` unless every parameter of ``net`` holds data (not only a deferred initialization)."""
+    for param in net.collect_params().values():
+        ready = is_initialized(param) and param._data is not None
+        if not ready:
+            raise ValueError('the parameter %s of the network has no value yet; load weights into the network '
+                             'or initialize it and run it once (net(x)) first' % param.name)
+
+
+def network_symbol(net: mx.gluon.HybridBlock) -> mx.sym.Symbol:
+    """The graph ``hybridize()`` runs, with input ``data``."""
+    return net(mx.sym.var(DATA))
+
+
+def outputs(net: mx.gluon.HybridBlock, names: Sequence[str]) -> mx.sym.Symbol:
+    """The outputs called ``names`` among the internal outputs of ``net``'s graph, grouped."""
+    internals = network_symbol(net).get_internals()
+    return mx.sym.Group([internals[name + '_output'] for name in names])
+
+
+def for_gradients(sym: mx.sym.Symbol) -> mx.sym.Symbol:
+    """``sym`` to be run in training mode for its gradients, computing what it computes in inference.
+
+    MXNet 1.9.1's oneDNN max pooling gives wrong input gradients when its
+    backward is recorded in inference mode, so gradients are taken in training
+    mode. Training mode would make the graph compute something else: Dropout
+    would drop, and BatchNorm would use the batch's statistics and update the
+    network's moving averages. In this copy of the graph, Dropout keeps
+    everything (p = 0: MXNet passes its input through) and BatchNorm uses the
+    moving averages (``use_global_stats``), as in inference. The network's own
+    graph and blocks are left as they are."""
+    graph = json.loads(sym.tojson())
+    for node in graph['nodes']:
+        if node['op'] == 'Dropout':
+            node.setdefault('attrs', {})['p'] = '0'
+        elif node['op'] == 'BatchNorm':
+            node.setdefault('attrs', {})['use_global_stats'] = 'True'
+    return mx.sym.load_json(json.dumps(graph))
+
+
+def _bind(sym: mx.sym.Symbol, net: mx.gluon.Block, x: mx.nd.NDArray, gradient: bool):
+    params = {p.name: p for p in net.collect_params().values()}
+    ctx = x.context
+    args: Dict[str, mx.nd.NDArray] = {DATA: x}
+    for name in sym.list_arguments():
+        if name != DATA:
+            args[name] = params[name].data(ctx)   # the network's arrays, only read (grad_req 'null')
+    # Copies: the moving averages must not be written even if an operator would (bounded: BatchNorm's vectors).
+    aux = {name: params[name].data(ctx).copy() for name in sym.list_auxiliary_states()}
+    grads = {DATA: mx.nd.zeros(x.shape, ctx=ctx, dtype=x.dtype)} if gradient else None
+    requests = {name: ('write' if name == DATA and gradient else 'null') for name in args}
+    return sym.bind(ctx, args, args_grad=grads, grad_req=requests, aux_states=aux), grads
+
+
+def forward(sym: mx.sym.Symbol, net: mx.gluon.Block, x: mx.nd.NDArray) -> List[np.ndarray]:
+    """The outputs of ``sym`` for input ``x`` over ``net``'s parameters: one
+    forward pass in inference mode."""
+    executor, _ = _bind(sym, net, x, gradient=False)
+    return [o.asnumpy() for o in executor.forward(is_train=False)]
+
+
+class Gradient:
+    """One forward pass of ``sym`` (made by :func:`for_gradients`; one output,
+    (1, classes) scores) in training mode, then the gradient of one score with
+    respect to the input ``x``."""
+
+    def __init__(self, sym: mx.sym.Symbol, net: mx.gluon.Block, x: mx.nd.NDArray):
+        self._executor, self._grads = _bind(sym, net, x, gradient=True)
+        self.scores = self._executor.forward(is_train=True)[0].asnumpy()[0]   # (classes,)
+
+    def of(self, cls: int) -> np.ndarray:
+        """d scores[cls] / d x, of x's shape."""
+        head = np.zeros((1,) + self.scores.shape, dtype=self.scores.dtype)
+        head[0, cls] = 1
+        self._executor.backward([mx.nd.array(head, ctx=self._grads[DATA].context, dtype=head.dtype)])
+        return self._grads[DATA].asnumpy()
+
+
+def check_class(cls: Optional[int], scores: np.ndarray) -> int:
+    """``cls``, or the predicted class (the highest score) when it is None;
+    ``ValueError`` unless it is a class of the network (0 .. classes - 1)."""
+    if cls is None:
+        return int(np.argmax(scores))
+    if isinstance(cls, (bool, np.bool_)) or not isinstance(cls, (int, np.integer)) or not 0 <= cls < len(scores):
+        raise ValueError('class %r out of range: the network has %d classes, 0 to %d'
+                         % (cls, len(scores), len(scores) - 1))
+    return int(cls)
