@@ -96,7 +96,7 @@ def _draw_strip(ax, name: str, values: np.ndarray) -> None:
     # A dense output (n,) as one row of n cells, its colour scale a colourbar.
     lo, hi = _range(values)
     im = ax.imshow(values.reshape(1, -1), cmap='viridis', vmin=lo, vmax=hi, aspect='auto', interpolation='nearest')
-    ax.figure.colorbar(im, ax=ax, orientation='horizontal', fraction=0.3, pad=0.25).ax.tick_params(labelsize=6)
+    ax.figure.colorbar(im, ax=ax, fraction=0.046, pad=0.04).ax.tick_params(labelsize=6)
     ax.set_title('%s: %d units' % (name, values.size), fontsize=8)
     ax.set_yticks([])
     ax.tick_params(labelsize=6)

@@ -209,6 +209,7 @@ def write_figures(subject: Subject, kinds: Sequence[str], out: PathLike, cls: Un
     for path in paths:
         if out.is_dir():
             check_replaceable(path)     # a link or a FIFO there is refused before anything is drawn
+    class_index(subject, cls)       # a class out of range fails before anything is computed
     figures = render(subject, kinds, cls, layer)
     out.mkdir(exist_ok=True)
     try:
