@@ -86,3 +86,43 @@ def test_an_unexpected_error_is_one_line_saying_where_to_report_and_debug_shows_
     assert cli.main(['--debug', 'list']) == 1
     err = capsys.readouterr().err
     assert err.startswith('d2lnets list: internal error: RuntimeError') and 'Traceback (most recent call last)' in err
+
+
+# --- d2lnets explain: PNGs in --out and nothing else; bad input one line ---
+
+def test_explain_writes_exactly_the_pngs_it_prints(run_cli, tmp_path):
+    out = tmp_path / 'out'
+    proc = run_cli('explain', 'lenet', '--pretrained', '--index', '1', '--out', out, cwd=tmp_path)
+    assert proc.returncode == 0, proc.stderr
+    printed = proc.stdout.splitlines()
+    assert printed == [str(out / ('lenet-%s.png' % kind)) for kind in ('activations', 'filters', 'saliency', 'gradcam')]
+    assert sorted(p.name for p in tmp_path.iterdir()) == ['out']
+    assert sorted(str(p) for p in out.iterdir()) == sorted(printed)
+    for path in printed:
+        assert Path(path).read_bytes()[:8] == b'\x89PNG\r\n\x1a\n'
+    proc = run_cli('explain', 'lenet', '--pretrained', '--index', '1', '--show', 'saliency,activations',
+                   '--class', 'coat', '--out', out, cwd=tmp_path)
+    assert proc.returncode == 0, proc.stderr
+    assert proc.stdout.splitlines() == [str(out / 'lenet-activations.png'), str(out / 'lenet-saliency.png')]
+
+
+def test_explain_bad_input_is_one_line_and_writes_nothing(run_cli, tmp_path):
+    text = tmp_path / 'notes.png'
+    text.write_text('not an image')
+    out = tmp_path / 'out'
+    cases = [
+        (['--index', '0', '--show', 'gradcam', '--layer', 'conv9'], "unknown layer 'conv9'"),
+        (['--index', '0', '--class', '10'], 'class 10 is out of range: the network has 10 classes (0 to 9)'),
+        (['--image', text], 'cannot read %s as an image' % text),
+        (['--index', '10000'], 'the test-set index must be an integer from 0 to 9999'),
+        (['--index', '0', '--show', 'histogram'], '--show takes a comma-separated list of activations, filters'),
+    ]
+    for extra, message in cases:
+        proc = run_cli('explain', 'lenet', '--pretrained', *extra, '--out', out, cwd=tmp_path)
+        assert proc.returncode == 1, (extra, proc.stdout, proc.stderr)
+        line, = proc.stderr.splitlines()
+        assert line.startswith('d2lnets explain: error: ') and message in line, line
+        assert proc.stdout == '' and not out.exists(), extra
+    proc = run_cli('explain', 'lenet', '--index', '0', '--out', out, cwd=tmp_path)
+    assert proc.returncode == 1 and proc.stderr == ('d2lnets explain: error: say which weights to explain: '
+                                                    '--pretrained or --params FILE\n')

@@ -113,14 +113,17 @@ def _nd(subject: Subject):
     return mx.nd.array(subject.x)
 
 
-def show_activations(subject: Union[Subject, str], layers: Optional[Sequence[str]] = None, top: int = 3, **where):
-    """(activations, figure): every layer's output from one hybridized forward pass
-    (``explain.activations.activations``) and the LeNet-5 demo's display of them."""
+def show_activations(subject: Union[Subject, str], layers: Optional[Sequence[str]] = None, top: int = 3,
+                     fig=None, **where):
+    """(activations, figure): every layer's output from one forward pass of the network's graph
+    (``explain.activations.activations``) and the LeNet-5 demo's display of them (``layers``
+    only, if given), drawn into ``fig`` if given (a SubFigure: two inputs side by side)."""
     subject = _subject(subject, where)
     from .activations import activations
     from .figures import activation_figure
     acts = activations(subject.net, _nd(subject))
-    return acts, activation_figure(subject.x, acts, subject.classes, layers=layers, top=top, title=subject.title)
+    return acts, activation_figure(subject.x, acts, subject.classes, layers=layers, top=top, fig=fig,
+                                   title=subject.title)
 
 
 def show_filters(subject: Union[Subject, str], **where):
