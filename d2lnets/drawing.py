@@ -2,6 +2,7 @@
 saved as a PNG through :func:`d2lnets.io.atomic_write`. matplotlib is imported
 here only, when first drawn with (``training.plot`` and ``explain.figures`` use it)."""
 import io
+import os
 from pathlib import Path
 
 from .io import atomic_write
@@ -11,9 +12,11 @@ __all__ = ['pyplot', 'png_bytes', 'save_png']
 
 
 def pyplot():
-    """``matplotlib.pyplot``, with the Agg backend unless one was chosen: files need no display."""
+    """``matplotlib.pyplot`` with the Agg backend (files need no display), except in a Jupyter
+    kernel, whose inline backend (``$MPLBACKEND``) shows a figure at the end of the cell that drew it."""
     import matplotlib
-    matplotlib.use('Agg', force=False)
+    if 'inline' not in os.environ.get('MPLBACKEND', ''):
+        matplotlib.use('Agg', force=False)
     import matplotlib.pyplot as plt
     return plt
 

@@ -146,7 +146,8 @@ def activation_figure(image: np.ndarray, activations: Sequence[Any], classes: Se
             raise ValueError('no layer named %s; the layers are %s' % (', '.join(map(repr, unknown)), ', '.join(known)))
         outputs = [a for a in outputs if a.name in layers]
     panels = 2 + len(outputs)
-    cols = min(COLUMNS, panels)
+    # In a given (sub)figure, typically half a figure's width: three panels a row.
+    cols = min(COLUMNS if fig is None else 3, panels)
     rows = math.ceil(panels / cols)
     fig = fig if fig is not None else plt.figure(figsize=(3.4 * cols, 2.9 * rows), layout='constrained')
     axes = fig.subplots(rows, cols, squeeze=False).ravel()
