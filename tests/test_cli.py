@@ -126,3 +126,24 @@ def test_explain_bad_input_is_one_line_and_writes_nothing(run_cli, tmp_path):
     proc = run_cli('explain', 'lenet', '--index', '0', '--out', out, cwd=tmp_path)
     assert proc.returncode == 1 and proc.stderr == ('d2lnets explain: error: say which weights to explain: '
                                                     '--pretrained or --params FILE\n')
+
+
+def test_evaluate_prints_the_most_confused_pairs_and_writes_the_mistakes_beside_the_confusion(run_cli, tmp_path):
+    import numpy as np
+    from d2lnets.training.runs import evaluate_saved
+    proc = run_cli('evaluate', 'lenet', '--pretrained', '--limit', '1000', cwd=tmp_path)
+    assert proc.returncode == 0, proc.stderr
+    assert sorted(p.name for p in tmp_path.iterdir()) == ['lenet-confusion.png', 'lenet-mistakes.png']
+    lines = proc.stdout.splitlines()
+    assert lines[-1] == 'most confident mistakes: lenet-mistakes.png'
+    pairs = lines[lines.index('most confused (true -> predicted: count):') + 1:-1]
+    matrix = evaluate_saved('lenet', pretrained=True, limit=1000)['matrix']
+    classes = d2lnets.data.classes('fashion-mnist')
+    counts = []
+    for line in pairs:
+        true, rest = line.strip().split(' -> ')
+        predicted, count = rest.rsplit(None, 1)
+        counts.append(int(count))
+        assert matrix[classes.index(true.strip()), classes.index(predicted.strip())] == int(count), line
+    off = matrix[~np.eye(10, dtype=bool)]
+    assert pairs and counts == sorted(off, reverse=True)[:len(counts)]
