@@ -2,12 +2,13 @@
 and its evaluation over the network's own parameter arrays.
 
 The graph is ``net(mx.sym.var('data'))``, the graph ``hybridize()`` runs. It is
-evaluated by an executor bound to the network's parameter arrays (read only,
-no gradient buffer of theirs is written), so nothing of the network changes:
-not its parameters, their gradients, its hybridization, nor its cached graph.
+evaluated by a ``SymbolBlock`` of its own over the network's parameters (their
+arrays only read, their gradient buffers not written), so nothing of the
+network changes: not its parameters, their gradients, its hybridization, nor
+its cached graph.
 """
 import json
-from typing import Dict, List, NamedTuple, Optional, Sequence
+from typing import Any, List, NamedTuple, Optional, Sequence
 
 import mxnet as mx
 import numpy as np
@@ -122,42 +123,46 @@ def for_gradients(sym: mx.sym.Symbol) -> mx.sym.Symbol:
     return mx.sym.load_json(json.dumps(graph))
 
 
-def _bind(sym: mx.sym.Symbol, net: mx.gluon.Block, x: mx.nd.NDArray, gradient: bool):
-    params = {p.name: p for p in net.collect_params().values()}
-    ctx = x.context
-    args: Dict[str, mx.nd.NDArray] = {DATA: x}
-    for name in sym.list_arguments():
-        if name != DATA:
-            args[name] = params[name].data(ctx)   # the network's arrays, only read (grad_req 'null')
-    # Copies: the moving averages must not be written even if an operator would (bounded: BatchNorm's vectors).
-    aux = {name: params[name].data(ctx).copy() for name in sym.list_auxiliary_states()}
-    grads = {DATA: mx.nd.zeros(x.shape, ctx=ctx, dtype=x.dtype)} if gradient else None
-    requests = {name: ('write' if name == DATA and gradient else 'null') for name in args}
-    return sym.bind(ctx, args, args_grad=grads, grad_req=requests, aux_states=aux), grads
+def _block(sym: mx.sym.Symbol, net: mx.gluon.Block, dtype: Any) -> mx.gluon.SymbolBlock:
+    """A block computing ``sym`` of input of ``dtype`` over ``net``'s own parameters
+    (shared, not copied: VGG's take 0.5 GB)."""
+    params = net.collect_params()
+    # SymbolBlock sets an attribute `allow_deferred_init` on each parameter it is given (a name Parameter does
+    # not use); it is removed again, so the network's parameters are as they were.
+    fresh = [p for p in params.values() if 'allow_deferred_init' not in vars(p)]
+    try:
+        return mx.gluon.SymbolBlock(sym, mx.sym.var(DATA, dtype=dtype), params=params)
+    finally:
+        for p in fresh:
+            vars(p).pop('allow_deferred_init', None)
 
 
 def forward(sym: mx.sym.Symbol, net: mx.gluon.Block, x: mx.nd.NDArray) -> List[np.ndarray]:
     """The outputs of ``sym`` for input ``x`` over ``net``'s parameters: one
-    forward pass in inference mode."""
-    executor, _ = _bind(sym, net, x, gradient=False)
-    return [o.asnumpy() for o in executor.forward(is_train=False)]
+    forward pass in inference mode, as a hybridized block runs it."""
+    out = _block(sym, net, x.dtype)(x)
+    return [o.asnumpy() for o in (out if isinstance(out, (list, tuple)) else [out])]
 
 
 class Gradient:
     """One forward pass of ``sym`` (made by :func:`for_gradients`; one output,
-    (1, classes) scores) in training mode, then the gradient of one score with
-    respect to the input ``x``."""
+    (1, classes) scores) recorded in training mode, then the gradient of one
+    score with respect to the input ``x``. Only the input's gradient is
+    computed (``autograd.grad``): the parameters' gradient buffers are not written."""
 
     def __init__(self, sym: mx.sym.Symbol, net: mx.gluon.Block, x: mx.nd.NDArray):
-        self._executor, self._grads = _bind(sym, net, x, gradient=True)
-        self.scores = self._executor.forward(is_train=True)[0].asnumpy()[0]   # (classes,)
+        self._x = x.copy()          # the caller's array gets no gradient buffer
+        self._x.attach_grad()
+        block = _block(sym, net, x.dtype)
+        with mx.autograd.record(train_mode=True):
+            self._out = block(self._x)
+        self.scores = self._out.asnumpy()[0]   # (classes,)
 
     def of(self, cls: int) -> np.ndarray:
-        """d scores[cls] / d x, of x's shape."""
-        head = np.zeros((1,) + self.scores.shape, dtype=self.scores.dtype)
-        head[0, cls] = 1
-        self._executor.backward([mx.nd.array(head, ctx=self._grads[DATA].context, dtype=head.dtype)])
-        return self._grads[DATA].asnumpy()
+        """d scores[cls] / d x, of x's shape (the recorded pass is kept: one may ask for several classes)."""
+        head = mx.nd.one_hot(mx.nd.array([cls], ctx=self._out.context), self._out.shape[1], dtype=self._out.dtype)
+        grad, = mx.autograd.grad([self._out], [self._x], head_grads=[head], retain_graph=True, train_mode=True)
+        return grad.asnumpy()
 
 
 def check_class(cls: Optional[int], scores: np.ndarray) -> int:
