@@ -291,8 +291,9 @@ def _run_evaluate(args) -> int:
     print('most confused (true -> predicted: count):')
     for true, predicted, count in result['confused']:
         print('  %-*s -> %-*s  %d' % (width, result['classes'][true], width, result['classes'][predicted], count))
-    if result['mistakes']:
-        save_png(show_mistakes(result, title='%s: most confidently wrong' % args.name)[1], mistakes)
+    _, fig = show_mistakes(result, args.data_dir, title='%s: most confidently wrong' % args.name)
+    if fig is not None:
+        save_png(fig, mistakes)
         print('most confident mistakes: %s' % mistakes)
     return 0
 

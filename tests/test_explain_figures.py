@@ -103,12 +103,13 @@ def test_two_inputs_side_by_side_in_one_figure(lenet):
 def test_the_filter_figure_of_lenet(lenet):
     (weights, stats), fig = show.show_filters(lenet)
     assert weights.shape == (6, 1, 5, 5)
-    assert titles(fig) == ['input channel 0: 6 kernels 5x5', 'weight statistics per layer']
+    stats_title = "weight statistics per layer (near zero: |w| below 1% of the layer's largest |w|)"
+    assert titles(fig) == ['input channel 0: 6 kernels 5x5', stats_title]
     image = images_of(fig, 'input channel 0: 6 kernels 5x5')[0]
     m = float(np.abs(weights).max())
     assert (image.norm.vmin, image.norm.vmax) == (-m, m)
     np.testing.assert_array_equal(image.get_array()[:5, :5], weights[0, 0])
-    table = next(ax for ax in fig.axes if ax.get_title() == 'weight statistics per layer').tables[0]
+    table = next(ax for ax in fig.axes if ax.get_title() == stats_title).tables[0]
     cells = table.get_celld()
     assert [cells[0, c].get_text().get_text() for c in range(5)] == ['layer', 'shape', 'mean', 'std', 'near zero']
     assert [cells[r + 1, 0].get_text().get_text() for r in range(len(stats))] == [str(row[0]) for row in stats]
@@ -151,15 +152,17 @@ def test_the_gradcam_figure_names_its_layer(lenet):
     pyplot().close(fig)
 
 
-def test_the_mistakes_figure():
-    from collections import namedtuple
+def test_the_mistakes_figure_reads_each_image_by_its_index():
+    from d2lnets.explain.mistakes import Mistake
     images, labels = load_arrays('fashion-mnist', train=False)
-    Mistake = namedtuple('Mistake', 'index image label predicted probability')
-    mistakes = [Mistake(i, images[i][None] / np.float32(255), int(labels[i]), (int(labels[i]) + 1) % 10, 0.9 - i / 10)
-                for i in range(7)]
-    fig = figures.mistakes_figure(mistakes, CLASSES)
-    assert titles(fig) == ['true: %s\npredicted: %s\np = %.3f' % (CLASSES[m.label], CLASSES[m.predicted],
+    meta = d2lnets.load_network('lenet', pretrained=True)[1]
+    mistakes = [Mistake(i, int(labels[i]), (int(labels[i]) + 1) % 10, 0.9 - i / 10) for i in (3, 5, 8, 13, 21, 34, 55)]
+    got, fig = show.show_mistakes({'mistakes': mistakes, 'meta': meta, 'classes': CLASSES})
+    assert got == mistakes
+    assert titles(fig) == ['true: %s\npredicted: %s\np = %.3f' % (CLASSES[m.true], CLASSES[m.predicted],
                                                                  m.probability) for m in mistakes]
+    # Each image is the test image of its index, as the test set feeds the network.
+    np.testing.assert_array_equal(images_of(fig, titles(fig)[2])[0].get_array(), images[8] * np.float32(1 / 255))
     assert fig._suptitle.get_text() == 'the 7 most confidently wrong; input values 0 ... 1 drawn black ... white'
     assert len(fig.axes) == 10 and sum(not ax.axison for ax in fig.axes) == 3
     pyplot().close(fig)

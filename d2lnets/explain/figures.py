@@ -175,12 +175,15 @@ def _draw_table(ax, rows: Sequence[Sequence[Any]]) -> None:
     # (name, shape, mean, std, near-zero share) per layer, as weight_stats gives them.
     text = [[str(r[0]), 'x'.join(str(d) for d in r[1]), '%.3g' % r[2], '%.3g' % r[3], '%.1f%%' % (100 * r[4])]
             for r in rows]
+    from .filters import NEAR_ZERO
     ax.axis('off')
     table = ax.table(cellText=text, colLabels=['layer', 'shape', 'mean', 'std', 'near zero'], loc='center',
                      cellLoc='left')
+
     table.auto_set_font_size(False)
     table.set_fontsize(7)
-    ax.set_title('weight statistics per layer', fontsize=9)
+    ax.set_title("weight statistics per layer (near zero: |w| below %g%% of the layer's largest |w|)"
+                 % (100 * NEAR_ZERO), fontsize=9)
 
 
 def filter_figure(weights: np.ndarray, stats: Optional[Sequence[Sequence[Any]]] = None, max_kernels: int = 96,
@@ -269,24 +272,26 @@ def saliency_figure(image: np.ndarray, classes: Sequence[str], saliency=None, gr
     return fig
 
 
-def mistakes_figure(mistakes: Sequence[Any], classes: Sequence[str], columns: int = 5, title: str = ''):
-    """The test images the network is most confidently wrong on (``mistakes``: each with
-    ``image`` as the network saw it, ``label``, ``predicted``, ``probability``): image, true
-    class, predicted class and its probability, all images on one gray scale."""
+def mistakes_figure(mistakes: Sequence[Any], images: Sequence[np.ndarray], classes: Sequence[str],
+                    columns: int = 5, title: str = ''):
+    """The test images the network is most confidently wrong on: for each of ``mistakes``
+    (``d2lnets.explain.mistakes.Mistake``: ``true``, ``predicted``, ``probability``) its image
+    of ``images`` as the network saw it (C, H, W), the true class, the predicted class and its
+    probability; all images on one gray scale."""
     plt = pyplot()
     if not mistakes:
         raise ValueError('no mistakes to draw: the network got every test image right')
-    images = [_unbatched(m.image) for m in mistakes]
+    images = [_unbatched(image) for image in images]
     lo, hi = _range(np.stack(images))
     cols = min(columns, len(mistakes))
     rows = math.ceil(len(mistakes) / cols)
     fig, axes = plt.subplots(rows, cols, figsize=(2.2 * cols, 2.6 * rows), squeeze=False)
     for ax, m, image in zip(axes.flat, mistakes, images):
-        if image.ndim == 3 and image.shape[0] == 3:
+        if image.shape[0] == 3:
             ax.imshow(np.clip((image.transpose(1, 2, 0) - lo) / (hi - lo), 0, 1))
         else:
-            ax.imshow(image.reshape(image.shape[-2:]), cmap='gray', vmin=lo, vmax=hi)
-        ax.set_title('true: %s\npredicted: %s\np = %.3f' % (classes[m.label], classes[m.predicted], m.probability),
+            ax.imshow(image[0], cmap='gray', vmin=lo, vmax=hi)
+        ax.set_title('true: %s\npredicted: %s\np = %.3f' % (classes[m.true], classes[m.predicted], m.probability),
                      fontsize=8, color='#aa2222')
         ax.set_xticks([])
         ax.set_yticks([])

@@ -156,11 +156,19 @@ def show_gradcam(subject: Union[Subject, str], cls: Union[None, int, str] = None
     return result, saliency_figure(subject.x, subject.classes, grad_cam=result, title=subject.title)
 
 
-def show_mistakes(result: Dict[str, Any], title: str = ''):
-    """(mistakes, figure) from :func:`d2lnets.training.runs.evaluate_saved`'s ``result``."""
+def show_mistakes(result: Dict[str, Any], data_dir: Optional[str] = None, title: str = ''):
+    """(mistakes, figure) from :func:`d2lnets.training.runs.evaluate_saved`'s ``result``: each
+    mistake's test image read again by its index (from ``data_dir`` first, as evaluate read them)
+    and prepared as the test set feeds the network."""
+    from ..deploy.images import to_input
     from .figures import mistakes_figure
-    mistakes = result['mistakes']
-    return mistakes, mistakes_figure(mistakes, result['classes'], title=title)
+    mistakes, meta = result['mistakes'], result['meta']
+    if not mistakes:
+        return mistakes, None
+    images = data.load_arrays(meta['dataset'], train=False, root=data_dir)[0]
+    prepared = [to_input([images[m.index]], tuple(meta['input_shape'][-3:]), meta.get('normalization'))[0]
+                for m in mistakes]
+    return mistakes, mistakes_figure(mistakes, prepared, result['classes'], title=title)
 
 
 def parse_kinds(text: Optional[str]) -> List[str]:
