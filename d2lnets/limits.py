@@ -53,6 +53,7 @@ BOUNDS = {
     'side': Bound('an image side', '--input-shape', int, 1, 16_384),
     'channels': Bound('the number of channels', '--input-shape', int, 1, 4096),
     'top': Bound('the number of classes to show', '--top', int, 1, 1000),
+    'mistakes': Bound('the number of mistakes to show', '--mistakes', int, 0, 10_000),
     'runs': Bound('the number of timed runs', '--runs', int, 1, 1000),
     'warmup': Bound('the number of warm-up steps', 'warmup', int, 0, 1000),
     'seconds': Bound('the length of one timed run in seconds', '--seconds', float, 0.001, 3600.0),

@@ -60,3 +60,44 @@ def test_batches_smaller_than_the_device_count_are_counted_exactly(net_and_data)
     finally:
         net.collect_params().reset_ctx(mx.cpu(0))
     assert expected.sum() == 5
+
+
+def test_the_confusion_matrix_pass_keeps_the_most_confident_mistakes(net_and_data):
+    """Over 500 test images in batches of 64 (the last one of 52), on one device and on two."""
+    from d2lnets.explain.mistakes import TopMistakes
+    net, test_iter = net_and_data
+    out = np.concatenate([net(X).asnumpy() for X, _ in test_iter])
+    probs = np.exp(out - out.max(axis=1, keepdims=True))
+    probs /= probs.sum(axis=1, keepdims=True)
+    predicted, labels = probs.argmax(axis=1), test_iter.labels.astype(int)
+    wrong = [i for i in np.argsort(-probs.max(axis=1), kind='stable') if predicted[i] != labels[i]][:7]
+    for ctxs in ([mx.cpu()], [mx.cpu(0), mx.cpu(1)]):
+        net.collect_params().reset_ctx(ctxs)
+        top = TopMistakes(7)
+        try:
+            matrix = confusion_matrix(net, test_iter, 10, ctxs, mistakes=top)
+        finally:
+            net.collect_params().reset_ctx(mx.cpu(0))
+        assert matrix.sum() == 500
+        got = top.result()
+        assert [m.index for m in got] == wrong
+        assert [(m.true, m.predicted) for m in got] == [(labels[i], predicted[i]) for i in wrong]
+        np.testing.assert_allclose([m.probability for m in got], probs.max(axis=1)[wrong], rtol=1e-5)
+
+
+def test_evaluate_saved_reports_what_the_shipped_lenet_gets_wrong():
+    from d2lnets.explain.mistakes import most_confused
+    from d2lnets.training.runs import evaluate_saved
+    result = evaluate_saved('lenet', pretrained=True, limit=1000, mistakes=5)
+    assert result['matrix'].sum() == 1000
+    images, labels = data.load_arrays('fashion-mnist', train=False)
+    net = d2lnets.get_model('lenet', pretrained=True)
+    for m in result['mistakes']:
+        out = net(mx.nd.array(data.to_tensor(images[m.index:m.index + 1])))[0]
+        assert m.true == labels[m.index] != m.predicted == int(out.argmax(axis=0).asscalar())
+        assert m.probability == pytest.approx(float(mx.nd.softmax(out).max().asscalar()), rel=1e-5)
+    assert len(result['mistakes']) == 5
+    probabilities = [m.probability for m in result['mistakes']]
+    assert probabilities == sorted(probabilities, reverse=True)
+    assert result['confused'] == most_confused(result['matrix'], 10)
+    assert result['confused'][0].count == max(result['matrix'][t, p] for t in range(10) for p in range(10) if t != p)

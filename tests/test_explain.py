@@ -9,6 +9,8 @@ import pytest
 import d2lnets
 from d2lnets import data, nn
 from d2lnets.explain.activations import activations, probabilities, top_classes
+from d2lnets.explain.filters import NEAR_ZERO, WeightStats, first_conv_weights, weight_stats
+from d2lnets.explain.mistakes import Confusion, Mistake, TopMistakes, most_confused
 from d2lnets.explain.saliency import grad_cam, saliency
 
 # The four families at the lecture's input sizes, and VGG with batch norm small
@@ -301,3 +303,63 @@ def test_errors_are_one_clear_line():
                                          r'\(its layers: dense\d+, dense\d+\)'):
         grad_cam(dense, x)
     assert saliency(dense, x).gradient.shape == (1, 28, 28)
+
+
+# --- filters ----------------------------------------------------------------
+
+def test_first_conv_weights_are_the_first_convolutions_kernels():
+    net, _ = built('lenet', {}, 28)
+    w = np.arange(150, dtype=np.float32).reshape(6, 1, 5, 5)
+    net[0].weight.set_data(mx.nd.array(w))
+    got = first_conv_weights(net)
+    assert got.shape == (6, 1, 5, 5) and got.dtype == np.float32
+    np.testing.assert_array_equal(got, w)
+    alexnet, _ = built('alexnet', {}, 67)
+    assert first_conv_weights(alexnet).shape == (96, 1, 11, 11)
+    vgg, _ = built('vgg11_bn', {'ratio': 16}, 32)      # inside the first block
+    np.testing.assert_array_equal(first_conv_weights(vgg), vgg[0][0].weight.data().asnumpy())
+    dense = nn.Sequential()
+    dense.add(nn.Dense(3))
+    dense.initialize()
+    dense(mx.nd.zeros((1, 4)))
+    with pytest.raises(ValueError, match=r'sequential\d+ has no convolution'):
+        first_conv_weights(dense)
+
+
+def test_weight_stats_of_known_weights():
+    net = nn.Sequential()
+    net.add(nn.Conv2D(2, kernel_size=1), nn.MaxPool2D(), nn.Dense(4))
+    net.initialize()
+    net(mx.nd.zeros((1, 1, 2, 2)))
+    # Exactly representable values: 2 ** -10 is below 1 % of the largest magnitude, 2; 0.5 is not.
+    conv = np.array([-2, 2], np.float32).reshape(2, 1, 1, 1)
+    dense = np.array([[1, -1], [0, 2 ** -10], [2, -2], [0.5, 0.5]], np.float32)
+    net[0].weight.set_data(mx.nd.array(conv))
+    net[2].weight.set_data(mx.nd.array(dense))
+    rows = weight_stats(net)
+    assert NEAR_ZERO == 0.01
+    assert rows[0] == WeightStats(net[0].name, (2, 1, 1, 1), 0.0, 2.0, 0.0, 0.02)
+    mean = (1 + 2 ** -10) / 8
+    std = np.sqrt(np.mean((dense.astype(np.float64) - mean) ** 2))
+    assert rows[1] == WeightStats(net[2].name, (4, 2), mean, std, 0.25, 0.02)
+    assert len(rows) == 2      # the pooling has no weight
+
+
+# --- mistakes ---------------------------------------------------------------
+
+def test_top_mistakes_keep_the_most_confident_wrong_ones_by_probability_then_index():
+    top = TopMistakes(3)
+    top.add(0, [0, 1, 2, 3], [0, 2, 1, 0], [0.99, 0.6, 0.9, 0.6])      # 1, 2, 3 wrong
+    top.add(4, [5, 5, 5], [4, 5, 6], [0.6, 1.0, 0.95])                  # 4, 6 wrong
+    assert top.result() == [Mistake(6, 5, 6, 0.95), Mistake(2, 2, 1, 0.9), Mistake(1, 1, 2, 0.6)]
+    assert TopMistakes(0).result() == []
+    for bad in (-1, 10_001, 2.5, True):
+        with pytest.raises(ValueError, match=r'the number of mistakes to show \(--mistakes\) must be'):
+            TopMistakes(bad)
+
+
+def test_most_confused_pairs():
+    m = np.array([[5, 2, 0], [4, 1, 2], [0, 0, 9]])
+    assert most_confused(m) == [Confusion(1, 0, 4), Confusion(0, 1, 2), Confusion(1, 2, 2)]
+    assert most_confused(m, 1) == [Confusion(1, 0, 4)]
+    assert most_confused(np.eye(3, dtype=int)) == []

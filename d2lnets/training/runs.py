@@ -48,6 +48,7 @@ __all__ = ['make_meta', 'run_config', 'start_run', 'train_run', 'resume_run', 'e
 LOCK = '.lock'
 # command.txt: a line per train/resume, each within the system's argument limit (2 MiB on Linux).
 MAX_COMMAND_BYTES = 4 << 20
+MOST_CONFUSED = 10      # class pairs evaluate_saved reports
 MAX_SAME_NAME = 1000    # default folders of one name (model, second): runs/lenet-20261205-213000-1000 at most
 # What a run writes; a folder holding only these and no checkpoint is a run
 # that never completed an epoch (killed in epoch 1), which a new run may replace.
@@ -409,15 +410,22 @@ def resume_run(run_dir: Path, name: Optional[str] = None, epochs: Optional[int] 
 
 def evaluate_saved(name: str, params: Optional[Path] = None, pretrained: bool = False,
                    data_dir: Optional[str] = None, batch_size: int = 256, ctx=None,
-                   limit: Optional[int] = None) -> Dict[str, Any]:
+                   limit: Optional[int] = None, mistakes: int = 16) -> Dict[str, Any]:
     """Test accuracy, per-class accuracy and confusion matrix of a parameter
     file (a run's ``model.params``, an export's, with or without ``meta.json``:
-    what ``predict`` and ``export`` take) or of ``name``'s published weights.
+    what ``predict`` and ``export`` take) or of ``name``'s published weights,
+    and what it gets wrong, all from one pass over the test set.
 
     Returns a dict with ``accuracy``, ``per_class`` (list), ``matrix``
-    (numpy, rows true, columns predicted), ``classes`` and ``meta``.
+    (numpy, rows true, columns predicted), ``classes``, ``meta``,
+    ``mistakes`` (the ``mistakes`` test examples predicted wrong with the
+    highest probability, most first: :class:`d2lnets.explain.mistakes.Mistake`,
+    ``index`` into the test set) and ``confused`` (the 10 most confused class
+    pairs with their counts: :class:`d2lnets.explain.mistakes.Confusion`).
     """
+    from ..explain.mistakes import TopMistakes, most_confused
     from .metrics import accuracy_from_confusion, confusion_matrix, per_class_accuracy
+    top = TopMistakes(mistakes)     # the number checked before anything is loaded
     if (params is None) == (not pretrained):
         raise ValueError('give either a parameter file (--params) or --pretrained')
     limits.check('batch_size', batch_size)
@@ -435,6 +443,7 @@ def evaluate_saved(name: str, params: Optional[Path] = None, pretrained: bool = 
     net.collect_params().reset_ctx(ctxs)
     net.hybridize()
     classes = meta.get('classes') or data.classes(dataset)
-    matrix = confusion_matrix(net, test_iter, len(classes), ctxs)
+    matrix = confusion_matrix(net, test_iter, len(classes), ctxs, mistakes=top)
     return {'accuracy': accuracy_from_confusion(matrix), 'per_class': per_class_accuracy(matrix).tolist(),
-            'matrix': matrix, 'classes': classes, 'meta': meta}
+            'matrix': matrix, 'classes': classes, 'meta': meta, 'mistakes': top.result(),
+            'confused': most_confused(matrix, MOST_CONFUSED)}
