@@ -44,7 +44,7 @@ def _cli_help() -> str:
 
 # docs/explain.md's pictures: generated/explain-NAME.png, each of the shipped LeNet on real
 # Fashion-MNIST test images (the first of each class, so the pictures stay the same).
-EXPLAIN = ('activations', 'pullover-coat', 'filters', 'saliency', 'gradcam')
+EXPLAIN = ('activations', 'pullover-coat', 'filters', 'saliency', 'gradcam', 'mistakes')
 
 
 def _explain_figures() -> None:
@@ -63,6 +63,10 @@ def _explain_figures() -> None:
         subject = show.load_subject('lenet', pretrained=True, index=first[name])
         show.show_activations(subject, layers=['conv0', 'pool0', 'conv1', 'pool1'], fig=sub)
     figures['pullover-coat'] = both
+    # What `d2lnets evaluate lenet --pretrained` writes beside its confusion matrix.
+    from d2lnets.training.runs import evaluate_saved
+    figures['mistakes'] = show.show_mistakes(evaluate_saved('lenet', pretrained=True),
+                                             title='lenet: most confidently wrong')[1]
     for name in EXPLAIN:
         _write('explain-%s.png' % name, png_bytes(figures[name]))
         pyplot().close(figures[name])

@@ -35,7 +35,7 @@ def test_docs_build_strict(site):
 
 
 # docs/explain.md's pictures: drawn by docs/hooks.py from the shipped LeNet, none committed.
-EXPLAIN = ('activations', 'pullover-coat', 'filters', 'saliency', 'gradcam')
+EXPLAIN = ('activations', 'pullover-coat', 'filters', 'saliency', 'gradcam', 'mistakes')
 
 
 def test_the_explain_page_shows_the_pictures_the_build_drew(site):

@@ -56,11 +56,11 @@ def _range(a: np.ndarray) -> Tuple[float, float]:
     return (lo, hi) if hi > lo else (lo - 0.5, hi + 0.5)
 
 
-def _blank_cmap(name: str):
-    # A colour map drawing NaN (the mosaic's gaps) white.
+def _blank_cmap(name: str, gap: str = 'white'):
+    # A colour map drawing NaN (the mosaic's gaps) in ``gap``, a colour the map itself has not.
     import matplotlib
     cmap = matplotlib.colormaps[name].copy()
-    cmap.set_bad('white')
+    cmap.set_bad(gap)
     return cmap
 
 
@@ -216,7 +216,9 @@ def filter_figure(weights: np.ndarray, stats: Optional[Sequence[Sequence[Any]]] 
         for c in range(grids):
             ax = fig.add_subplot(spec[0, c])
             mosaic, _ = tile(weights[:, c], max_kernels)
-            im = ax.imshow(mosaic, cmap=_blank_cmap('RdBu_r'), vmin=-m, vmax=m, interpolation='nearest')
+            # Gaps in grey: white is a weight of 0 on this scale.
+            im = ax.imshow(mosaic, cmap=_blank_cmap('RdBu_r', gap='#808080'), vmin=-m, vmax=m,
+                           interpolation='nearest')
             fig.colorbar(im, ax=ax, fraction=0.046, pad=0.04, label='weight').ax.tick_params(labelsize=6)
             ax.set_title('input channel %d: %s' % (c, count), fontsize=9)
             ax.set_xticks([])
