@@ -142,6 +142,8 @@ def test_the_saliency_figure_names_the_class_and_its_scales(lenet):
     np.testing.assert_array_equal(smap.get_array(), result.map)
     assert (smap.norm.vmin, smap.norm.vmax) == (0, float(result.map.max()))
     assert sum(ax.get_ylabel() == 'saliency' for ax in fig.axes) == 2     # both colourbars say it
+    assert fig._suptitle.get_text() == ('lenet on fashion-mnist test image 0 (true class: ankle boot)\n'
+                                        "colour scales: from 0 to each map's maximum (its colourbar)")
     pyplot().close(fig)
 
 

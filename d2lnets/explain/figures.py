@@ -270,7 +270,8 @@ def saliency_figure(image: np.ndarray, classes: Sequence[str], saliency=None, gr
     if grad_cam is not None:
         _overlay(axes.pop(0), image, np.asarray(grad_cam.upsampled, dtype=np.float32), 'jet',
                  'Grad-CAM at %s for %s' % (grad_cam.layer, classes[grad_cam.cls]), 'Grad-CAM')
-    fig.suptitle(title or 'colour scales: 0 to each map\'s maximum', fontsize=9)
+    scale = "colour scales: from 0 to each map's maximum (its colourbar)"
+    fig.suptitle('%s\n%s' % (title, scale) if title else scale, fontsize=9)
     return fig
 
 
