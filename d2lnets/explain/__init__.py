@@ -2,7 +2,7 @@
 (:mod:`.activations`), where a network looks (:mod:`.saliency`), its filters and
 weight statistics (:mod:`.filters`), and what it gets wrong (:mod:`.mistakes`).
 
-Those modules draw nothing; :mod:`.figures` draws the arrays, and :mod:`.show`
-gives the arrays with their figure (the notebooks' API, ``d2lnets explain``).
-Nothing here changes a network or its parameters.
+These four import no matplotlib; :mod:`.figures` beside them draws their arrays,
+and :mod:`.show` gives the arrays with their figure (the notebooks' API,
+``d2lnets explain``). None of them changes a network or its parameters.
 """

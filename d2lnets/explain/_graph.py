@@ -75,14 +75,6 @@ def layers(net: mx.gluon.HybridBlock) -> List[Layer]:
     return found
 
 
-def check_layer(name: str, candidates: Sequence[Layer], what: str = 'layer') -> Layer:
-    """The layer called ``name`` among ``candidates``; ``ValueError`` lists the valid names."""
-    for layer in candidates:
-        if layer.name == name:
-            return layer
-    raise ValueError('unknown %s %r; valid names: %s' % (what, name, ', '.join(l.name for l in candidates)))
-
-
 def check_ready(net: mx.gluon.Block) -> None:
     """``ValueError`` unless every parameter of ``net`` holds data (not only a deferred initialization)."""
     for param in net.collect_params().values():

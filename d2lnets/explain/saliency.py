@@ -79,8 +79,11 @@ def grad_cam(net: mx.gluon.HybridBlock, x: mx.nd.NDArray, cls: Optional[int] = N
     _graph.check_input(x)
     _graph.check_ready(net)
     layers = _graph.layers(net)
-    chosen = _default_layer(net, layers) if layer is None else _graph.check_layer(layer, layers)
     with_maps = _with_maps(net, layers, x)
+    chosen = _default_layer(net, layers) if layer is None else next((l for l in layers if l.name == layer), None)
+    if chosen is None:
+        raise ValueError('unknown layer %r; valid names (the layers whose output is channel maps): %s'
+                         % (layer, ', '.join(l.name for l in with_maps)))
     if chosen not in with_maps:
         raise ValueError('Grad-CAM needs a layer whose output is channel maps, and %s\'s is not; layers with '
                          'maps: %s' % (chosen.name, ', '.join(l.name for l in with_maps)))
