@@ -205,3 +205,39 @@ def test_gradcam_needs_a_convolution():
     subject = show.Subject(net, {'model': 'mlp', 'dataset': 'fashion-mnist'}, x, None, 'zeros')
     with pytest.raises(ValueError, match='conv'):
         show.show_gradcam(subject)
+
+
+@pytest.mark.parametrize('name', ['vgg11_small', 'nin'])
+def test_the_224_networks_are_drawn_layer_by_layer(name, tmp_path):
+    from PIL import Image
+    images, _ = load_arrays('fashion-mnist', train=False)
+    path = tmp_path / 'boot.png'
+    Image.fromarray(images[0]).save(path)
+    mx.random.seed(0)
+    subject = show.load_subject(name, image=path)      # freshly initialized: no weights needed
+    assert subject.x.shape == (1, 1, 224, 224)
+    acts, fig = show.show_activations(subject)
+    shown = titles(fig)
+    assert shown[0] == 'input, as the network saw it' and shown[-1].startswith('answer: ')
+    assert len(shown) == len(acts) + 1
+    for act, title in zip(acts[:-1], shown[1:-1]):
+        a = act.array
+        if a.ndim == 3 and a.shape[1] * a.shape[2] > 1:
+            count = '%d channels' % len(a) if len(a) <= 16 else 'first 16 of %d channels' % len(a)
+            assert title == '%s: %s, %dx%d' % (act.name, count, a.shape[1], a.shape[2])
+        else:
+            assert title == '%s: %d units' % (act.name, a.size)     # NiN's global pooling: (10, 1, 1)
+    pyplot().close(fig)
+
+
+def test_a_three_channel_input_is_drawn_on_one_scale_for_all_channels():
+    from d2lnets.explain.saliency import Saliency
+    rng = np.random.RandomState(0)
+    x = rng.normal(size=(1, 3, 32, 32)).astype(np.float32) * np.float32([[[[1]], [[2]], [[3]]]])
+    fig = figures.saliency_figure(x, ['a', 'b'], saliency=Saliency(1, x[0], np.abs(x[0]).max(axis=0)))
+    ax = next(ax for ax in fig.axes if ax.get_title() == 'input, as the network saw it')
+    lo, hi = float(x.min()), float(x.max())
+    np.testing.assert_allclose(ax.images[0].get_array(), (x[0].transpose(1, 2, 0) - lo) / (hi - lo), atol=1e-6)
+    assert ax.get_xlabel() == 'RGB: input values %.3g ... %.3g to 0 ... 1, one scale' % (lo, hi)
+    assert 'saliency for b\n' in titles(fig)[1]
+    pyplot().close(fig)
