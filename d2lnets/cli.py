@@ -324,10 +324,11 @@ def _add_explain(sub) -> None:
 
 
 def _run_explain(args) -> int:
-    from .explain.show import load_subject, parse_kinds, write_figures
+    from .explain.show import check_out, load_subject, parse_kinds, write_figures
     if not (args.params or args.pretrained):
         raise ValueError('say which weights to explain: --pretrained or --params FILE')
     kinds = parse_kinds(args.show)
+    check_out(args.out)     # before the weights load
     subject = load_subject(args.name, args.params, args.pretrained, args.image, args.index, args.root)
     for path in write_figures(subject, kinds, args.out, args.cls, args.layer):
         print(path)

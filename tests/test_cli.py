@@ -116,6 +116,7 @@ def test_explain_bad_input_is_one_line_and_writes_nothing(run_cli, tmp_path):
         (['--image', text], 'cannot read %s as an image' % text),
         (['--index', '10000'], 'the test-set index must be an integer from 0 to 9999'),
         (['--index', '0', '--show', 'histogram'], '--show takes a comma-separated list of activations, filters'),
+        (['--index', '0', '--show', 'gradcam', '--layer', 'dense0'], "Grad-CAM needs a layer whose output is channel maps"),
     ]
     for extra, message in cases:
         proc = run_cli('explain', 'lenet', '--pretrained', *extra, '--out', out, cwd=tmp_path)
@@ -123,6 +124,11 @@ def test_explain_bad_input_is_one_line_and_writes_nothing(run_cli, tmp_path):
         line, = proc.stderr.splitlines()
         assert line.startswith('d2lnets explain: error: ') and message in line, line
         assert proc.stdout == '' and not out.exists(), extra
+    for where, message in ((text / 'out', '%s is not a folder: --out makes one folder' % text),
+                           (text, '%s is not a folder: --out takes the folder' % text)):
+        proc = run_cli('explain', 'lenet', '--pretrained', '--index', '0', '--out', where, cwd=tmp_path)
+        assert proc.returncode == 1 and proc.stderr.startswith('d2lnets explain: error: ' + message), proc.stderr
+        assert text.read_text() == 'not an image'
     proc = run_cli('explain', 'lenet', '--index', '0', '--out', out, cwd=tmp_path)
     assert proc.returncode == 1 and proc.stderr == ('d2lnets explain: error: say which weights to explain: '
                                                     '--pretrained or --params FILE\n')

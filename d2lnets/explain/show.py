@@ -15,7 +15,7 @@ from .. import data
 from ..types import PathLike
 
 __all__ = ['Subject', 'load_subject', 'show_activations', 'show_filters', 'show_saliency', 'show_gradcam',
-           'show_mistakes', 'parse_kinds', 'render', 'write_figures', 'KINDS']
+           'show_mistakes', 'parse_kinds', 'render', 'check_out', 'write_figures', 'KINDS']
 
 # What `d2lnets explain --show` draws, in this order, one PNG each.
 KINDS = ('activations', 'filters', 'saliency', 'gradcam')
@@ -204,17 +204,23 @@ def _close(figures) -> None:
         pyplot().close(fig)
 
 
+def check_out(out: PathLike) -> Path:
+    """``out`` as a folder to write into: a folder, or missing with its parent a folder."""
+    out = Path(out)
+    if out.exists() and not out.is_dir():
+        raise ValueError('%s is not a folder: --out takes the folder to write the PNGs into' % out)
+    if not out.parent.is_dir():
+        raise ValueError('%s is not a folder: --out makes one folder, not its parents' % out.parent)
+    return out
+
+
 def write_figures(subject: Subject, kinds: Sequence[str], out: PathLike, cls: Union[None, int, str] = None,
                   layer: Optional[str] = None) -> List[Path]:
     """Draw ``kinds`` (:func:`render`) and write each as ``out/MODEL-KIND.png``; the paths written.
     ``out`` is made if it does not exist (its parent must); nothing is written outside it."""
     from ..drawing import save_png
     from ..io import check_replaceable
-    out = Path(out)
-    if out.exists() and not out.is_dir():
-        raise ValueError('%s is not a folder: --out takes the folder to write the PNGs into' % out)
-    if not out.parent.is_dir():
-        raise ValueError('%s does not exist: --out makes one folder, not its parents' % out.parent)
+    out = check_out(out)
     name = subject.meta.get('model', 'network')
     paths = [out / ('%s-%s.png' % (name, kind)) for kind in kinds]
     for path in paths:
