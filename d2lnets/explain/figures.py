@@ -64,17 +64,27 @@ def _blank_cmap(name: str, gap: str = 'white'):
     return cmap
 
 
+def _colorbar(ax, im, label: str = '') -> None:
+    # The colour scale of the image ``im`` beside its axes: how its values became colours.
+    ax.figure.colorbar(im, ax=ax, fraction=0.046, pad=0.04, label=label).ax.tick_params(labelsize=6)
+
+
+def _rgb(image: np.ndarray, lo: float, hi: float) -> np.ndarray:
+    # (3, H, W) -> (H, W, 3) in [0, 1]: one linear scale, lo -> 0 and hi -> 1, for all three channels.
+    return np.clip((image.transpose(1, 2, 0) - lo) / (hi - lo), 0, 1)
+
+
 def _draw_image(ax, image: np.ndarray, title: str) -> None:
     """The network's input (C, H, W) as it saw it: one channel in gray from its minimum to its
     maximum (a colourbar), three as RGB with one linear scale over all channels (a caption)."""
     image = _unbatched(image)
     lo, hi = _range(image)
     if image.shape[0] == 3:
-        ax.imshow(np.clip((image.transpose(1, 2, 0) - lo) / (hi - lo), 0, 1))
+        ax.imshow(_rgb(image, lo, hi))
         ax.set_xlabel('RGB: input values %.3g ... %.3g to 0 ... 1, one scale' % (lo, hi), fontsize=7)
     else:
         im = ax.imshow(image[0], cmap='gray', vmin=lo, vmax=hi)
-        ax.figure.colorbar(im, ax=ax, fraction=0.046, pad=0.04).ax.tick_params(labelsize=6)
+        _colorbar(ax, im)
     ax.set_title(title, fontsize=8)
     ax.set_xticks([])
     ax.set_yticks([])
@@ -85,7 +95,7 @@ def _draw_maps(ax, name: str, maps: np.ndarray, limit: int) -> None:
     lo, hi = _range(maps)
     mosaic, shown = tile(maps, limit)
     im = ax.imshow(mosaic, cmap=_blank_cmap('viridis'), vmin=lo, vmax=hi, interpolation='nearest')
-    ax.figure.colorbar(im, ax=ax, fraction=0.046, pad=0.04).ax.tick_params(labelsize=6)
+    _colorbar(ax, im)
     count = '%d channels' % len(maps) if shown == len(maps) else 'first %d of %d channels' % (shown, len(maps))
     ax.set_title('%s: %s, %dx%d' % (name, count, maps.shape[1], maps.shape[2]), fontsize=8)
     ax.set_xticks([])
@@ -96,7 +106,7 @@ def _draw_strip(ax, name: str, values: np.ndarray) -> None:
     # A dense output (n,) as one row of n cells, its colour scale a colourbar.
     lo, hi = _range(values)
     im = ax.imshow(values.reshape(1, -1), cmap='viridis', vmin=lo, vmax=hi, aspect='auto', interpolation='nearest')
-    ax.figure.colorbar(im, ax=ax, fraction=0.046, pad=0.04).ax.tick_params(labelsize=6)
+    _colorbar(ax, im)
     ax.set_title('%s: %d units' % (name, values.size), fontsize=8)
     ax.set_yticks([])
     ax.tick_params(labelsize=6)
@@ -219,7 +229,7 @@ def filter_figure(weights: np.ndarray, stats: Optional[Sequence[Sequence[Any]]] 
             # Gaps in grey: white is a weight of 0 on this scale.
             im = ax.imshow(mosaic, cmap=_blank_cmap('RdBu_r', gap='#808080'), vmin=-m, vmax=m,
                            interpolation='nearest')
-            fig.colorbar(im, ax=ax, fraction=0.046, pad=0.04, label='weight').ax.tick_params(labelsize=6)
+            _colorbar(ax, im, 'weight')
             ax.set_title('input channel %d: %s' % (c, count), fontsize=9)
             ax.set_xticks([])
             ax.set_yticks([])
@@ -240,7 +250,7 @@ def _overlay(ax, image: np.ndarray, heat: np.ndarray, cmap: str, title: str, lab
     ax.imshow(gray, cmap='gray', vmin=lo, vmax=hi)
     top = float(np.max(heat)) or 1.0
     im = ax.imshow(heat, cmap=cmap, vmin=0, vmax=top, alpha=0.55, interpolation='bilinear')
-    ax.figure.colorbar(im, ax=ax, fraction=0.046, pad=0.04, label=label).ax.tick_params(labelsize=6)
+    _colorbar(ax, im, label)
     ax.set_title(title, fontsize=8)
     ax.set_xticks([])
     ax.set_yticks([])
@@ -262,7 +272,7 @@ def saliency_figure(image: np.ndarray, classes: Sequence[str], saliency=None, gr
         ax = axes.pop(0)
         smap = np.asarray(saliency.map, dtype=np.float32)
         im = ax.imshow(smap, cmap='hot', vmin=0, vmax=float(smap.max()) or 1.0, interpolation='nearest')
-        fig.colorbar(im, ax=ax, fraction=0.046, pad=0.04, label='saliency').ax.tick_params(labelsize=6)
+        _colorbar(ax, im, 'saliency')
         ax.set_title('saliency for %s\n|d score / d input|, largest over channels' % name, fontsize=8)
         ax.set_xticks([])
         ax.set_yticks([])
@@ -291,7 +301,7 @@ def mistakes_figure(mistakes: Sequence[Any], images: Sequence[np.ndarray], class
     fig, axes = plt.subplots(rows, cols, figsize=(2.2 * cols, 2.6 * rows), squeeze=False)
     for ax, m, image in zip(axes.flat, mistakes, images):
         if image.shape[0] == 3:
-            ax.imshow(np.clip((image.transpose(1, 2, 0) - lo) / (hi - lo), 0, 1))
+            ax.imshow(_rgb(image, lo, hi))
         else:
             ax.imshow(image[0], cmap='gray', vmin=lo, vmax=hi)
         ax.set_title('true: %s\npredicted: %s\np = %.3f' % (classes[m.true], classes[m.predicted], m.probability),
