@@ -249,7 +249,7 @@ def _overlay(ax, image: np.ndarray, heat: np.ndarray, cmap: str, title: str, lab
     lo, hi = _range(gray)
     ax.imshow(gray, cmap='gray', vmin=lo, vmax=hi)
     top = float(np.max(heat)) or 1.0
-    im = ax.imshow(heat, cmap=cmap, vmin=0, vmax=top, alpha=0.55, interpolation='bilinear')
+    im = ax.imshow(heat, cmap=cmap, vmin=0, vmax=top, alpha=0.55, interpolation='nearest')   # pixels as computed
     _colorbar(ax, im, label)
     ax.set_title(title, fontsize=8)
     ax.set_xticks([])
@@ -264,7 +264,7 @@ def saliency_figure(image: np.ndarray, classes: Sequence[str], saliency=None, gr
         raise ValueError('give a saliency map, a Grad-CAM map, or both')
     plt = pyplot()
     panels = 1 + (2 if saliency is not None else 0) + (1 if grad_cam is not None else 0)
-    fig, axes = plt.subplots(1, panels, figsize=(3.4 * panels, 3.3), squeeze=False)
+    fig, axes = plt.subplots(1, panels, figsize=(3.4 * panels, 3.5), squeeze=False, layout='constrained')
     axes = list(axes[0])
     _draw_image(axes.pop(0), image, 'input, as the network saw it')
     if saliency is not None:
@@ -298,7 +298,7 @@ def mistakes_figure(mistakes: Sequence[Any], images: Sequence[np.ndarray], class
     lo, hi = _range(np.stack(images))
     cols = min(columns, len(mistakes))
     rows = math.ceil(len(mistakes) / cols)
-    fig, axes = plt.subplots(rows, cols, figsize=(2.2 * cols, 2.6 * rows), squeeze=False)
+    fig, axes = plt.subplots(rows, cols, figsize=(2.2 * cols, 2.6 * rows), squeeze=False, layout='constrained')
     for ax, m, image in zip(axes.flat, mistakes, images):
         if image.shape[0] == 3:
             ax.imshow(_rgb(image, lo, hi))
