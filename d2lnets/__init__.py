@@ -30,10 +30,12 @@ _exports = {
     'count_parameters': 'models.params', 'initialize_missing': 'models.params',
     'load_gluoncv_params': 'weights.zoo', 'load_network': 'models.loading',
     'train': 'training.loop', 'RunConfig': 'training.config', 'export': 'deploy.export',
+    'load_subject': 'explain.show', 'show_activations': 'explain.show', 'show_filters': 'explain.show',
+    'show_saliency': 'explain.show', 'show_gradcam': 'explain.show',
 }
 # d2lnets.NAME -> its module; the packages are the architecture (docs/architecture.md)
-_submodules = {name: name for name in ('cli', 'context', 'data', 'deploy', 'io', 'models', 'perf', 'registry',
-                                       'runtime', 'sysinfo', 'training', 'weights')}
+_submodules = {name: name for name in ('cli', 'context', 'data', 'deploy', 'drawing', 'explain', 'io', 'models',
+                                       'perf', 'registry', 'runtime', 'sysinfo', 'training', 'weights')}
 _submodules['nn'] = 'models.nn'   # the lecture writes `from d2lnets import nn`
 
 __all__ = ['__version__'] + sorted(_exports) + sorted(_submodules)

@@ -251,7 +251,9 @@ def _sigterm_as_interrupt():
 def _add_evaluate(sub) -> None:
     p = sub.add_parser('evaluate', help='test accuracy, per class, and a confusion matrix',
                        description='Evaluate NAME on the test set of the data set it was trained on: '
-                                   'accuracy, accuracy per class, and a confusion-matrix PNG.')
+                                   'accuracy, accuracy per class, the most confused pairs of classes, a '
+                                   'confusion-matrix PNG and, beside it, a PNG of the test images it is most '
+                                   'confidently wrong on (all from one pass over the test set).')
     p.add_argument('name', help='model name (see `d2lnets list`)')
     which = p.add_mutually_exclusive_group(required=True)
     which.add_argument('--params', type=_path, help='model.params of a run of `d2lnets train` (meta.json beside it)')
@@ -261,17 +263,24 @@ def _add_evaluate(sub) -> None:
     p.add_argument('--ctx', help='device(s), as for train')
     p.add_argument('--limit', type=_bounded('limit'), help='use only the first N test examples')
     p.add_argument('--confusion', type=_path, metavar='PNG', help='where to write the confusion matrix (default: '
-                                                      'confusion.png beside --params, or NAME-confusion.png)')
+                                                      'confusion.png beside --params, or NAME-confusion.png; the mistakes '
+                                                      'go beside it, confusion -> mistakes in the name)')
 
 
 def _run_evaluate(args) -> int:
     from pathlib import Path
+    from .drawing import save_png
+    from .explain.show import show_mistakes
     from .training.plot import plot_confusion
     from .io import check_replaceable
     from .training.runs import evaluate_saved
     path = Path(args.confusion) if args.confusion else (
         Path(args.params).parent / 'confusion.png' if args.params else Path('%s-confusion.png' % args.name))
-    check_replaceable(path)     # a link or a FIFO there is refused before the evaluation, not after
+    # The mistakes beside the confusion matrix: confusion.png -> mistakes.png, X.png -> X-mistakes.png.
+    mistakes = path.with_name(path.name.replace('confusion', 'mistakes') if 'confusion' in path.name
+                              else path.stem + '-mistakes.png')
+    for target in (path, mistakes):
+        check_replaceable(target)     # a link or a FIFO there is refused before the evaluation, not after
     result = evaluate_saved(args.name, params=args.params, pretrained=args.pretrained, data_dir=args.data_dir,
                             batch_size=args.batch_size, ctx=args.ctx, limit=args.limit)
     meta = result['meta']
@@ -283,6 +292,50 @@ def _run_evaluate(args) -> int:
     plot_confusion(result['matrix'], result['classes'], path,
                    title='%s: test acc %.3f' % (args.name, result['accuracy']))
     print('confusion matrix: %s' % path)
+    print('most confused (true -> predicted: count):')
+    for true, predicted, count in result['confused']:
+        print('  %-*s -> %-*s  %d' % (width, result['classes'][true], width, result['classes'][predicted], count))
+    _, fig = show_mistakes(result, args.data_dir, title='%s: most confidently wrong' % args.name)
+    if fig is not None:
+        save_png(fig, mistakes)
+        print('most confident mistakes: %s' % mistakes)
+    return 0
+
+
+def _add_explain(sub) -> None:
+    p = sub.add_parser('explain', help="see inside a network: every layer's output, filters, where it looks",
+                       description='Draw what NAME computes for one input, as PNGs in --out: every layer\'s '
+                                   'output with the top classes and the answer (activations), the first '
+                                   'convolution\'s kernels and the weight statistics (filters), the vanilla '
+                                   'saliency (saliency) and Grad-CAM (gradcam) of the predicted class or of '
+                                   '--class. The input is an image file, prepared as `d2lnets predict` '
+                                   'prepares it, or a test-set image by index. Prints each path written.')
+    p.add_argument('name', help='model name (see `d2lnets list`)')
+    _add_weights(p)
+    which = p.add_mutually_exclusive_group(required=True)
+    which.add_argument('--image', type=_path, metavar='FILE', help='an image file (PNG, JPEG, ...)')
+    which.add_argument('--index', type=int, metavar='N', help="the N-th image of the weights' test set")
+    p.add_argument('--show', default=None, metavar='KINDS',
+                   help='which figures, comma-separated: activations,filters,saliency,gradcam (default all)')
+    p.add_argument('--class', dest='cls', default=None, metavar='C',
+                   help='the class the saliency and Grad-CAM explain, by index or name (default the predicted)')
+    p.add_argument('--layer', default=None, metavar='L',
+                   help='the layer Grad-CAM reads (default the last convolutional block)')
+    p.add_argument('--root', type=_path, default=None, metavar='DIR',
+                   help="directory searched first for GluonCV's weights, and where they are downloaded")
+    p.add_argument('--out', type=_path, required=True, metavar='DIR',
+                   help='the folder the PNGs are written into (made if missing; its parent must exist)')
+
+
+def _run_explain(args) -> int:
+    from .explain.show import check_out, load_subject, parse_kinds, write_figures
+    if not (args.params or args.pretrained):
+        raise ValueError('say which weights to explain: --pretrained or --params FILE')
+    kinds = parse_kinds(args.show)
+    check_out(args.out)     # before the weights load
+    subject = load_subject(args.name, args.params, args.pretrained, args.image, args.index, args.root)
+    for path in write_figures(subject, kinds, args.out, args.cls, args.layer):
+        print(path)
     return 0
 
 
@@ -423,7 +476,8 @@ _COMMANDS = {'list': (_add_list, _run_list), 'summary': (_add_summary, _run_summ
              'complexity': (_add_complexity, _run_complexity), 'bench': (_add_bench, _run_bench),
              'train': (_add_train, _run_train), 'evaluate': (_add_evaluate, _run_evaluate),
              'predict': (_add_predict, _run_predict), 'launch': (_add_launch, _run_launch),
-             'export': (_add_export, _run_export), 'info': (_add_info, _run_info)}
+             'export': (_add_export, _run_export), 'explain': (_add_explain, _run_explain),
+             'info': (_add_info, _run_info)}
 REPORT = ('this is a bug in d2lnets; please report it with the command line and the output of '
           '`d2lnets --version`, and run again with --debug for the traceback')
 

@@ -98,3 +98,70 @@ def test_an_unexpected_error_is_one_line_saying_where_to_report_and_debug_shows_
     assert cli.main(['--debug', 'list']) == 1
     err = capsys.readouterr().err
     assert err.startswith('d2lnets list: internal error: RuntimeError') and 'Traceback (most recent call last)' in err
+
+
+# --- d2lnets explain: PNGs in --out and nothing else; bad input one line ---
+
+def test_explain_writes_exactly_the_pngs_it_prints(run_cli, tmp_path):
+    out = tmp_path / 'out'
+    proc = run_cli('explain', 'lenet', '--pretrained', '--index', '1', '--out', out, cwd=tmp_path)
+    assert proc.returncode == 0, proc.stderr
+    printed = proc.stdout.splitlines()
+    assert printed == [str(out / ('lenet-%s.png' % kind)) for kind in ('activations', 'filters', 'saliency', 'gradcam')]
+    assert sorted(p.name for p in tmp_path.iterdir()) == ['out']
+    assert sorted(str(p) for p in out.iterdir()) == sorted(printed)
+    for path in printed:
+        assert Path(path).read_bytes()[:8] == b'\x89PNG\r\n\x1a\n'
+    proc = run_cli('explain', 'lenet', '--pretrained', '--index', '1', '--show', 'saliency,activations',
+                   '--class', 'coat', '--out', out, cwd=tmp_path)
+    assert proc.returncode == 0, proc.stderr
+    assert proc.stdout.splitlines() == [str(out / 'lenet-activations.png'), str(out / 'lenet-saliency.png')]
+
+
+def test_explain_bad_input_is_one_line_and_writes_nothing(run_cli, tmp_path):
+    text = tmp_path / 'notes.png'
+    text.write_text('not an image')
+    out = tmp_path / 'out'
+    cases = [
+        (['--index', '0', '--show', 'gradcam', '--layer', 'conv9'], "unknown layer 'conv9'"),
+        (['--index', '0', '--class', '10'], 'class 10 is out of range: the network has 10 classes (0 to 9)'),
+        (['--image', text], 'cannot read %s as an image' % text),
+        (['--index', '10000'], 'the test-set index must be an integer from 0 to 9999'),
+        (['--index', '0', '--show', 'histogram'], '--show takes a comma-separated list of activations, filters'),
+        (['--index', '0', '--show', 'gradcam', '--layer', 'dense0'], "Grad-CAM needs a layer whose output is channel maps"),
+    ]
+    for extra, message in cases:
+        proc = run_cli('explain', 'lenet', '--pretrained', *extra, '--out', out, cwd=tmp_path)
+        assert proc.returncode == 1, (extra, proc.stdout, proc.stderr)
+        line, = proc.stderr.splitlines()
+        assert line.startswith('d2lnets explain: error: ') and message in line, line
+        assert proc.stdout == '' and not out.exists(), extra
+    for where, message in ((text / 'out', '%s is not a folder: --out makes one folder' % text),
+                           (text, '%s is not a folder: --out takes the folder' % text)):
+        proc = run_cli('explain', 'lenet', '--pretrained', '--index', '0', '--out', where, cwd=tmp_path)
+        assert proc.returncode == 1 and proc.stderr.startswith('d2lnets explain: error: ' + message), proc.stderr
+        assert text.read_text() == 'not an image'
+    proc = run_cli('explain', 'lenet', '--index', '0', '--out', out, cwd=tmp_path)
+    assert proc.returncode == 1 and proc.stderr == ('d2lnets explain: error: say which weights to explain: '
+                                                    '--pretrained or --params FILE\n')
+
+
+def test_evaluate_prints_the_most_confused_pairs_and_writes_the_mistakes_beside_the_confusion(run_cli, tmp_path):
+    import numpy as np
+    from d2lnets.training.runs import evaluate_saved
+    proc = run_cli('evaluate', 'lenet', '--pretrained', '--limit', '1000', cwd=tmp_path)
+    assert proc.returncode == 0, proc.stderr
+    assert sorted(p.name for p in tmp_path.iterdir()) == ['lenet-confusion.png', 'lenet-mistakes.png']
+    lines = proc.stdout.splitlines()
+    assert lines[-1] == 'most confident mistakes: lenet-mistakes.png'
+    pairs = lines[lines.index('most confused (true -> predicted: count):') + 1:-1]
+    matrix = evaluate_saved('lenet', pretrained=True, limit=1000)['matrix']
+    classes = d2lnets.data.classes('fashion-mnist')
+    counts = []
+    for line in pairs:
+        true, rest = line.strip().split(' -> ')
+        predicted, count = rest.rsplit(None, 1)
+        counts.append(int(count))
+        assert matrix[classes.index(true.strip()), classes.index(predicted.strip())] == int(count), line
+    off = matrix[~np.eye(10, dtype=bool)]
+    assert pairs and counts == sorted(off, reverse=True)[:len(counts)]

@@ -45,6 +45,28 @@ def test_the_browser_page_is_built_with_its_model_and_runtime(docs_site):
         assert not re.search(r'https?://', text), '%s names an outside address' % name
 
 
+# docs/explain.md's pictures: drawn by docs/hooks.py from the shipped LeNet, none committed.
+EXPLAIN = ('activations', 'pullover-coat', 'filters', 'saliency', 'gradcam', 'mistakes')
+
+
+def test_the_explain_page_shows_the_pictures_the_build_drew(docs_site):
+    from PIL import Image
+    proc, site = docs_site
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    import numpy as np
+    html = (site / 'explain' / 'index.html').read_text()
+    for name in EXPLAIN:
+        tag = re.search(r'<img [^>]*id="explain-%s"[^>]*>' % name, html)
+        assert tag, name
+        assert 'src="../generated/explain-%s.png"' % name in tag.group(0) and re.search(r'alt="[^"]{20,}"', tag.group(0))
+        pixels = np.asarray(Image.open(site / 'generated' / ('explain-%s.png' % name)).convert('RGB'))
+        # Not blank: a picture of many colours over most of its area.
+        assert min(pixels.shape[:2]) > 300 and len(np.unique(pixels.reshape(-1, 3), axis=0)) > 200, name
+        assert (pixels != 255).any(axis=2).mean() > 0.2, name
+    tracked = subprocess.run(['git', 'ls-files', 'docs/generated'], cwd=ROOT, capture_output=True, text=True)
+    assert tracked.stdout == ''
+
+
 def public_functions():
     for name in sorted(d2lnets._exports):
         yield name, getattr(d2lnets, name)

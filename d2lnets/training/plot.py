@@ -1,30 +1,15 @@
 """Figures: training curves in the style of the book's ``Animator``, and a
-confusion matrix. matplotlib is imported here only, with a file backend."""
+confusion matrix, drawn with :mod:`d2lnets.drawing`."""
 import io
 from pathlib import Path
 from typing import Sequence
 
 import numpy as np
 
-from ..io import atomic_write
+from ..drawing import pyplot as _pyplot
+from ..drawing import save_png as _save
 
 __all__ = ['plot_history', 'plot_confusion', 'Animator']
-
-
-def _pyplot():
-    import matplotlib
-    matplotlib.use('Agg', force=False)
-    import matplotlib.pyplot as plt
-    return plt
-
-
-def _save(fig, path: Path) -> Path:
-    plt = _pyplot()
-    try:
-        atomic_write(Path(path), lambda tmp: fig.savefig(tmp, format='png', dpi=150, bbox_inches='tight'))
-    finally:
-        plt.close(fig)
-    return Path(path)
 
 
 def _draw_curves(ax, history, num_epochs: int, title: str = '') -> None:
@@ -109,5 +94,4 @@ class Animator:
 
     def save(self, path: Path) -> Path:
         """Write the current figure as a PNG."""
-        atomic_write(Path(path), lambda tmp: self.fig.savefig(tmp, format='png', dpi=150, bbox_inches='tight'))
-        return Path(path)
+        return _save(self.fig, path, close=False)   # it may still redraw
