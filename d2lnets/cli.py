@@ -262,6 +262,8 @@ def _add_evaluate(sub) -> None:
     p.add_argument('--batch-size', type=_bounded('batch_size'), default=256)
     p.add_argument('--ctx', help='device(s), as for train')
     p.add_argument('--limit', type=_bounded('limit'), help='use only the first N test examples')
+    p.add_argument('--mistakes', type=_bounded('mistakes'), default=16, metavar='N',
+                   help='how many of the most confident mistakes to draw (default 16; 0: none)')
     p.add_argument('--confusion', type=_path, metavar='PNG', help='where to write the confusion matrix (default: '
                                                       'confusion.png beside --params, or NAME-confusion.png; the mistakes '
                                                       'go beside it, confusion -> mistakes in the name)')
@@ -282,7 +284,8 @@ def _run_evaluate(args) -> int:
     for target in (path, mistakes):
         check_replaceable(target)     # a link or a FIFO there is refused before the evaluation, not after
     result = evaluate_saved(args.name, params=args.params, pretrained=args.pretrained, data_dir=args.data_dir,
-                            batch_size=args.batch_size, ctx=args.ctx, limit=args.limit)
+                            batch_size=args.batch_size, ctx=args.ctx, limit=args.limit,
+                            mistakes=args.mistakes)
     meta = result['meta']
     print('%s on the %s test set (%d examples): test acc %.4f'
           % (args.name, meta['dataset'], int(result['matrix'].sum()), result['accuracy']))
@@ -508,7 +511,8 @@ OPTIONS = {'out': '--out', 'prefix': '--out', 'params': '--params', 'pretrained'
            'onnx': '--onnx', 'resize': '--resize', 'batch_size': '--batch-size', 'epochs': '--epochs',
            'ctx': '--ctx', 'kvstore': '--kvstore', 'lr': '--lr', 'limit': '--limit', 'seed': '--seed',
            'classes': '--classes', 'input_shape': '--input-shape', 'k': '--top', 'runs': '--runs',
-           'seconds_per_run': '--seconds'}
+           'seconds_per_run': '--seconds', 'mistakes': '--mistakes',
+           'image': '--image', 'index': '--index', 'show': '--show'}
 _CALLS = ((re.compile(r'`resume_run\(run_dir=(.*?)\)`'), r'--resume \1'),
           (re.compile(r'`train_run\(NAME, out=(.*?)\)`'), r'`d2lnets train NAME --out \1`'),
           (re.compile(r'`pretrained=True`'), '--pretrained'))

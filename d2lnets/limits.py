@@ -56,7 +56,8 @@ BOUNDS = {
     'channels': Bound('the number of channels', 'input_shape', int, 1, 4096),
     # `d2lnets predict --top` gives predict's k, `d2lnets bench --seconds` bench's seconds_per_run.
     'top': Bound('the number of classes to show', 'k', int, 1, 1000),
-    'mistakes': Bound('the number of mistakes to show', 'mistakes', int, 0, 10_000),
+    # Each is drawn (evaluate's mistakes figure, 5 a row): 100 make a figure of 22 x 52 inches.
+    'mistakes': Bound('the number of mistakes to show', 'mistakes', int, 0, 100),
     'runs': Bound('the number of timed runs', 'runs', int, 1, 1000),
     'warmup': Bound('the number of warm-up steps', 'warmup', int, 0, 1000),
     'seconds': Bound('the length of one timed run in seconds', 'seconds_per_run', float, 0.001, 3600.0),

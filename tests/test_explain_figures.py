@@ -188,7 +188,7 @@ def test_bad_input_is_one_clear_error(lenet):
         show.show_saliency(lenet, cls=10)
     with pytest.raises(ValueError, match="no class named 'parka'"):
         show.show_saliency(lenet, cls='parka')
-    with pytest.raises(ValueError, match='--show takes a comma-separated list'):
+    with pytest.raises(ValueError, match='`show` takes a comma-separated list'):
         show.parse_kinds('activations,histogram')
     with pytest.raises(ValueError, match='give one input'):
         show.load_subject('lenet', pretrained=True)

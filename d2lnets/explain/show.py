@@ -11,7 +11,7 @@ from typing import Any, Dict, List, NamedTuple, Optional, Sequence, Tuple, Union
 
 import numpy as np
 
-from .. import data
+from .. import data, limits
 from ..types import PathLike
 
 __all__ = ['Subject', 'load_subject', 'show_activations', 'show_filters', 'show_saliency', 'show_gradcam',
@@ -50,9 +50,9 @@ def _test_example(meta: Dict[str, Any], index: int) -> Tuple[np.ndarray, int, st
     from ..weights.meta import preprocessing
     dataset = meta.get('dataset') or 'fashion-mnist'
     if dataset not in data.DATASETS or preprocessing(dataset) != 'grayscale':
-        raise ValueError('weights trained on %s take an image file (--image), not a test-set index' % dataset)
+        raise ValueError('weights trained on %s take an image file (`image`), not a test-set index (`index`)' % dataset)
     images, labels = data.load_arrays(dataset, train=False)
-    if isinstance(index, bool) or not isinstance(index, (int, np.integer)) or not 0 <= index < len(images):
+    if not limits.is_int(index) or not 0 <= index < len(images):
         raise ValueError('the test-set index must be an integer from 0 to %d (the %s test set has %d '
                          'images), got %r' % (len(images) - 1, dataset, len(images), index))
     x = to_input([images[index]], tuple(meta['input_shape'][-3:]), meta.get('normalization'))
@@ -69,9 +69,9 @@ def load_subject(name: str, params: Optional[PathLike] = None, pretrained: bool 
     from ..deploy.predict import prepare
     from ..models.loading import load_network
     if (image is None) == (index is None):
-        raise ValueError('give one input: an image file (--image) or a test-set index (--index)')
+        raise ValueError('give one input: an image file (`image`) or a test-set index (`index`)')
     if params is not None and pretrained:
-        raise ValueError('give one source of weights: --params FILE or --pretrained')
+        raise ValueError('give one source of weights: `params=FILE` or `pretrained=True`')
     if image is not None:
         check_image(image)          # an unreadable file fails before the weights load
     net, meta = load_network(name, None if params is None else str(params), pretrained, root=root)
@@ -178,7 +178,7 @@ def parse_kinds(text: Optional[str]) -> List[str]:
     kinds = [k.strip() for k in text.split(',') if k.strip()]
     unknown = [k for k in kinds if k not in KINDS]
     if unknown or not kinds:
-        raise ValueError('--show takes a comma-separated list of %s; got %r' % (', '.join(KINDS), text))
+        raise ValueError('`show` takes a comma-separated list of %s; got %r' % (', '.join(KINDS), text))
     return [k for k in KINDS if k in kinds]
 
 
@@ -208,9 +208,9 @@ def check_out(out: PathLike) -> Path:
     """``out`` as a folder to write into: a folder, or missing with its parent a folder."""
     out = Path(out)
     if out.exists() and not out.is_dir():
-        raise ValueError('%s is not a folder: --out takes the folder to write the PNGs into' % out)
+        raise ValueError('%s is not a folder: `out` takes the folder to write the PNGs into' % out)
     if not out.parent.is_dir():
-        raise ValueError('%s is not a folder: --out makes one folder, not its parents' % out.parent)
+        raise ValueError('%s is not a folder: `out` makes one folder, not its parents' % out.parent)
     return out
 
 
