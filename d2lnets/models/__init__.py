@@ -12,7 +12,6 @@ from ..registry import (ModelEntry, Recipe, check_kwargs, default_input_shape, e
                         recipe_for)
 from .. import limits
 from ..runtime import start_engine_quietly
-from ..weights.meta import TITLES
 from .alexnet import alexnet, alexnet_gluoncv
 from .lenet import lenet
 from .nin import nin, nin_block
@@ -64,12 +63,12 @@ def get_model(name: str, pretrained: bool = False, root: Optional[str] = None,
         limits.check('classes', kwargs['classes'])
     if pretrained:
         weights = model.pretrained()
-        classes = len(weights.classes)
+        classes = len(weights.categories)
         if kwargs.get('classes', classes) != classes:
             raise ValueError('the %s weights of %r have %d classes, got classes=%r; to fine-tune to %r classes, '
                              'build with pretrained=False and load with d2lnets.models.loading.load_pretrained('
                              'net, %r, exclude_output=True)'
-                             % (TITLES[weights.dataset], name, classes, kwargs['classes'], kwargs['classes'], name))
+                             % (weights.data_set.title, name, classes, kwargs['classes'], kwargs['classes'], name))
         kwargs = dict(kwargs, classes=classes)
     with mx.name.NameManager():
         net = model.builder(**kwargs)

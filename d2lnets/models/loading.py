@@ -14,22 +14,27 @@ from typing import Any, Dict, Optional, Tuple
 
 import mxnet as mx
 
+from .. import datasets
 from .summary import infer_block_shapes
 from ..weights.load import ADAPTERS, load_weights, read_params, set_params, structural_params
 from ..types import Ctx
+from ..weights import Weights
 from ..weights.meta import read_meta, validate
 from . import entry, get_model
 from .params import initialize_missing
 
-__all__ = ['load_network', 'load_pretrained', 'pretrained_meta']
+__all__ = ['load_network', 'load_pretrained', 'pretrained_meta', 'pretrained_weights']
 
-# Where shapes and classes come from when nothing says otherwise.
-FASHION_MNIST = 'fashion-mnist'
+
+def pretrained_weights(name: str) -> Weights:
+    """The published weights of ``name`` (its registry entry's), with their categories and
+    preprocessing; ``ValueError`` if it has none."""
+    return entry(name).pretrained()
 
 
 def pretrained_meta(name: str) -> Dict[str, Any]:
     """What the published weights of ``name`` were trained on, as ``meta.json`` says it."""
-    return entry(name).pretrained().meta()
+    return pretrained_weights(name).meta()
 
 
 def load_pretrained(net: mx.gluon.Block, name: str, root: Optional[str] = None, exclude_output: bool = False,
@@ -37,7 +42,7 @@ def load_pretrained(net: mx.gluon.Block, name: str, root: Optional[str] = None, 
     """Load the published weights of model ``name`` into ``net``; with
     ``exclude_output`` all but the classifier, to fine-tune ``net`` (built
     with another ``classes``) to a new data set. Returns ``net``."""
-    return load_weights(net, entry(name).pretrained(), root, exclude_output=exclude_output, ctx=ctx)
+    return load_weights(net, pretrained_weights(name), root, exclude_output=exclude_output, ctx=ctx)
 
 
 def _infer_shapes(net: mx.gluon.HybridBlock, input_shape: Tuple[int, ...], ctx: mx.Context) -> None:
@@ -102,7 +107,8 @@ def load_network(name: str, params: Optional[str] = None, pretrained: bool = Fal
         shape = input_shape or entry(name).input_shape
         _infer_shapes(net, shape, ctx)
     meta = dict(meta, model=name, input_shape=[1] + list(shape[1:]))
-    meta.setdefault('dataset', FASHION_MNIST if shape[1] == 1 else None)
+    # One channel and nothing said: the lecture's data set (d2lnets.datasets.DEFAULT).
+    meta.setdefault('dataset', datasets.DEFAULT if shape[1] == 1 else None)
     # What the file says and what the weights are must agree (an ImageNet meta.json
     # beside 1-channel weights, say).
     return net, validate(meta, '%s with its meta.json' % params if params else 'the weights of %r' % name)
