@@ -12,12 +12,11 @@ checks it). To add a data set: one row below.
 
 Pure data: imports nothing of d2lnets and no MXNet.
 """
-import dataclasses
 import functools
 from dataclasses import dataclass
 from typing import Any, Callable, Dict, List, NamedTuple, Optional, Sequence, Tuple, Union
 
-__all__ = ['Split', 'Preprocessing', 'DataSet', 'DATASETS', 'DEFAULT', 'get', 'trainable', 'for_training',
+__all__ = ['Split', 'Preprocessing', 'DataSet', 'DATASETS', 'DEFAULT', 'TRAINABLE', 'get', 'for_training',
            'FASHION_MNIST_FORM', 'IMAGENET_EVAL', 'TO_TENSOR', 'FASHION_MNIST_CLASSES', 'MNIST_CLASSES']
 
 Normalization = Dict[str, Any]   # {'scale': s, 'mean': m, 'std': d}: x = (pixel * s - m) / d, m and d per channel or one
@@ -62,12 +61,6 @@ class Preprocessing:
     size: int
     normalization: Normalization
     resize: Optional[int] = None
-
-    def with_normalization(self, normalization: Optional[Normalization]) -> 'Preprocessing':
-        """The same transform with the fields of ``normalization`` (a ``meta.json``'s) in place of its own."""
-        if not normalization:
-            return self
-        return dataclasses.replace(self, normalization=dict(self.normalization, **normalization))
 
 
 FASHION_MNIST_FORM = Preprocessing('fashion-mnist-form', 'L', 28, TO_TENSOR)
@@ -140,6 +133,8 @@ _ROWS = [
     DataSet('imagenet', 'ImageNet', _imagenet_classes, 3, IMAGENET_EVAL, 5),   # 5 of its 1000 classes
 ]
 DATASETS: Dict[str, DataSet] = {row.name: row for row in _ROWS}
+# The data sets d2lnets trains and evaluates on (it has their files), sorted: train's --dataset choices.
+TRAINABLE: Tuple[str, ...] = tuple(sorted(row.name for row in _ROWS if row.trainable))
 # What weights that name no data set were trained on (a parameter file without meta.json): the lecture's.
 DEFAULT = 'fashion-mnist'
 
@@ -152,14 +147,9 @@ def get(name: Optional[str]) -> DataSet:
         raise ValueError('unknown dataset %r; d2lnets knows %s' % (name, ', '.join(DATASETS))) from None
 
 
-def trainable() -> List[str]:
-    """The names of the data sets d2lnets trains and evaluates on, sorted."""
-    return sorted(name for name, row in DATASETS.items() if row.trainable)
-
-
 def for_training(name: str) -> DataSet:
     """The row of ``name`` if d2lnets trains on it; ``ValueError`` lists those it does."""
     row = DATASETS.get(name) if isinstance(name, str) else None
     if row is None or not row.trainable:
-        raise ValueError('unknown dataset %r; known: %s' % (name, ', '.join(trainable())))
+        raise ValueError('unknown dataset %r; known: %s' % (name, ', '.join(TRAINABLE)))
     return row

@@ -18,7 +18,7 @@ from .types import Shape
 from .weights import Weights
 
 __all__ = ['Recipe', 'ModelEntry', 'entry', 'list_models', 'get_builder', 'default_input_shape',
-           'recipe_for', 'check_kwargs']
+           'recipe_for', 'check_kwargs', 'pretrained_weights']
 
 FASHION_MNIST_28: Shape = (1, 1, 28, 28)
 FASHION_MNIST_224: Shape = (1, 1, 224, 224)
@@ -109,6 +109,12 @@ def get_builder(name: str) -> Callable:
     return entry(name).builder
 
 
+def pretrained_weights(name: str) -> Weights:
+    """The published weights of ``name`` (what ``pretrained=True`` loads), with their categories
+    and preprocessing; ``ValueError`` if it has none."""
+    return entry(name).pretrained()
+
+
 def default_input_shape(name: str) -> Tuple[int, ...]:
     """The input shape the lecture feeds ``name``: (1, 1, 28, 28) for LeNet,
     (1, 1, 224, 224) for the rest."""
@@ -120,8 +126,8 @@ def recipe_for(name: str) -> Dict[str, Any]:
     return entry(name).recipe.to_dict()
 
 
-def check_kwargs(name: str, kwargs: Dict[str, Any]) -> None:
-    """``ValueError`` unless ``name``'s builder takes ``kwargs``."""
+def check_kwargs(name: str, kwargs: Dict[str, Any]) -> Callable:
+    """``name``'s builder, once checked to take ``kwargs`` (``ValueError`` unless it does)."""
     builder = get_builder(name)
     try:
         inspect.signature(builder).bind(**kwargs)
@@ -129,3 +135,4 @@ def check_kwargs(name: str, kwargs: Dict[str, Any]) -> None:
         accepted = list(inspect.signature(builder).parameters)
         raise ValueError('model %r takes the arguments %s, got %s'
                          % (name, ', '.join(accepted), ', '.join(sorted(kwargs)))) from None
+    return builder

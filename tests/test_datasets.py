@@ -72,7 +72,7 @@ def test_the_table_holds_each_data_sets_facts():
     assert fmnist.normalization == {'scale': 1 / 255, 'mean': 0.0, 'std': 1.0}
     assert imagenet.normalization == {'scale': 1 / 255, 'mean': [0.485, 0.456, 0.406], 'std': [0.229, 0.224, 0.225]}
     assert [row.top for row in DATASETS.values()] == [3, 3, 5]
-    assert datasets.trainable() == ['fashion-mnist', 'mnist'] and not imagenet.trainable
+    assert datasets.TRAINABLE == ('fashion-mnist', 'mnist') and not imagenet.trainable
     with pytest.raises(ValueError, match="unknown dataset 'imagenet'; known: fashion-mnist, mnist"):
         datasets.for_training('imagenet')
     with pytest.raises(ValueError, match="unknown dataset 'cifar'; d2lnets knows fashion-mnist, mnist, imagenet"):

@@ -359,8 +359,8 @@ TRANSFORMS: Dict[str, Callable[[Sequence[str], Preprocessing, Tuple[int, int, in
 
 def prepare(paths: Sequence[str], transform: Preprocessing, input_shape: Tuple[int, int, int]) -> np.ndarray:
     """Image files -> the (batch, C, H, W) float32 input of a network whose weights take
-    ``transform`` (:attr:`d2lnets.weights.Weights.preprocessing`, or a ``meta.json``'s,
-    :func:`d2lnets.weights.meta.preprocessing`)."""
+    ``transform`` (:attr:`d2lnets.weights.Weights.preprocessing`, or a ``meta.json``'s:
+    ``d2lnets.weights.meta.data_set(meta).preprocessing``)."""
     if not paths:
         raise ValueError('give at least one image file')
     return TRANSFORMS[transform.name](paths, transform, input_shape)

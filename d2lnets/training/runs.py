@@ -429,7 +429,7 @@ def evaluate_saved(name: str, params: Optional[Path] = None, pretrained: bool = 
     row = datasets.DATASETS.get(meta.get('dataset'))
     if row is None or not row.trainable:
         raise ValueError('%s was trained on %s; d2lnets evaluates on the test sets of %s only'
-                         % (params or name, meta.get('dataset'), ', '.join(datasets.trainable())))
+                         % (params or name, meta.get('dataset'), ', '.join(datasets.TRAINABLE)))
     dataset = row.name
     side = meta['input_shape'][-1]
     folder = data.find_dataset(dataset, data_dir)

@@ -61,7 +61,7 @@ class Weights:
     @property
     def data_set(self) -> datasets.DataSet:
         """The row of the data set they were trained on (:mod:`d2lnets.datasets`)."""
-        return datasets.get(self.dataset)
+        return datasets.DATASETS[self.dataset]     # a known one: __post_init__ checked it
 
     @property
     def categories(self) -> List[str]:

@@ -10,6 +10,7 @@ The contract for a missing file: :func:`read_meta` returns ``None``, and the
 loader (:func:`d2lnets.models.loading.load_network`) reads what it needs off
 the weights themselves. MXNet is not imported here.
 """
+import dataclasses
 import json
 import math
 import os
@@ -20,8 +21,7 @@ from typing import Any, Dict, Optional
 from .. import datasets, limits
 from ..io import read_json, write_json
 
-__all__ = ['META_FILE', 'FORMAT', 'read_meta', 'write_meta', 'validate', 'dataset_meta', 'data_set',
-           'preprocessing']
+__all__ = ['META_FILE', 'FORMAT', 'read_meta', 'write_meta', 'validate', 'dataset_meta', 'data_set']
 
 META_FILE = 'meta.json'
 MAX_BYTES = 1 << 20       # ImageNet's 1000 class names take 30 KiB
@@ -38,14 +38,12 @@ def dataset_meta(dataset: str) -> Dict[str, Any]:
 
 def data_set(meta: Dict[str, Any]) -> datasets.DataSet:
     """The row of the data set ``meta`` names (:data:`d2lnets.datasets.DEFAULT`'s if it names none,
-    as a parameter file without ``meta.json``); ``ValueError`` for one d2lnets does not know."""
-    return datasets.get(meta.get('dataset'))
-
-
-def preprocessing(meta: Dict[str, Any]) -> datasets.Preprocessing:
-    """How image files are prepared for the weights ``meta`` describes: their data set's
-    transform, with the normalization ``meta`` records."""
-    return data_set(meta).preprocessing.with_normalization(meta.get('normalization'))
+    as a parameter file without ``meta.json``), its ``preprocessing`` with the normalization
+    ``meta`` records: what ``predict`` needs of the weights ``meta`` describes (transform,
+    default top-k, class names). ``ValueError`` for a data set d2lnets does not know."""
+    row = datasets.get(meta.get('dataset'))
+    norm = dict(row.preprocessing.normalization, **(meta.get('normalization') or {}))
+    return dataclasses.replace(row, preprocessing=dataclasses.replace(row.preprocessing, normalization=norm))
 
 
 def _number(x) -> bool:
@@ -115,7 +113,7 @@ def validate(meta: Any, source: str, required: tuple = ()) -> Dict[str, Any]:
             limits.check_shape(shape, 'the input shape')
         except ValueError as err:
             c.fail('input_shape', 'is out of bounds (%s)' % err)
-    channels = datasets.get(dataset).channels if dataset else None
+    channels = datasets.DATASETS[dataset].channels if dataset else None    # a known one: checked above
     if channels and shape and shape[1] != channels:
         c.fail('input_shape', 'says %d channel(s), but %s images have %d' % (shape[1], dataset, channels))
     norm = meta.get('normalization')
