@@ -139,10 +139,10 @@ TRAINABLE: Tuple[str, ...] = tuple(sorted(row.name for row in _ROWS if row.train
 DEFAULT = 'fashion-mnist'
 
 
-def get(name: Optional[str]) -> DataSet:
-    """The row of data set ``name`` (``None``: :data:`DEFAULT`'s); ``ValueError`` lists the known ones."""
+def get(name: str) -> DataSet:
+    """The row of data set ``name``; ``ValueError`` lists the known ones."""
     try:
-        return DATASETS[DEFAULT if name is None else name]
+        return DATASETS[name]
     except (KeyError, TypeError):
         raise ValueError('unknown dataset %r; d2lnets knows %s' % (name, ', '.join(DATASETS))) from None
 

@@ -41,7 +41,7 @@ def data_set(meta: Dict[str, Any]) -> datasets.DataSet:
     as a parameter file without ``meta.json``), its ``preprocessing`` with the normalization
     ``meta`` records: what ``predict`` needs of the weights ``meta`` describes (transform,
     default top-k, class names). ``ValueError`` for a data set d2lnets does not know."""
-    row = datasets.get(meta.get('dataset'))
+    row = datasets.get(meta.get('dataset') or datasets.DEFAULT)
     norm = dict(row.preprocessing.normalization, **(meta.get('normalization') or {}))
     return dataclasses.replace(row, preprocessing=dataclasses.replace(row.preprocessing, normalization=norm))
 
