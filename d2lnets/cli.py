@@ -14,7 +14,7 @@ import traceback
 import warnings
 from typing import Callable, List, Optional, Tuple
 
-from . import MISSING_MXNET, __version__, limits
+from . import MISSING_MXNET, __version__, datasets, limits
 
 
 def parse_shape(text: str) -> Tuple[int, ...]:
@@ -184,7 +184,7 @@ def _add_train(sub) -> None:
     p.add_argument('--lr', type=_bounded('lr'), help='learning rate (default: the recipe\'s)')
     p.add_argument('--batch-size', type=_bounded('batch_size'), help='batch size (default: the recipe\'s)')
     p.add_argument('--resize', type=_bounded('resize'), help='side length fed to the network (default: the recipe\'s)')
-    p.add_argument('--dataset', choices=['fashion-mnist', 'mnist'], help='default fashion-mnist')
+    p.add_argument('--dataset', choices=datasets.TRAINABLE, help='default %s' % datasets.DEFAULT)
     p.add_argument('--data-dir', type=_path, help='folder searched first for the data set files')
     p.add_argument('--ctx', help='device(s): cpu, gpu, gpu:1, or a list such as cpu:0,cpu:1 (default: '
                                  'the first GPU if any, else cpu)')

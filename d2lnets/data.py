@@ -28,59 +28,19 @@ import struct
 import sys
 import zlib
 from pathlib import Path
-from typing import BinaryIO, Dict, Iterator, List, NamedTuple, Optional, Sequence, Tuple
+from typing import BinaryIO, Iterator, List, Optional, Sequence, Tuple
 
 import numpy as np
 
 from . import limits
+from .datasets import FASHION_MNIST_CLASSES, TO_TENSOR, DataSet, for_training
 from .io import download, gluon_repo, mxnet_home
 
-__all__ = ['DatasetError', 'DATASETS', 'FASHION_MNIST_CLASSES', 'candidate_dirs', 'locate',
-           'find_dataset', 'download_dataset', 'parse_idx', 'read_idx', 'load_arrays', 'ArrayIter',
-           'load_data', 'load_fashion_mnist', 'load_mnist', 'NORMALIZATION']
+__all__ = ['DatasetError', 'FASHION_MNIST_CLASSES', 'candidate_dirs', 'locate', 'find_dataset',
+           'download_dataset', 'parse_idx', 'read_idx', 'load_arrays', 'ArrayIter', 'load_data',
+           'load_fashion_mnist', 'load_mnist', 'classes']
 
 DEBIAN_DIR = '/usr/share/datasets'
-
-FASHION_MNIST_CLASSES = ['t-shirt', 'trouser', 'pullover', 'dress', 'coat',
-                         'sandal', 'shirt', 'sneaker', 'bag', 'ankle boot']
-MNIST_CLASSES = [str(d) for d in range(10)]
-
-# What a pixel becomes: x = (pixel / 255 - mean) / std. The lecture applies
-# only ToTensor (pixel / 255); export and predict read this from meta.json.
-NORMALIZATION = {'scale': 1 / 255, 'mean': 0.0, 'std': 1.0}
-
-
-class Split(NamedTuple):
-    images: str
-    labels: str
-    count: int
-
-
-class Dataset(NamedTuple):
-    name: str
-    classes: List[str]
-    train: Split
-    test: Split
-    debian: Optional[str]  # Debian package that ships it, if any
-
-
-def _mnist_like(name: str, classes: List[str], debian: Optional[str]) -> Dataset:
-    return Dataset(name, classes,
-                   Split('train-images-idx3-ubyte', 'train-labels-idx1-ubyte', 60000),
-                   Split('t10k-images-idx3-ubyte', 't10k-labels-idx1-ubyte', 10000), debian)
-
-
-DATASETS: Dict[str, Dataset] = {
-    'fashion-mnist': _mnist_like('fashion-mnist', FASHION_MNIST_CLASSES, 'dataset-fashion-mnist'),
-    'mnist': _mnist_like('mnist', MNIST_CLASSES, None),
-}
-
-IMAGE_SIZE = 28
-
-# ImageNet, as GluonCV's weights were evaluated (transform_eval): the shorter side
-# resized to 256, the centre 224 x 224 cropped, per-channel mean and std.
-IMAGENET_RESIZE, IMAGENET_CROP = 256, 224
-IMAGENET_NORMALIZATION = {'scale': 1 / 255, 'mean': [0.485, 0.456, 0.406], 'std': [0.229, 0.224, 0.225]}
 
 
 class DatasetError(ValueError):
@@ -88,15 +48,13 @@ class DatasetError(ValueError):
     partner; the message names the file and how to fix it."""
 
 
-def get_dataset(name: str) -> Dataset:
-    """The description of data set ``name``; ``ValueError`` lists the known ones."""
-    try:
-        return DATASETS[name]
-    except (KeyError, TypeError):
-        raise ValueError('unknown dataset %r; known: %s' % (name, ', '.join(sorted(DATASETS)))) from None
+def get_dataset(name: str) -> DataSet:
+    """The row of data set ``name`` in :data:`d2lnets.datasets.DATASETS`, which holds its files;
+    ``ValueError`` lists the data sets d2lnets trains on."""
+    return for_training(name)
 
 
-def _file_names(ds: Dataset) -> List[str]:
+def _file_names(ds: DataSet) -> List[str]:
     return [ds.train.images, ds.train.labels, ds.test.images, ds.test.labels]
 
 
@@ -261,7 +219,7 @@ def read_idx(path: Path, shape: Optional[Sequence[int]] = None) -> np.ndarray:
         return parse_idx(stream, str(path), shape)
 
 
-def _fix_hint(ds: Dataset, folder: Path) -> str:
+def _fix_hint(ds: DataSet, folder: Path) -> str:
     hint = 'delete it and run again to download a fresh copy'
     if ds.debian and str(folder).startswith(DEBIAN_DIR):
         hint = 'reinstall it: sudo apt-get install --reinstall %s' % ds.debian
@@ -287,7 +245,7 @@ def load_arrays(dataset: str = 'fashion-mnist', train: bool = True, root: Option
     img_path, lbl_path = files
     hint = _fix_hint(ds, folder)
     try:
-        images = read_idx(img_path, (split.count, IMAGE_SIZE, IMAGE_SIZE))
+        images = read_idx(img_path, (split.count, ds.image_size, ds.image_size))
         labels = read_idx(lbl_path, (split.count,))
     except DatasetError as err:
         raise DatasetError('%s (it should hold the %s %s split); %s'
@@ -422,7 +380,7 @@ class ArrayIter:
 def to_tensor(images: np.ndarray) -> np.ndarray:
     """(N, 28, 28) uint8 -> (N, 1, 28, 28) float32 in [0, 1], as ToTensor."""
     out = images.astype(np.float32).reshape(len(images), 1, *images.shape[1:])
-    out *= np.float32(NORMALIZATION['scale'])
+    out *= np.float32(TO_TENSOR['scale'])
     return out
 
 
@@ -479,5 +437,5 @@ def load_mnist(batch_size: int, resize: Optional[int] = None, root: Optional[str
 
 
 def classes(dataset: str) -> List[str]:
-    """The class names of ``dataset``, by label."""
-    return list(get_dataset(dataset).classes)
+    """The class names of ``dataset``, by label (:attr:`d2lnets.datasets.DataSet.classes`)."""
+    return get_dataset(dataset).classes

@@ -20,7 +20,8 @@ from typing import Any, Callable, Dict, List, Optional, Tuple
 from .types import Shape
 from .weights import Weights
 
-__all__ = ['Recipe', 'ModelEntry', 'entry', 'list_models', 'get_builder', 'default_input_shape', 'check_kwargs']
+__all__ = ['Recipe', 'ModelEntry', 'entry', 'list_models', 'get_builder', 'default_input_shape', 'check_kwargs',
+           'pretrained_weights']
 
 FASHION_MNIST_28: Shape = (1, 1, 28, 28)
 FASHION_MNIST_224: Shape = (1, 1, 224, 224)
@@ -108,14 +109,20 @@ def get_builder(name: str) -> Callable:
     return entry(name).builder
 
 
+def pretrained_weights(name: str) -> Weights:
+    """The published weights of ``name`` (what ``pretrained=True`` loads), with their categories
+    and preprocessing; ``ValueError`` if it has none."""
+    return entry(name).pretrained()
+
+
 def default_input_shape(name: str) -> Tuple[int, ...]:
     """The input shape the lecture feeds ``name``: (1, 1, 28, 28) for LeNet,
     (1, 1, 224, 224) for the rest."""
     return entry(name).input_shape
 
 
-def check_kwargs(name: str, kwargs: Dict[str, Any]) -> None:
-    """``ValueError`` unless ``name``'s builder takes ``kwargs``."""
+def check_kwargs(name: str, kwargs: Dict[str, Any]) -> Callable:
+    """``name``'s builder, once checked to take ``kwargs`` (``ValueError`` unless it does)."""
     builder = get_builder(name)
     try:
         inspect.signature(builder).bind(**kwargs)
@@ -123,3 +130,4 @@ def check_kwargs(name: str, kwargs: Dict[str, Any]) -> None:
         accepted = list(inspect.signature(builder).parameters)
         raise ValueError('model %r takes the arguments %s, got %s'
                          % (name, ', '.join(accepted), ', '.join(sorted(kwargs)))) from None
+    return builder

@@ -11,7 +11,7 @@ import pytest
 from PIL import Image
 
 from d2lnets import cli
-from d2lnets.deploy import imagenet
+from d2lnets.datasets import IMAGENET_EVAL
 from d2lnets.deploy import images
 from d2lnets.data import load_arrays
 
@@ -23,19 +23,19 @@ from conftest import make_picture
 def test_preprocessing_is_gluoncvs_transform_eval(tmp_path):
     from gluoncv.data.transforms.presets.imagenet import transform_eval
     rgb = make_picture(tmp_path / 'p.png')
-    image = imagenet.read_image(tmp_path / 'p.png')
+    image = images.read_image(tmp_path / 'p.png', 'RGB')
     assert isinstance(image, np.ndarray)
     np.testing.assert_array_equal(image, rgb)
     np.testing.assert_array_equal(image, mx.image.imread(str(tmp_path / 'p.png')).asnumpy())   # OpenCV's decoding
-    x = imagenet.preprocess(image)
+    x = images.prepare([str(tmp_path / 'p.png')], IMAGENET_EVAL, (3, 224, 224))   # predict's one path
     assert x.shape == (1, 3, 224, 224) and x.dtype == np.float32
-    np.testing.assert_array_equal(x.asnumpy(), transform_eval(mx.nd.array(image, dtype='uint8')).asnumpy())
-    np.testing.assert_array_equal(imagenet.preprocess(mx.nd.array(image, dtype='uint8')).asnumpy(), x.asnumpy())
+    np.testing.assert_array_equal(x, transform_eval(mx.nd.array(image, dtype='uint8')).asnumpy())
     # The centre crop of the resized 256 x 341 image, normalized per channel.
     resized = mx.image.imresize(mx.nd.array(image, dtype='uint8'), 341, 256)
     crop = resized[16:240, 58:282].asnumpy().astype('float32') / 255
-    expected = ((crop - imagenet.MEAN) / imagenet.STD).transpose(2, 0, 1)
-    np.testing.assert_allclose(x[0].asnumpy(), expected, rtol=1e-5, atol=1e-5)
+    norm = IMAGENET_EVAL.normalization
+    expected = ((crop - norm['mean']) / norm['std']).transpose(2, 0, 1)
+    np.testing.assert_allclose(x[0], expected, rtol=1e-5, atol=1e-5)
 
 
 @pytest.mark.parametrize('height, width', [(300, 400), (500, 333), (224, 224), (512, 512), (511, 1023),
@@ -61,7 +61,7 @@ def test_imagenet_input_refuses_other_arrays():
     with pytest.raises(ValueError, match=r'expected an \(H, W, 3\) uint8 RGB image, got float32'):
         images.imagenet_input(np.zeros((300, 400, 3), np.float32))
     with pytest.raises(ValueError, match=r'got uint8 of shape \(300, 400\)'):
-        imagenet.preprocess(np.zeros((300, 400), np.uint8))
+        images.imagenet_input(np.zeros((300, 400), np.uint8))
 
 
 # --- 16-bit and float pixels: scaled, not clipped -----------------------------------------
@@ -97,7 +97,7 @@ def test_16_bit_and_float_images_are_classified_as_the_8_bit_one(tmp_path, capsy
     paths = save_variants(tmp_path, boot)
     for path in paths.values():
         np.testing.assert_array_equal(images.read_image(path), boot, err_msg=path)
-        np.testing.assert_array_equal(imagenet.read_image(path), np.repeat(boot[..., None], 3, axis=2))
+        np.testing.assert_array_equal(images.read_image(path, 'RGB'), np.repeat(boot[..., None], 3, axis=2))
     # Through the command line, with the shipped LeNet: the same classes and probabilities.
     eight, *others = predictions(capsys, 'predict', 'lenet', '--pretrained', *paths.values())
     assert eight[0].split()[2:] == ['ankle', 'boot']
@@ -115,7 +115,7 @@ def test_16_bit_pixels_are_scaled_from_their_range(tmp_path):
     import cv2
     rgb = make_picture(tmp_path / 'p8.png')
     cv2.imwrite(str(tmp_path / 'p16.png'), rgb[:, :, ::-1].astype(np.uint16) * 257)
-    np.testing.assert_array_equal(imagenet.read_image(tmp_path / 'p16.png'), rgb)
+    np.testing.assert_array_equal(images.read_image(tmp_path / 'p16.png', 'RGB'), rgb)
 
 
 @pytest.mark.parametrize('pixels, message', [
@@ -157,7 +157,7 @@ def test_too_many_pixels_are_refused_before_decoding_on_both_paths(tmp_path, cap
     path.write_bytes(png_header(side, side))
     message = '%s has %s pixels, more than the %d that d2lnets decodes' % (path, pixels, images.MAX_PIXELS)
     start = time.perf_counter()
-    for read in (images.read_image, imagenet.read_image, lambda p: images.read_image(p, 'RGB')):
+    for read in (images.read_image, lambda p: images.read_image(p, 'RGB')):
         with pytest.raises(ValueError) as info:
             read(path)
         assert str(info.value).startswith(message)
@@ -173,7 +173,7 @@ def test_too_many_pixels_are_refused_before_decoding_on_both_paths(tmp_path, cap
 
 def test_missing_and_unreadable_files_say_so_the_same_way_on_both_paths(tmp_path):
     (tmp_path / 'n.png').write_text('not an image')
-    for read in (images.read_image, imagenet.read_image):
+    for read in (images.read_image, lambda p: images.read_image(p, 'RGB')):
         with pytest.raises(FileNotFoundError, match='no such image file: .*missing.png'):
             read(tmp_path / 'missing.png')
         with pytest.raises(ValueError, match=r'cannot read .*n.png as an image \(.*\); give a PNG or JPEG file'):

@@ -15,11 +15,11 @@ from PIL import Image
 import d2lnets
 import d2lnets.models.loading
 from d2lnets import cli
-from d2lnets.deploy import imagenet
 from d2lnets.data import FASHION_MNIST_CLASSES, load_arrays, to_tensor
 from d2lnets.deploy.export import export
 from d2lnets.deploy.images import load_images
-from d2lnets.deploy.predict import iter_predictions, predict_network, softmax
+from d2lnets.deploy.predict import iter_predictions, predict_network, softmax, top_k
+from d2lnets.registry import entry
 
 from conftest import make_picture
 
@@ -220,8 +220,7 @@ def smooth_picture(path, height, width, seed):
 
 def test_onnx_of_imagenet_weights_predicts_as_the_mxnet_path(tmp_path, capsys):
     """An ONNX file of ImageNet weights (3x224x224, ImageNet's classes) gets
-    GluonCV's preprocessing without MXNet: the same top 5 as d2lnets.deploy.imagenet."""
-    from d2lnets.deploy.images import imagenet_input, read_image
+    GluonCV's preprocessing without MXNet: the same top 5 as the MXNet network (predict_network)."""
     from d2lnets.models.loading import pretrained_meta
     net = d2lnets.get_model('nin', classes=1000)
     net.initialize(mx.init.Xavier(magnitude=6))
@@ -229,13 +228,10 @@ def test_onnx_of_imagenet_weights_predicts_as_the_mxnet_path(tmp_path, capsys):
     export(net, str(tmp_path / 'nin'), (1, 3, 224, 224), 'onnx', metadata=meta)
     paths = [smooth_picture(str(tmp_path / ('%d.png' % i)), h, w, i)
              for i, (h, w) in enumerate([(300, 400), (500, 333), (224, 224)])]
-    for path in paths:
-        ours = imagenet_input(read_image(path, 'RGB'))
-        np.testing.assert_array_equal(ours, imagenet.preprocess(imagenet.read_image(path)).asnumpy()[0])
     code, out, err = run(capsys, 'predict', 'nin', '--onnx', tmp_path / 'nin.onnx', *paths)
     assert (code, err) == (0, '')
     got = parse(out)
-    for path, expected in zip(paths, imagenet.predict(net, paths, k=5)):
+    for path, expected in zip(paths, predict_network(net, meta, paths)):    # ImageNet's default: top 5
         assert [(i, name) for _, i, name in got[path]] == [(i, name) for i, name, _ in expected]
         assert np.allclose([p for p, _, _ in got[path]], [p for _, _, p in expected], atol=1e-3)
 
@@ -246,13 +242,14 @@ def test_top_k_names_and_probabilities():
     logits = mx.nd.zeros((1, 1000))
     logits[0, 281] = 5
     logits[0, 1] = 4
-    (top,) = imagenet.top_k(logits, k=3)
+    categories = entry('vgg11').pretrained().categories
+    (top,) = top_k(logits.asnumpy(), categories, k=3)
     assert [(i, n) for i, n, _ in top] == [(281, 'tabby'), (1, 'goldfish'), (0, 'tench')]
     e = np.exp([5.0, 4.0, 0.0])
     np.testing.assert_allclose([p for _, _, p in top], e / (e[:2].sum() + 998), rtol=1e-6)
-    assert len(imagenet.class_names()) == 1000
+    assert len(categories) == 1000
     with pytest.raises(ValueError, match=r'\(batch, 1000\)'):
-        imagenet.top_k(mx.nd.zeros((1, 10)))
+        top_k(np.zeros((1, 10)), categories)
 
 
 def test_predict_errors_are_one_line(run_cli, tmp_path):

@@ -16,8 +16,9 @@ import pytest
 
 import d2lnets
 from d2lnets import cli
-from d2lnets.deploy import imagenet
 from d2lnets import io
+from d2lnets.deploy.images import prepare
+from d2lnets.deploy.predict import top_k
 from d2lnets.io import sha1sum
 from d2lnets.registry import REGISTRY
 from d2lnets.weights import zoo
@@ -177,7 +178,9 @@ def test_pretrained_alexnet_downloads_and_equals_gluoncv(gluoncv_net, image, cac
     make_picture(picture)
     assert cli.main(['predict', 'alexnet_gluoncv', '--pretrained', str(picture)]) == 0
     out = capsys.readouterr().out.splitlines()
-    top5 = imagenet.top_k(theirs(imagenet.preprocess(imagenet.read_image(picture))))[0]
+    weights = REGISTRY['alexnet_gluoncv'].pretrained()
+    logits = theirs(mx.nd.array(prepare([str(picture)], weights.preprocessing, (3, 224, 224)))).asnumpy()
+    top5 = top_k(logits, weights.categories, 5)[0]
     assert out == ['%s:' % picture] + ['  %6.2f%%  %4d  %s' % (100 * p, i, n) for i, n, p in top5]
     assert len(out) == 6 and top5[0][2] >= top5[-1][2] > 0
 

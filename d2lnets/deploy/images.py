@@ -1,4 +1,5 @@
-"""Image files -> the input of a Fashion-MNIST network, as the data set was made.
+"""Image files -> the input of a network, as its data set was made: the transforms
+:mod:`d2lnets.datasets` names, each run by :func:`prepare` (:data:`TRANSFORMS`).
 
 Zalando made Fashion-MNIST from product photos on a light background: trimmed
 to the product, longest edge resized to 28, centred on a 28 x 28 canvas,
@@ -6,7 +7,8 @@ intensities negated, 8-bit grayscale. :func:`fashion_mnist_form` does the same t
 a PNG or JPEG, so that a photo of a shoe looks to the network like the data it
 was trained on; a 28 x 28 image is taken as it is (it has that form already, up
 to the inversion). Networks trained on resized images (224 x 224 for AlexNet,
-VGG, NiN) then get the training pipeline's bilinear resize.
+VGG, NiN) then get the training pipeline's bilinear resize. ImageNet weights get
+GluonCV's evaluation transform (:func:`imagenet_input`), in numpy, equal to its output.
 
 Needs only numpy and Pillow (no MXNet), for the ONNX deploy path.
 """
@@ -14,15 +16,14 @@ import contextlib
 import os
 import re
 import warnings
-from typing import Any, Dict, Iterator, Optional, Sequence, Tuple, Union
+from typing import Any, Callable, Dict, Iterator, Optional, Sequence, Tuple, Union
 
 import numpy as np
 
-# IMAGE_SIZE: 28; NORMALIZATION: the lecture's ToTensor, pixel / 255
-from ..data import IMAGE_SIZE, IMAGENET_CROP, IMAGENET_NORMALIZATION, IMAGENET_RESIZE, NORMALIZATION
+from ..datasets import FASHION_MNIST_FORM, IMAGENET_EVAL, Preprocessing
 
-# Fashion-MNIST's side length.
-FORM_SIZE = IMAGE_SIZE
+# Fashion-MNIST's side length, 28.
+FORM_SIZE = FASHION_MNIST_FORM.size
 # Zalando trims edges within 5% of the maximum intensity of the background.
 TRIM_THRESHOLD = 0.05 * 255
 
@@ -107,15 +108,16 @@ def _opened(path: str) -> Iterator[Any]:
                          % (path, str(err).strip() or type(err).__name__)) from None
 
 
-def check_image(path: Union[str, 'os.PathLike[str]'], kind: str = 'grayscale') -> Tuple[int, int]:
+def check_image(path: Union[str, 'os.PathLike[str]'],
+                transform: Optional[Preprocessing] = None) -> Tuple[int, int]:
     """(height, width) of an image file from its header, without decoding it: ``ValueError`` as
-    :func:`read_image` gives for an unreadable or too large file, and for ``kind='imagenet'`` if
-    ImageNet's resize would make it too large (:func:`check_resized`). A cheap check of every file
-    before the weights are loaded and any image is decoded."""
+    :func:`read_image` gives for an unreadable or too large file, and, if ``transform`` resizes
+    the shorter side (ImageNet's), if that resize would make it too large (:func:`check_resized`).
+    A cheap check of every file before the weights are loaded and any image is decoded."""
     with _opened(str(path)) as img:
         width, height = img.size
-    if kind == 'imagenet':
-        check_resized(height, width, str(path))
+    if transform is not None and transform.resize:
+        check_resized(height, width, str(path), transform.resize)
     return height, width
 
 
@@ -222,7 +224,7 @@ def to_input(gray_images: Sequence[np.ndarray], input_shape: Tuple[int, int, int
     network's height and width if those differ, and repeated over the channels.
     """
     channels, height, width = (int(d) for d in input_shape)
-    norm = dict(NORMALIZATION, **(normalization or {}))
+    norm = dict(FASHION_MNIST_FORM.normalization, **(normalization or {}))
     batch = np.stack([fashion_mnist_form(g) for g in gray_images]).astype(np.float32)
     batch = (batch * np.float32(norm['scale']) - np.float32(norm['mean'])) / np.float32(norm['std'])
     if (height, width) != batch.shape[1:]:
@@ -238,10 +240,10 @@ def load_images(paths: Sequence[str], input_shape: Tuple[int, int, int],
     return to_input([read_image(p) for p in paths], input_shape, normalization)
 
 
-# GluonCV's ImageNet evaluation (``transform_eval``; d2lnets.deploy.imagenet runs it
-# for MXNet networks), here in numpy, for the ONNX path too: shorter side to
-# IMAGENET_RESIZE, centre IMAGENET_CROP x IMAGENET_CROP, per-channel mean and
-# std (d2lnets.data holds the data sets' facts).
+# GluonCV's ImageNet evaluation (``transform_eval``), here in numpy, for the MXNet
+# and the ONNX path alike: shorter side to IMAGENET_EVAL.resize, centre
+# IMAGENET_EVAL.size x IMAGENET_EVAL.size, per-channel mean and std
+# (d2lnets.datasets holds the data sets' facts).
 # OpenCV's fixed-point bilinear resize of 8-bit images: weights in 1/2048.
 _CV_COEF_SCALE = 2048
 
@@ -298,41 +300,67 @@ def resize_uint8(image: np.ndarray, height: int, width: int,
     return np.clip((out + 2) >> 2, 0, 255).astype(np.uint8)
 
 
-def imagenet_resized(height: int, width: int) -> Tuple[int, int]:
-    """(height, width) of an image after ImageNet's resize, the shorter side to 256, as
+def imagenet_resized(height: int, width: int, side: int = IMAGENET_EVAL.resize) -> Tuple[int, int]:
+    """(height, width) of an image after ImageNet's resize, the shorter side to ``side`` (256), as
     MXNet's ``image.resize`` with ``keep_ratio`` computes it (integer arithmetic)."""
     if height > width:
-        return height * IMAGENET_RESIZE // width, IMAGENET_RESIZE
-    return IMAGENET_RESIZE, width * IMAGENET_RESIZE // height
+        return height * side // width, side
+    return side, width * side // height
 
 
-def check_resized(height: int, width: int, source: str = 'the image') -> None:
+def check_resized(height: int, width: int, source: str = 'the image', side: int = IMAGENET_EVAL.resize) -> None:
     """``ValueError`` if an image of ``height x width`` would have more than :data:`MAX_PIXELS`
     pixels after ImageNet's resize (an extreme aspect ratio: 2 x 60000 becomes 256 x 7680000)."""
-    nh, nw = imagenet_resized(height, width)
+    nh, nw = imagenet_resized(height, width, side)
     if nh * nw > MAX_PIXELS:
         raise ValueError('%s resized for ImageNet (shorter side %d) would have %d x %d = %d pixels, more than the '
                          '%d that d2lnets allows; crop it to a less extreme aspect ratio'
-                         % (source, IMAGENET_RESIZE, nh, nw, nh * nw, MAX_PIXELS))
+                         % (source, side, nh, nw, nh * nw, MAX_PIXELS))
 
 
-def imagenet_input(rgb: np.ndarray, normalization: Optional[Dict] = None, source: str = 'the image') -> np.ndarray:
+def imagenet_input(rgb: np.ndarray, transform: Preprocessing = IMAGENET_EVAL, source: str = 'the image') -> np.ndarray:
     """(height, width, 3) uint8 RGB -> (3, 224, 224) float32, as GluonCV's
     ``transform_eval`` (equal to its output): the shorter side resized to 256
-    as OpenCV resizes, the centre cropped, scaled and normalized per channel.
-    Only the crop is computed; ``ValueError`` naming ``source`` if the resized
-    image would exceed :data:`MAX_PIXELS` (:func:`check_resized`)."""
-    norm = dict(IMAGENET_NORMALIZATION, **(normalization or {}))
+    as OpenCV resizes, the centre cropped, scaled and normalized per channel
+    (the sides and the normalization: ``transform``'s). Only the crop is computed;
+    ``ValueError`` naming ``source`` if the resized image would exceed
+    :data:`MAX_PIXELS` (:func:`check_resized`)."""
+    norm, crop = transform.normalization, transform.size
     rgb = np.asarray(rgb)
     if rgb.ndim != 3 or rgb.shape[2] != 3 or rgb.dtype != np.uint8:
         raise ValueError('expected an (H, W, 3) uint8 RGB image, got %s of shape %s' % (rgb.dtype, rgb.shape))
     h, w = rgb.shape[:2]
-    check_resized(h, w, source)
-    nh, nw = imagenet_resized(h, w)
-    top, left = (nh - IMAGENET_CROP) // 2, (nw - IMAGENET_CROP) // 2
-    x = resize_uint8(rgb, nh, nw, crop=(top, left, IMAGENET_CROP, IMAGENET_CROP))
+    check_resized(h, w, source, transform.resize)
+    nh, nw = imagenet_resized(h, w, transform.resize)
+    top, left = (nh - crop) // 2, (nw - crop) // 2
+    x = resize_uint8(rgb, nh, nw, crop=(top, left, crop, crop))
     # As MXNet's ToTensor (pixel / 255.0f) and Normalize ((x - mean) / std), in float32.
     x = x.transpose(2, 0, 1).astype(np.float32) / np.float32(1 / norm['scale'])
     mean = np.asarray(norm['mean'], np.float32).reshape(-1, 1, 1)
     std = np.asarray(norm['std'], np.float32).reshape(-1, 1, 1)
     return ((x - mean) / std).astype(np.float32)
+
+
+def _form_batch(paths: Sequence[str], transform: Preprocessing, input_shape: Tuple[int, int, int]) -> np.ndarray:
+    return load_images(paths, input_shape, transform.normalization)
+
+
+def _eval_batch(paths: Sequence[str], transform: Preprocessing, input_shape: Tuple[int, int, int]) -> np.ndarray:
+    # The crop is the transform's (224 x 224), as the weights were evaluated.
+    return np.stack([imagenet_input(read_image(p, transform.mode), transform, source=p) for p in paths])
+
+
+# Each transform d2lnets.datasets names: (paths, the transform, the network's (C, H, W)) -> a batch.
+TRANSFORMS: Dict[str, Callable[[Sequence[str], Preprocessing, Tuple[int, int, int]], np.ndarray]] = {
+    FASHION_MNIST_FORM.name: _form_batch,
+    IMAGENET_EVAL.name: _eval_batch,
+}
+
+
+def prepare(paths: Sequence[str], transform: Preprocessing, input_shape: Tuple[int, int, int]) -> np.ndarray:
+    """Image files -> the (batch, C, H, W) float32 input of a network whose weights take
+    ``transform`` (:attr:`d2lnets.weights.Weights.preprocessing`, or a ``meta.json``'s:
+    ``d2lnets.weights.meta.data_set(meta).preprocessing``)."""
+    if not paths:
+        raise ValueError('give at least one image file')
+    return TRANSFORMS[transform.name](paths, transform, input_shape)

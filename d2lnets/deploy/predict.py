@@ -3,8 +3,10 @@
 Two ways to run the network: the MXNet network itself
 (:func:`predict_network`), or an exported ONNX file in onnxruntime
 (:func:`predict_onnx`), which needs neither MXNet nor a parameter file.
-Images are prepared by :mod:`d2lnets.deploy.images` for both: as Fashion-MNIST was
-made for the Fashion-MNIST networks, as GluonCV evaluates for ImageNet weights.
+Images are prepared by :mod:`d2lnets.deploy.images` for both, with the transform the
+weights' data set takes (its row in :mod:`d2lnets.datasets`): as Fashion-MNIST was made
+for the Fashion-MNIST networks, as GluonCV evaluates for ImageNet weights. Nothing here
+asks which data set that is.
 
 Images are read, prepared and run one batch at a time (:func:`predict_batches`), so memory
 is that of one batch, however many files. MXNet is imported only to run an MXNet network.
@@ -16,9 +18,8 @@ from typing import Any, Callable, Dict, Iterable, Iterator, List, Optional, Sequ
 import numpy as np
 
 from .. import limits
-from ..data import DATASETS, classes   # data imports MXNet only to iterate
-from ..weights.meta import preprocessing
-from .images import check_image, imagenet_input, load_images, read_image
+from ..weights.meta import data_set
+from .images import check_image, prepare
 
 Prediction = Tuple[int, str, float]   # (class index, class name, probability)
 
@@ -31,15 +32,16 @@ def softmax(logits: np.ndarray) -> np.ndarray:
 
 
 def class_names(meta: Dict[str, Any], num_outputs: int) -> List[str]:
-    """The names of the ``num_outputs`` classes the metadata describes;
-    Fashion-MNIST's when it says nothing and there are 10."""
+    """The names of the ``num_outputs`` classes the metadata describes; else its data set's
+    (Fashion-MNIST's when it names none) if there are as many; else ``'class 0'``, ..."""
     names = meta.get('classes')
     if isinstance(names, (list, tuple)) and len(names) == num_outputs:
         return [str(n) for n in names]
-    dataset = meta.get('dataset') or 'fashion-mnist'
-    if dataset in DATASETS and num_outputs == len(classes(dataset)):
-        return classes(dataset)
-    return ['class %d' % i for i in range(num_outputs)]
+    try:
+        names = data_set(meta).classes
+    except (ValueError, ImportError):   # a data set d2lnets does not know; ImageNet's names without GluonCV
+        names = []
+    return names if len(names) == num_outputs else ['class %d' % i for i in range(num_outputs)]
 
 
 def top_k(logits: np.ndarray, names: Sequence[str], k: int = 3) -> List[List[Prediction]]:
@@ -59,38 +61,34 @@ def format_predictions(path: str, predictions: Sequence[Prediction]) -> List[str
     return ['%s:' % path] + ['  %6.2f%%  %4d  %s' % (100 * p, i, name) for i, name, p in predictions]
 
 
-def default_top(meta: Dict[str, Any]) -> int:
-    """How many classes to print by default: 5 of ImageNet's 1000, else 3."""
-    return 5 if meta.get('dataset') == 'imagenet' else 3
-
-
-def _kind(meta: Dict[str, Any]) -> str:
-    # weights.meta owns which preprocessing each data set takes; none named: Fashion-MNIST's.
-    dataset = meta.get('dataset')
-    return preprocessing(dataset) if dataset is not None else 'grayscale'
-
-
-def prepare(paths: Sequence[str], meta: Dict[str, Any], input_shape: Tuple[int, int, int],
-            source: str) -> np.ndarray:
-    """Image files -> the input batch of a network trained as ``meta`` says:
-    Fashion-MNIST's form for the grayscale data sets, GluonCV's evaluation
-    transform for ImageNet."""
+def _data_set(meta: Dict[str, Any], source: str):
+    # The facts of the weights' data set (d2lnets.weights.meta.data_set), an error naming ``source``.
     try:
-        kind = _kind(meta)
+        return data_set(meta)
     except ValueError as err:
         raise ValueError('%s: %s' % (source, err)) from None
-    if kind == 'imagenet':
-        return np.stack([imagenet_input(read_image(p, 'RGB'), meta.get('normalization'), source=p) for p in paths])
-    return load_images(paths, input_shape, meta.get('normalization'))
 
 
-def _kind_before_loading(name: str, params: Optional[str], pretrained: bool) -> Optional[str]:
-    # The preprocessing the weights will take, as far as the registry or the meta.json beside the
-    # parameter file says before they load; None if they do not say (loading them tells what is wrong).
-    from ..models.loading import pretrained_meta
+def _published(name: str, pretrained: bool):
+    # The registry's published weights of ``name``, fetched once and passed down to load_network;
+    # None if not asked for, or if there are none (loading them then says so, after the images' check).
+    from ..models.loading import pretrained_weights
+    try:
+        return pretrained_weights(name) if pretrained else None
+    except ValueError:
+        return None
+
+
+def _transform_before_loading(weights, params: Optional[str]):
+    # The transform the weights will take, as their Weights or the meta.json beside the parameter
+    # file say before they load; None if they do not say (loading them tells what is wrong).
+    if weights is not None:
+        return weights.preprocessing
+    if not params:
+        return None
     from ..weights.meta import read_meta
     try:
-        return _kind(pretrained_meta(name) if pretrained else (read_meta(params) or {}))
+        return data_set(read_meta(params) or {}).preprocessing
     except (ValueError, KeyError):
         return None
 
@@ -124,9 +122,10 @@ def predict_batches(run: Callable[[np.ndarray], np.ndarray], paths: Iterable[str
     (a batch -> its logits) one batch at a time: at most ``batch`` images are in memory, and
     ``paths`` (any iterable) is read no further ahead than the batch being run."""
     size = batch_size(input_shape) if batch is None else limits.check('batch_size', batch)
-    k = k or default_top(meta)
+    row = _data_set(meta, source)
+    k = k or row.top          # 5 of ImageNet's 1000 classes, else 3
     for chunk in _chunks(paths, size):
-        logits = run(prepare(chunk, meta, input_shape, source))
+        logits = run(prepare(chunk, row.preprocessing, input_shape))
         yield from zip(chunk, top_k(logits, class_names(meta, logits.shape[1]), k))
 
 
@@ -189,17 +188,18 @@ def iter_predictions(name: str, paths: Iterable[str], params: Optional[str] = No
     if onnx:
         model = _onnx_model(onnx, name)
         if isinstance(paths, (list, tuple)):
-            kind = _kind(model.metadata)
+            transform = _data_set(model.metadata, model.path).preprocessing
             for path in paths:
-                check_image(path, kind)
+                check_image(path, transform)
         yield from _onnx_batches(model, paths, k, batch)
         return
     from ..models.loading import load_network
+    weights = _published(name, pretrained)
     if isinstance(paths, (list, tuple)):
-        kind = _kind_before_loading(name, params, pretrained)
+        transform = _transform_before_loading(weights, params)
         for path in paths:   # a bad image fails before the weights load (or download): its header is enough
-            check_image(path, kind)
-    net, meta = load_network(name, params, pretrained, root=root)
+            check_image(path, transform)
+    net, meta = load_network(name, params, weights or pretrained, root=root)
     yield from _network_batches(net, meta, paths, k, None, batch)
 
 
@@ -211,6 +211,6 @@ def predict_files(name: str, paths: Iterable[str], params: Optional[str] = None,
     weights: Fashion-MNIST's shipped ones, or GluonCV's ImageNet ones, looked
     for in ``root`` first) or ``onnx`` (an exported file, run by onnxruntime
     without MXNet). Images are prepared as the weights' data set was (see
-    :func:`prepare`), ``batch`` at a time (:func:`iter_predictions`); default
+    :func:`d2lnets.deploy.images.prepare`), ``batch`` at a time (:func:`iter_predictions`); default
     ``k``: 3, for ImageNet 5."""
     return [p for _, p in iter_predictions(name, paths, params, pretrained, onnx, k, root, batch)]

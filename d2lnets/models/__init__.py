@@ -4,14 +4,15 @@
 block names (``sequential1``, ``conv0``, ...) are the lecture's whatever the
 process built before.
 """
-from typing import Optional
+from typing import Optional, Union
 
 import mxnet as mx
 
-from ..registry import ModelEntry, Recipe, check_kwargs, default_input_shape, entry, get_builder, list_models
+from ..registry import (ModelEntry, Recipe, check_kwargs, default_input_shape, entry, get_builder, list_models,
+                        pretrained_weights)
 from .. import limits
 from ..runtime import start_engine_quietly
-from ..weights.meta import TITLES
+from ..weights import Weights
 from .alexnet import alexnet, alexnet_gluoncv
 from .lenet import lenet
 from .nin import nin, nin_block
@@ -19,12 +20,13 @@ from .vgg import (conv_archs, vgg, vgg_block, vgg11, vgg11_bn, vgg11_small, vgg1
                   vgg16, vgg16_bn, vgg19, vgg19_bn)
 
 __all__ = ['get_model', 'list_models', 'get_builder', 'default_input_shape', 'entry', 'ModelEntry',
+           'pretrained_weights',
            'Recipe', 'lenet', 'alexnet', 'alexnet_gluoncv', 'vgg', 'vgg_block', 'conv_archs',
            'vgg11', 'vgg13', 'vgg16', 'vgg19', 'vgg11_small',
            'vgg11_bn', 'vgg13_bn', 'vgg16_bn', 'vgg19_bn', 'nin', 'nin_block']
 
 
-def get_model(name: str, pretrained: bool = False, root: Optional[str] = None,
+def get_model(name: str, pretrained: Union[bool, Weights] = False, root: Optional[str] = None,
               **kwargs) -> mx.gluon.HybridBlock:
     """Build the network registered as ``name``.
 
@@ -32,12 +34,14 @@ def get_model(name: str, pretrained: bool = False, root: Optional[str] = None,
     ----------
     name : str
         One of :func:`list_models`.
-    pretrained : bool
+    pretrained : bool or Weights
         Load the published weights of the model's registry entry
         (:mod:`d2lnets.registry`): the Fashion-MNIST weights shipped
         with d2lnets for ``lenet`` (the lecture's recipe, sha1-checked);
         GluonCV's ImageNet weights for ``alexnet_gluoncv`` and the VGGs
-        (``classes`` becomes 1000), see :mod:`d2lnets.weights.zoo`.
+        (``classes`` becomes 1000), see :mod:`d2lnets.weights.zoo`. Those
+        :class:`~d2lnets.weights.Weights` themselves (``pretrained_weights(name)``,
+        as a caller that fetched them already passes them down) load the same.
     root : str, optional
         Directory searched first for GluonCV's weights (then
         ``$MXNET_HOME/models``, ``~/.mxnet/models``) and where they are downloaded.
@@ -57,21 +61,20 @@ def get_model(name: str, pretrained: bool = False, root: Optional[str] = None,
     ``name_scope()``; the names then carry the parent's prefix and differ.
     """
     start_engine_quietly()   # MXNet would log its engine type at the first operation
-    model = entry(name)
-    check_kwargs(name, kwargs)
+    builder = check_kwargs(name, kwargs)
     if 'classes' in kwargs:
         limits.check('classes', kwargs['classes'])
     if pretrained:
-        weights = model.pretrained()
-        classes = len(weights.classes)
+        weights = pretrained if isinstance(pretrained, Weights) else pretrained_weights(name)
+        classes = len(weights.categories)
         if kwargs.get('classes', classes) != classes:
             raise ValueError('the %s weights of %r have %d classes, got classes=%r; to fine-tune to %r classes, '
                              'build with pretrained=False and load with d2lnets.models.loading.load_pretrained('
                              'net, %r, exclude_output=True)'
-                             % (TITLES[weights.dataset], name, classes, kwargs['classes'], kwargs['classes'], name))
+                             % (weights.data_set.title, name, classes, kwargs['classes'], kwargs['classes'], name))
         kwargs = dict(kwargs, classes=classes)
     with mx.name.NameManager():
-        net = model.builder(**kwargs)
+        net = builder(**kwargs)
     if pretrained:
         from ..weights.load import load_weights
         load_weights(net, weights, root, ctx=mx.current_context())

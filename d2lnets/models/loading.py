@@ -10,26 +10,25 @@ one way of :mod:`d2lnets.weights.load` (read, the source's adapter, checked
 whole by ``set_params``, then set): a file of another architecture gives one
 clear error, never a half-loaded network.
 """
-from typing import Any, Dict, Optional, Tuple
+from typing import Any, Dict, Optional, Tuple, Union
 
 import mxnet as mx
 
+from .. import datasets
 from .summary import infer_block_shapes
 from ..weights.load import ADAPTERS, load_weights, read_params, set_params, structural_params
 from ..types import Ctx
+from ..weights import Weights
 from ..weights.meta import read_meta, validate
-from . import entry, get_model
+from . import entry, get_model, pretrained_weights
 from .params import initialize_missing
 
-__all__ = ['load_network', 'load_pretrained', 'pretrained_meta']
-
-# Where shapes and classes come from when nothing says otherwise.
-FASHION_MNIST = 'fashion-mnist'
+__all__ = ['load_network', 'load_pretrained', 'pretrained_meta', 'pretrained_weights']
 
 
 def pretrained_meta(name: str) -> Dict[str, Any]:
     """What the published weights of ``name`` were trained on, as ``meta.json`` says it."""
-    return entry(name).pretrained().meta()
+    return pretrained_weights(name).meta()
 
 
 def load_pretrained(net: mx.gluon.Block, name: str, root: Optional[str] = None, exclude_output: bool = False,
@@ -37,7 +36,7 @@ def load_pretrained(net: mx.gluon.Block, name: str, root: Optional[str] = None, 
     """Load the published weights of model ``name`` into ``net``; with
     ``exclude_output`` all but the classifier, to fine-tune ``net`` (built
     with another ``classes``) to a new data set. Returns ``net``."""
-    return load_weights(net, entry(name).pretrained(), root, exclude_output=exclude_output, ctx=ctx)
+    return load_weights(net, pretrained_weights(name), root, exclude_output=exclude_output, ctx=ctx)
 
 
 def _infer_shapes(net: mx.gluon.HybridBlock, input_shape: Tuple[int, ...], ctx: mx.Context) -> None:
@@ -53,7 +52,7 @@ def _net_classes(net: mx.gluon.Block, keys) -> Optional[int]:
     return shape[0] if len(shape) == 1 and shape[0] else None
 
 
-def load_network(name: str, params: Optional[str] = None, pretrained: bool = False,
+def load_network(name: str, params: Optional[str] = None, pretrained: Union[bool, Weights] = False,
                  input_shape: Optional[Tuple[int, ...]] = None, ctx: Optional[mx.Context] = None,
                  root: Optional[str] = None) -> Tuple[mx.gluon.HybridBlock, Dict[str, Any]]:
     """The network ``name`` with its weights, and a description of them.
@@ -66,10 +65,11 @@ def load_network(name: str, params: Optional[str] = None, pretrained: bool = Fal
         A parameter file (``save_parameters`` or ``export`` format). The
         ``meta.json`` beside it gives classes and input shape; without it, the
         number of classes and input channels are read off the weights.
-    pretrained : bool
+    pretrained : bool or Weights
         Load the published weights (``get_model(name, pretrained=True)``);
         the input shape is then what they were trained for (3x224x224 for
-        GluonCV's ImageNet weights).
+        GluonCV's ImageNet weights). ``predict`` passes the
+        :class:`~d2lnets.weights.Weights` it fetched to check the images first.
     input_shape : (batch, channels, height, width), optional
         Overrides what the weights were trained for.
     ctx : Context, optional
@@ -89,8 +89,9 @@ def load_network(name: str, params: Optional[str] = None, pretrained: bool = Fal
     if params and pretrained:
         raise ValueError('give either params or pretrained, not both')
     if pretrained:
-        net = get_model(name, pretrained=True, root=root)
-        meta = pretrained_meta(name)
+        weights = pretrained if isinstance(pretrained, Weights) else pretrained_weights(name)
+        net = get_model(name, pretrained=weights, root=root)
+        meta = weights.meta()
         shape = input_shape or tuple(meta['input_shape'])
         net.collect_params().reset_ctx(ctx)
         _infer_shapes(net, shape, ctx)
@@ -102,7 +103,8 @@ def load_network(name: str, params: Optional[str] = None, pretrained: bool = Fal
         shape = input_shape or entry(name).input_shape
         _infer_shapes(net, shape, ctx)
     meta = dict(meta, model=name, input_shape=[1] + list(shape[1:]))
-    meta.setdefault('dataset', FASHION_MNIST if shape[1] == 1 else None)
+    # One channel and nothing said: the lecture's data set (d2lnets.datasets.DEFAULT).
+    meta.setdefault('dataset', datasets.DEFAULT if shape[1] == 1 else None)
     # What the file says and what the weights are must agree (an ImageNet meta.json
     # beside 1-channel weights, say).
     return net, validate(meta, '%s with its meta.json' % params if params else 'the weights of %r' % name)

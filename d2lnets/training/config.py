@@ -14,13 +14,13 @@ import dataclasses
 from dataclasses import dataclass
 from typing import Any, Dict, Mapping, Optional, Tuple
 
-from .. import limits
+from .. import datasets, limits
 
 __all__ = ['RunConfig', 'OPTIMIZER', 'LOSS', 'INIT']
 
 # The lecture's fixed choices, recorded in meta.json's recipe.
 OPTIMIZER, LOSS, INIT = 'sgd', 'softmax_cross_entropy', 'xavier'
-_DEFAULT_DATASET = 'fashion-mnist'
+_DEFAULT_DATASET = datasets.DEFAULT
 
 
 @dataclass(frozen=True)

@@ -29,14 +29,14 @@ from typing import Any, Dict, List, Optional, Sequence, Tuple
 
 import mxnet as mx
 
-from .. import __version__, data, limits
+from .. import __version__, data, datasets, limits
 from ..context import as_context_list
 from ..io import (atomic_write, check_encodable, check_own, open_regular, read_bounded, remove_own,
                   remove_stale_temporaries, write_json, write_text)
 from ..models import entry, get_model
 from ..models.loading import load_network
 from ..models.summary import infer_block_shapes
-from ..weights.meta import META_FILE, FORMAT, preprocessing, write_meta
+from ..weights.meta import META_FILE, FORMAT, write_meta
 from . import checkpoint
 from .distributed import join
 from .config import RunConfig
@@ -62,18 +62,19 @@ def make_meta(config: RunConfig, data_folder: Optional[Path] = None) -> Dict[str
     ``input_shape`` is (1, C, H, W); pixels become ``(pixel * scale - mean) / std``
     per ``normalization``; ``classes`` are the class names by label.
     """
-    side = config.resize or data.IMAGE_SIZE
+    row = datasets.get(config.dataset)
+    side = config.resize or row.image_size
     own = config.to_meta()
     return {
         'format': FORMAT,
         'model': own['model'],
         'model_kwargs': own['model_kwargs'],
-        'classes': data.classes(config.dataset),
-        'input_shape': [1, 1, side, side],
+        'classes': row.classes,
+        'input_shape': [1, row.input_shape[1], side, side],
         'dataset': own['dataset'],
         'data_folder': str(data_folder) if data_folder else None,
         'resize': own['resize'],
-        'normalization': dict(data.NORMALIZATION),
+        'normalization': row.normalization,
         'recipe': own['recipe'],    # batch_size is each worker's when num_workers > 1
         'seed': own['seed'],
         'epochs_done': 0,
@@ -96,7 +97,7 @@ def run_config(name: str, **overrides: Any) -> RunConfig:
 
 
 def _check_input(config: RunConfig) -> None:
-    side = config.resize or data.IMAGE_SIZE
+    side = config.resize or datasets.get(config.dataset).image_size
     try:
         infer_block_shapes(get_model(config.model, **config.kwargs), (1, 1, side, side))
     except ValueError as err:
@@ -435,17 +436,19 @@ def evaluate_saved(name: str, params: Optional[Path] = None, pretrained: bool = 
     data.check_limit(limit)
     ctxs = as_context_list(ctx)
     net, meta = load_network(name, str(params) if params else None, pretrained, ctx=ctxs[0])
-    dataset = meta.get('dataset')
-    if dataset not in data.DATASETS or preprocessing(dataset) != 'grayscale':
+    # load_network validated the data set; it names none for 3-channel weights without meta.json.
+    row = datasets.DATASETS.get(meta.get('dataset'))
+    if row is None or not row.trainable:
         raise ValueError('%s was trained on %s; d2lnets evaluates on the test sets of %s only'
-                         % (params or name, dataset, ', '.join(data.DATASETS)))
+                         % (params or name, meta.get('dataset'), ', '.join(datasets.TRAINABLE)))
+    dataset = row.name
     side = meta['input_shape'][-1]
     folder = data.find_dataset(dataset, data_dir)
-    _, test_iter = data.load_data(batch_size, None if side == data.IMAGE_SIZE else side, str(folder), dataset,
+    _, test_iter = data.load_data(batch_size, None if side == row.image_size else side, str(folder), dataset,
                                   limit=limit)
     net.collect_params().reset_ctx(ctxs)
     net.hybridize()
-    classes = meta.get('classes') or data.classes(dataset)
+    classes = meta.get('classes') or row.classes
     matrix = confusion_matrix(net, test_iter, len(classes), ctxs, mistakes=top)
     return {'accuracy': accuracy_from_confusion(matrix), 'per_class': per_class_accuracy(matrix).tolist(),
             'matrix': matrix, 'classes': classes, 'meta': meta, 'mistakes': top.result(),

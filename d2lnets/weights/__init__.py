@@ -3,7 +3,9 @@
 - :class:`Weights`: one published set of weights (a registry entry of
   :mod:`d2lnets.registry` holds its model's): where they come from (a
   file shipped in this folder, or GluonCV's model zoo), with its sha1, the data
-  set they were trained on, its input shape, classes and preprocessing.
+  set they were trained on and its input shape; as torchvision's weights, they
+  carry their ``categories`` and ``preprocessing`` (the data set's row in
+  :mod:`d2lnets.datasets`).
 - :mod:`.meta`: the ``meta.json`` schema every weights file is described by.
 - :mod:`.shipped`: the files shipped in this folder; :mod:`.zoo`: GluonCV's
   ImageNet weights (cache, download, sha1); each finds a file, and
@@ -18,6 +20,8 @@ import os
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Dict, List, Optional, Tuple, Union
+
+from .. import datasets
 
 __all__ = ['Weights', 'WEIGHTS_DIR']
 
@@ -52,12 +56,25 @@ class Weights:
     def __post_init__(self):
         if self.source not in SOURCES:
             raise ValueError('unknown weights source %r; known: %s' % (self.source, ', '.join(SOURCES)))
+        datasets.get(self.dataset)    # ValueError for a data set d2lnets does not know
 
     @property
-    def classes(self) -> List[str]:
-        """The class names, by output index."""
-        from .meta import dataset_classes
-        return dataset_classes(self.dataset)
+    def data_set(self) -> datasets.DataSet:
+        """The row of the data set they were trained on (:mod:`d2lnets.datasets`)."""
+        return datasets.DATASETS[self.dataset]     # a known one: __post_init__ checked it
+
+    @property
+    def categories(self) -> List[str]:
+        """The class names, by output index (torchvision's ``meta["categories"]``)."""
+        return self.data_set.classes
+
+    classes = categories   # the name meta.json gives them
+
+    @property
+    def preprocessing(self) -> datasets.Preprocessing:
+        """How an image file is prepared for them (torchvision's ``transforms``):
+        :data:`d2lnets.deploy.images.TRANSFORMS` runs it."""
+        return self.data_set.preprocessing
 
     def path(self, root: Optional[Union[str, os.PathLike]] = None) -> Path:
         """The verified file of these weights: a shipped one sha1-checked

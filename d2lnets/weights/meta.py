@@ -10,57 +10,38 @@ The contract for a missing file: :func:`read_meta` returns ``None``, and the
 loader (:func:`d2lnets.models.loading.load_network`) reads what it needs off
 the weights themselves. MXNet is not imported here.
 """
+import dataclasses
 import json
 import os
 from pathlib import Path
-from typing import Any, Dict, List, Optional
+from typing import Any, Dict, Optional
 
-from .. import limits
+from .. import datasets, limits
 from ..io import read_json, write_json
 
-__all__ = ['META_FILE', 'FORMAT', 'DATASETS', 'read_meta', 'write_meta', 'validate', 'dataset_meta',
-           'dataset_classes', 'preprocessing']
+__all__ = ['META_FILE', 'FORMAT', 'read_meta', 'write_meta', 'validate', 'dataset_meta', 'data_set']
 
 META_FILE = 'meta.json'
 MAX_BYTES = 1 << 20       # ImageNet's 1000 class names take 30 KiB
 MAX_CLASS_NAME = 200      # characters of one class name (ImageNet's longest has 121)
 FORMAT = 'd2lnets-run/1'
 
-# How the images of each data set are prepared for a network trained on it
-# (d2lnets.deploy.images): Fashion-MNIST's form (grayscale, 28 x 28, light on dark), or
-# GluonCV's ImageNet evaluation transform. The single owner of that choice.
-DATASETS = {'fashion-mnist': 'grayscale', 'mnist': 'grayscale', 'imagenet': 'imagenet'}
-TITLES = {'fashion-mnist': 'Fashion-MNIST', 'mnist': 'MNIST', 'imagenet': 'ImageNet'}
-CHANNELS = {'grayscale': None, 'imagenet': 3}   # None: any (grayscale is repeated over the channels)
-
-
-def preprocessing(dataset: str) -> str:
-    """``'grayscale'`` or ``'imagenet'``: how image files are prepared for ``dataset``."""
-    try:
-        return DATASETS[dataset]
-    except (KeyError, TypeError):
-        raise ValueError('unknown dataset %r; d2lnets knows %s' % (dataset, ', '.join(DATASETS))) from None
-
-
-def dataset_classes(dataset: str) -> List[str]:
-    """The class names of ``dataset`` by label (ImageNet's in GluonCV's order)."""
-    if preprocessing(dataset) == 'imagenet':
-        from gluoncv.data import ImageNet1kAttr
-        return list(ImageNet1kAttr().classes)
-    from ..data import classes
-    return classes(dataset)
-
 
 def dataset_meta(dataset: str) -> Dict[str, Any]:
-    """The ``meta.json`` fields that follow from the data set alone."""
-    if preprocessing(dataset) == 'imagenet':
-        from ..data import IMAGENET_CROP, IMAGENET_NORMALIZATION
-        return {'dataset': dataset, 'classes': dataset_classes(dataset),
-                'input_shape': [1, 3, IMAGENET_CROP, IMAGENET_CROP],
-                'normalization': dict(IMAGENET_NORMALIZATION)}
-    from ..data import IMAGE_SIZE, NORMALIZATION
-    return {'dataset': dataset, 'classes': dataset_classes(dataset), 'input_shape': [1, 1, IMAGE_SIZE, IMAGE_SIZE],
-            'normalization': dict(NORMALIZATION)}
+    """The ``meta.json`` fields that follow from the data set alone (its row in :mod:`d2lnets.datasets`)."""
+    row = datasets.get(dataset)
+    return {'dataset': row.name, 'classes': row.classes, 'input_shape': row.input_shape,
+            'normalization': row.normalization}
+
+
+def data_set(meta: Dict[str, Any]) -> datasets.DataSet:
+    """The row of the data set ``meta`` names (:data:`d2lnets.datasets.DEFAULT`'s if it names none,
+    as a parameter file without ``meta.json``), its ``preprocessing`` with the normalization
+    ``meta`` records: what ``predict`` needs of the weights ``meta`` describes (transform,
+    default top-k, class names). ``ValueError`` for a data set d2lnets does not know."""
+    row = datasets.get(meta.get('dataset') or datasets.DEFAULT)
+    norm = dict(row.preprocessing.normalization, **(meta.get('normalization') or {}))
+    return dataclasses.replace(row, preprocessing=dataclasses.replace(row.preprocessing, normalization=norm))
 
 
 def _positive_int(x) -> bool:
@@ -110,7 +91,7 @@ def validate(meta: Any, source: str, required: tuple = ()) -> Dict[str, Any]:
                                                                          MAX_CLASS_NAME))
     c.check('input_shape', lambda v: isinstance(v, list) and len(v) == 4 and all(_positive_int(d) for d in v),
             'a list [1, channels, height, width] of positive integers')
-    c.check('dataset', lambda v: v in DATASETS, 'one of %s' % ', '.join(DATASETS))
+    c.check('dataset', lambda v: v in datasets.DATASETS, 'one of %s' % ', '.join(datasets.DATASETS))
     c.check('resize', _positive_int, 'null or a positive integer')
     c.check('normalization', _normalization_ok,
             'an object {"scale": number, "mean": number(s), "std": non-zero number(s)}')
@@ -126,7 +107,7 @@ def validate(meta: Any, source: str, required: tuple = ()) -> Dict[str, Any]:
             limits.check_shape(shape, 'the input shape')
         except ValueError as err:
             c.fail('input_shape', 'is out of bounds (%s)' % err)
-    channels = CHANNELS[DATASETS[dataset]] if dataset else None
+    channels = datasets.DATASETS[dataset].channels if dataset else None    # a known one: checked above
     if channels and shape and shape[1] != channels:
         c.fail('input_shape', 'says %d channel(s), but %s images have %d' % (shape[1], dataset, channels))
     norm = meta.get('normalization')
