@@ -40,12 +40,16 @@ def test_the_input_is_the_test_image_as_training_feeds_it(lenet):
 
 def test_an_image_file_is_prepared_as_predict_prepares_it(lenet, tmp_path):
     from PIL import Image
-    from d2lnets.deploy.predict import prepare
+    from d2lnets.deploy.predict import predict_files
     images, _ = load_arrays('fashion-mnist', train=False)
     path = tmp_path / 'boot.png'
     Image.fromarray(images[0]).save(path)
     subject = show.load_subject('lenet', pretrained=True, image=path)
-    np.testing.assert_array_equal(subject.x, prepare([str(path)], lenet.meta, (1, 28, 28), 'lenet'))
+    # What predict computes from the file is what the network computes from the subject's input.
+    logits = subject.net(mx.nd.array(subject.x)).asnumpy()[0].astype(np.float64)
+    probs = np.exp(logits - logits.max()) / np.exp(logits - logits.max()).sum()
+    got = sorted(predict_files('lenet', [str(path)], pretrained=True, k=10)[0])
+    np.testing.assert_allclose([p for _, _, p in got], probs, rtol=1e-5, atol=1e-7)
     # A 28x28 Fashion-MNIST image is taken as it is: the same input as by index.
     np.testing.assert_array_equal(subject.x, lenet.x)
     assert subject.label is None and subject.source == str(path)

@@ -69,9 +69,10 @@ def _data_set(meta: Dict[str, Any], source: str):
         raise ValueError('%s: %s' % (source, err)) from None
 
 
-def _published(name: str, pretrained: bool):
-    # The registry's published weights of ``name``, fetched once and passed down to load_network;
-    # None if not asked for, or if there are none (loading them then says so, after the images' check).
+def published_weights(name: str, pretrained: bool):
+    """The registry's published weights of ``name``, fetched once and passed down to
+    ``load_network``; None if not asked for, or if there are none (loading them then says so,
+    after the images' check)."""
     from ..models.loading import pretrained_weights
     try:
         return pretrained_weights(name) if pretrained else None
@@ -79,9 +80,9 @@ def _published(name: str, pretrained: bool):
         return None
 
 
-def _transform_before_loading(weights, params: Optional[str]):
-    # The transform the weights will take, as their Weights or the meta.json beside the parameter
-    # file say before they load; None if they do not say (loading them tells what is wrong).
+def transform_before_loading(weights, params: Optional[str]):
+    """The transform the weights will take, as their ``Weights`` or the ``meta.json`` beside the
+    parameter file say before they load; None if they do not say (loading them tells what is wrong)."""
     if weights is not None:
         return weights.preprocessing
     if not params:
@@ -194,9 +195,9 @@ def iter_predictions(name: str, paths: Iterable[str], params: Optional[str] = No
         yield from _onnx_batches(model, paths, k, batch)
         return
     from ..models.loading import load_network
-    weights = _published(name, pretrained)
+    weights = published_weights(name, pretrained)
     if isinstance(paths, (list, tuple)):
-        transform = _transform_before_loading(weights, params)
+        transform = transform_before_loading(weights, params)
         for path in paths:   # a bad image fails before the weights load (or download): its header is enough
             check_image(path, transform)
     net, meta = load_network(name, params, weights or pretrained, root=root)

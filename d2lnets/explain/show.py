@@ -1,7 +1,7 @@
 """The arrays and the figure together, for the notebooks and ``d2lnets explain``.
 
 A :class:`Subject` is a network with its weights and one input: an image file,
-prepared exactly as ``d2lnets predict`` prepares it (:func:`d2lnets.deploy.predict.prepare`),
+prepared exactly as ``d2lnets predict`` prepares it (:func:`d2lnets.deploy.images.prepare`),
 or a test-set example by index, as the test set feeds it in training. Each
 ``show_*`` function computes with :mod:`d2lnets.explain`'s computing modules and
 draws with :mod:`d2lnets.explain.figures`; none changes the network or its parameters.
@@ -47,9 +47,10 @@ class Subject(NamedTuple):
 def _test_example(meta: Dict[str, Any], index: int) -> Tuple[np.ndarray, int, str]:
     # (1, C, H, W) input of test example ``index`` of the data set the weights were trained on.
     from ..deploy.images import to_input
-    from ..weights.meta import preprocessing
-    dataset = meta.get('dataset') or 'fashion-mnist'
-    if dataset not in data.DATASETS or preprocessing(dataset) != 'grayscale':
+    from ..weights.meta import data_set
+    row = data_set(meta)
+    dataset = row.name
+    if not row.trainable:      # no test set of its own here (ImageNet's)
         raise ValueError('weights trained on %s take an image file (`image`), not a test-set index (`index`)' % dataset)
     images, labels = data.load_arrays(dataset, train=False)
     if not limits.is_int(index) or not 0 <= index < len(images):
@@ -65,18 +66,21 @@ def load_subject(name: str, params: Optional[PathLike] = None, pretrained: bool 
     """The network ``name`` with its weights (``params``: a parameter file, ``pretrained``:
     the published ones, GluonCV's looked for in ``root`` first; neither: freshly initialized)
     and one input: an ``image`` file or the test-set example ``index``."""
-    from ..deploy.images import check_image
-    from ..deploy.predict import prepare
+    from ..deploy.images import check_image, prepare
+    from ..deploy.predict import published_weights, transform_before_loading
     from ..models.loading import load_network
+    from ..weights.meta import data_set
     if (image is None) == (index is None):
         raise ValueError('give one input: an image file (`image`) or a test-set index (`index`)')
     if params is not None and pretrained:
         raise ValueError('give one source of weights: `params=FILE` or `pretrained=True`')
+    params = None if params is None else str(params)
+    weights = published_weights(name, pretrained)
+    if image is not None:       # an unreadable file fails before the weights load (as predict's)
+        check_image(image, transform_before_loading(weights, params))
+    net, meta = load_network(name, params, weights or pretrained, root=root)
     if image is not None:
-        check_image(image)          # an unreadable file fails before the weights load
-    net, meta = load_network(name, None if params is None else str(params), pretrained, root=root)
-    if image is not None:
-        x = prepare([str(image)], meta, tuple(meta['input_shape'][-3:]), repr(name))
+        x = prepare([str(image)], data_set(meta).preprocessing, tuple(meta['input_shape'][-3:]))
         return Subject(net, meta, x, None, str(image))
     x, label, source = _test_example(meta, index)
     return Subject(net, meta, x, label, source)
