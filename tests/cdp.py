@@ -58,7 +58,7 @@ class Browser:
         self._reader.start()
         target = self.send('Target.createTarget', url='about:blank')['targetId']
         self.session = self.send('Target.attachToTarget', targetId=target, flatten=True)['sessionId']
-        for domain in ('Runtime', 'Log', 'Page'):
+        for domain in ('Runtime', 'Log', 'Page', 'Network'):
             self.call(domain + '.enable')
         self.call('Emulation.setDeviceMetricsOverride', width=width, height=height, deviceScaleFactor=1,
                   mobile=False)
@@ -136,9 +136,12 @@ class Browser:
         node = self.call('DOM.querySelector', nodeId=root, selector=selector)['nodeId']
         self.call('DOM.setFileInputFiles', nodeId=node, files=[path])
 
-    def screenshot(self, clip: Dict[str, float]) -> bytes:
-        """A PNG of the region ``clip`` {x, y, width, height} of the page."""
-        data = self.call('Page.captureScreenshot', format='png', captureBeyondViewport=True,
+    def screenshot(self, clip: Dict[str, float], beyond_viewport: bool = True) -> bytes:
+        """A PNG of the region ``clip`` {x, y, width, height} of the page (document coordinates).
+        ``beyond_viewport`` lets it extend below the window, but the capture lays the page out
+        again, taller (a code block's scrollbar goes, and what follows it moves up): for a region
+        found in the window's layout, scroll it into view and pass False."""
+        data = self.call('Page.captureScreenshot', format='png', captureBeyondViewport=beyond_viewport,
                          clip=dict(clip, scale=1))['data']
         return base64.b64decode(data)
 
@@ -157,6 +160,21 @@ class Browser:
                     str(a.get('value', a.get('description'))) for a in params.get('args', []))))
             elif method == 'Log.entryAdded' and params['entry'].get('level') == 'error':
                 found.append('log: %s %s' % (params['entry'].get('text'), params['entry'].get('url', '')))
+        return found
+
+    def failed_requests(self) -> List[str]:
+        """Requests so far that got no response (``URL: net::ERROR``) or an HTTP error (``URL: HTTP 404``)."""
+        urls, found = {}, []
+        with self._cond:
+            events = list(self.events)
+        for e in events:
+            method, params = e.get('method'), e.get('params', {})
+            if method == 'Network.requestWillBeSent':
+                urls[params['requestId']] = params['request']['url']
+            elif method == 'Network.loadingFailed':
+                found.append('%s: %s' % (urls.get(params['requestId'], '?'), params['errorText']))
+            elif method == 'Network.responseReceived' and params['response']['status'] >= 400:
+                found.append('%s: HTTP %d' % (params['response']['url'], params['response']['status']))
         return found
 
     def close(self) -> None:

@@ -5,8 +5,10 @@ the DevTools protocol (tests/cdp.py). For test images chosen in the page, drawin
 pointer events and uploads, the page's input equals `d2lnets predict`'s preprocessing exactly,
 the probabilities shown equal onnxruntime's in Python (on the page's ONNX file) to 1e-4, and
 the answer is the class `d2lnets predict` gives (the MXNet network with the shipped weights).
+The explain page (docs/explain.md) shows every picture the build drew (issue 21, point 5).
 """
 import base64
+import contextlib
 import functools
 import http.server
 import io
@@ -22,6 +24,7 @@ from cdp import Browser, find_chromium
 from d2lnets import data
 from d2lnets.deploy.images import load_images
 from d2lnets.deploy.predict import predict_files, softmax
+from test_docs import EXPLAIN
 
 CHROMIUM = find_chromium()
 pytestmark = pytest.mark.skipif(CHROMIUM is None, reason="Debian's chromium is not installed (`make test` "
@@ -48,20 +51,27 @@ def site(docs_site):
     server = http.server.ThreadingHTTPServer(('127.0.0.1', 0), functools.partial(_Quiet, directory=str(folder)))
     thread = threading.Thread(target=server.serve_forever, daemon=True)
     thread.start()
-    yield folder, 'http://127.0.0.1:%d/browser/index.html' % server.server_port
+    yield folder, 'http://127.0.0.1:%d/' % server.server_port
     server.shutdown()
     server.server_close()
 
 
-@pytest.fixture(scope='module')
-def page(site):
+@contextlib.contextmanager
+def opened(url):
+    """A fresh headless Chromium showing ``url`` (loaded), closed afterwards."""
     browser = Browser(CHROMIUM)
     try:
-        browser.goto(site[1])
-        settle(browser)
+        browser.goto(url)
         yield browser
     finally:
         browser.close()
+
+
+@pytest.fixture(scope='module')
+def page(site):
+    with opened(site[1] + 'browser/index.html') as browser:
+        settle(browser)
+        yield browser
 
 
 @pytest.fixture(scope='module')
@@ -292,3 +302,38 @@ def test_the_display_follows_the_pen_before_it_is_lifted(page):
     assert all(source == 'your drawing' for source, _ in answers)
     assert len(set(x for _, x in answers)) == len(answers)          # a new input at each move
     assert page.errors() == []
+
+
+def test_the_explain_page_shows_every_picture_the_build_drew(site):
+    """Each figure of docs/explain.md loaded from the site (the build's PNG, at its size), shown on
+    top at its aspect ratio within the window's width, and a screenshot of its place on the page is
+    that picture, not a blank; no request fails (the theme fetches no fonts from outside)."""
+    from PIL import Image
+    with opened(site[1] + 'explain/index.html') as page:
+        for name in EXPLAIN:
+            # decode() settles once the image is loaded and decoded, and rejects if it cannot be.
+            shown = page.evaluate('''(async () => { const img = document.getElementById('explain-%s');
+                img.scrollIntoView({block: 'center'}); await img.decode();
+                const r = img.getBoundingClientRect(), style = getComputedStyle(img);
+                return {complete: img.complete, size: [img.naturalWidth, img.naturalHeight],
+                        box: [r.x + scrollX, r.y + scrollY, r.width, r.height], page: innerWidth,
+                        visible: style.display !== 'none' && style.visibility === 'visible' && style.opacity === '1'
+                                 && document.elementFromPoint(r.x + r.width / 2, r.y + r.height / 2) === img};
+            })()''' % name)
+            drawn = Image.open(site[0] / 'generated' / ('explain-%s.png' % name)).convert('RGB')
+            assert shown['complete'] and shown['visible'] and shown['size'] == list(drawn.size), (name, shown)
+            x, y, w, h = shown['box']
+            assert 200 < w and x + w <= shown['page'] and h > 100, (name, shown)
+            assert abs(w / h - drawn.size[0] / drawn.size[1]) < 0.01 * drawn.size[0] / drawn.size[1], (name, shown)
+            shot = Image.open(io.BytesIO(page.screenshot({'x': x, 'y': y, 'width': w, 'height': h},
+                                                         beyond_viewport=False))).convert('RGB')
+            pixels = np.asarray(shot)
+            # As test_docs checks the files: many colours, most of the area not white.
+            assert len(np.unique(pixels.astype(np.int64) @ [1 << 16, 1 << 8, 1])) > 200, name
+            assert (pixels != 255).any(axis=2).mean() > 0.2, name
+            # And this picture, in this place: the file scaled to the box, as the browser scales it,
+            # within what resampling changes (4 to 8 gray levels on average; 20 pixels off, 70 and more).
+            scaled = np.asarray(drawn.resize(shot.size, Image.BOX), np.int16)
+            assert np.abs(pixels - scaled).mean() < 15, name
+        assert page.failed_requests() == []
+        assert page.errors() == []
