@@ -24,7 +24,7 @@ from cdp import Browser, find_chromium
 from d2lnets import data
 from d2lnets.deploy.images import load_images
 from d2lnets.deploy.predict import predict_files, softmax
-from test_docs import EXPLAIN
+from test_docs import EXPLAIN, colours
 
 CHROMIUM = find_chromium()
 pytestmark = pytest.mark.skipif(CHROMIUM is None, reason="Debian's chromium is not installed (`make test` "
@@ -329,7 +329,7 @@ def test_the_explain_page_shows_every_picture_the_build_drew(site):
                                                          beyond_viewport=False))).convert('RGB')
             pixels = np.asarray(shot)
             # As test_docs checks the files: many colours, most of the area not white.
-            assert len(np.unique(pixels.astype(np.int64) @ [1 << 16, 1 << 8, 1])) > 200, name
+            assert colours(pixels) > 200, name
             assert (pixels != 255).any(axis=2).mean() > 0.2, name
             # And this picture, in this place: the file scaled to the box, as the browser scales it,
             # within what resampling changes (4 to 8 gray levels on average; 20 pixels off, 70 and more).
