@@ -332,7 +332,7 @@ def test_the_explain_page_shows_every_picture_the_build_drew(site):
             assert colours(pixels) > 200, name
             assert (pixels != 255).any(axis=2).mean() > 0.2, name
             # And this picture, in this place: the file scaled to the box, as the browser scales it,
-            # within what resampling changes (4 to 8 gray levels on average; 20 pixels off, 70 and more).
+            # within what resampling changes (4 to 8 levels of 255 on average; 20 pixels off, 68 to 89).
             scaled = np.asarray(drawn.resize(shot.size, Image.BOX), np.int16)
             assert np.abs(pixels - scaled).mean() < 15, name
         assert page.failed_requests() == []
