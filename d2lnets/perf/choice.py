@@ -3,21 +3,20 @@
 At the first batch, each fusable chain is timed on its real input shape
 through MXNet's layers and through the fused operator (a few forward, and for
 training backward, passes) and the faster one is kept, as ``cudnn.benchmark``
-chooses algorithms. The choices are cached in the library's record
-(:func:`d2lnets.perf.kernels_build.read_record`), keyed by the chain, its
-shape, the thread count and the CPU.
+chooses algorithms. The choices are cached in the library's record (read
+once with the library, :class:`d2lnets.perf.kernels_build.Kernels`), keyed by
+the chain, its shape, the thread count and the CPU.
 """
 import os
 import time
 import warnings
-from pathlib import Path
 from typing import Any, Callable, Dict, List, Optional, Tuple
 
 import mxnet as mx
 import numpy as np
 
 from ..io import cpu_model
-from .kernels_build import intact, read_record, write_record
+from .kernels_build import Kernels, write_record
 
 def _chain_symbols(attrs: Dict[str, str], op: str, train: bool = True) -> Tuple[mx.sym.Symbol, mx.sym.Symbol]:
     """One chain as MXNet's layers and as the fused operator, on the same inputs."""
@@ -74,30 +73,30 @@ def _choice_key(chain: Dict[str, Any], shape: Tuple[int, ...], train: bool) -> s
         a['need_data_grad'] if train else '0', os.environ.get('OMP_NUM_THREADS', os.cpu_count()), cpu_model())
 
 
-def choose(chains: List[Dict[str, Any]], shapes: Dict[str, Tuple[int, ...]], op: str, train: bool,
-           ctx: mx.Context, library: Optional[Path] = None,
-           timer: Optional[Callable[..., Tuple[float, float]]] = None) -> List[Dict[str, Any]]:
-    """Per chain, whether the fused operator ``op`` is faster than MXNet's
-    layers on its input shape (``shapes[chain['input']]``): measured with
-    ``timer`` (default :func:`time_chain`), or read from the choices cached in
-    ``library``'s record. Returns the chains with ``fused`` (bool),
-    ``mxnet_ms`` and ``fused_ms``."""
+def choose(chains: List[Dict[str, Any]], shapes: Dict[str, Tuple[int, ...]], kernels: Kernels, train: bool,
+           ctx: mx.Context, timer: Optional[Callable[..., Tuple[float, float]]] = None) -> List[Dict[str, Any]]:
+    """Per chain, whether the fused operator ``kernels.op`` is faster than
+    MXNet's layers on its input shape (``shapes[chain['input']]``): measured
+    with ``timer`` (default :func:`time_chain`), or read from the choices
+    cached in the library's record (``kernels.record``); new ones are written
+    to it. Returns the chains with ``fused`` (bool), ``mxnet_ms`` and
+    ``fused_ms``."""
     timer = timer or time_chain
-    record = read_record(library) if library is not None and intact(library) else {}
-    cached = record.get('choices', {})
+    record = kernels.record
+    cached = dict(record.get('choices', {}))
     decided, new = [], False
     for chain in chains:
         shape = tuple(shapes[chain['input']])
         key = _choice_key(chain, shape, train)
         if key not in cached:
-            mxnet_ms, fused_ms = timer(chain['attrs'], shape, op, train, ctx)
+            mxnet_ms, fused_ms = timer(chain['attrs'], shape, kernels.op, train, ctx)
             cached[key] = {'mxnet_ms': round(mxnet_ms, 3), 'fused_ms': round(fused_ms, 3),
                            'fused': fused_ms < mxnet_ms}
             new = True
         decided.append(dict(chain, **cached[key]))
     if new and record:
         try:
-            write_record(library, dict(record, choices=cached))
+            write_record(kernels.library, dict(record, choices=cached))
         except OSError:
             pass  # an unwritable cache measures again next time
     return decided

@@ -12,6 +12,9 @@ layers is kept (:mod:`d2lnets.perf.choice`). The fused graph needs CPU
 contexts and float32 parameters; for training also ``grad_req='write'``.
 The operator is built, cached and loaded by :mod:`d2lnets.perf.kernels_build`,
 which also reads the switches (``D2LNETS_FUSED``, ``D2LNETS_FUSED_VARIANT``).
+Each network asks it twice: the switch when it is wrapped, the loaded library
+with its record (:class:`~d2lnets.perf.kernels_build.Kernels`) at the first
+batch, which is passed down to the choice and the rewrite.
 """
 import json
 import time
@@ -22,18 +25,21 @@ import mxnet as mx
 import numpy as np
 
 from .choice import choose, input_shapes
-from .kernels_build import best_variant, enabled, library_path, load, mode
+from .kernels_build import mode, ready
 from .rewrite import fusable_chains, fuse_graph
 
 def fused_block(net: mx.gluon.HybridBlock, train: bool = True, shape: Optional[Tuple[int, ...]] = None,
-                ctx: Optional[mx.Context] = None) -> Optional[mx.gluon.SymbolBlock]:
+                ctx: Optional[mx.Context] = None, switch: Optional[str] = None) -> Optional[mx.gluon.SymbolBlock]:
     """A block computing ``net`` with its conv-sigmoid-pool chains fused,
     sharing ``net``'s parameters, or None when nothing is fused: no chain, the
-    operator cannot be loaded (see :func:`load`), ``D2LNETS_FUSED=0``, or (in
-    ``auto`` mode, given the input ``shape``) MXNet's layers were faster for
-    every chain. The parameters must be initialized, their shapes known. The
-    chains and the choice per chain are in the block's ``fused_chains``."""
-    chosen = mode()
+    operator cannot be loaded (see :func:`.kernels_build.load`),
+    ``D2LNETS_FUSED=0``, or (in ``auto`` mode, given the input ``shape``)
+    MXNet's layers were faster for every chain. ``switch``: ``D2LNETS_FUSED``
+    as :func:`.kernels_build.mode` read it (None: read it now). The parameters
+    must be initialized, their shapes known. The chains and the choice per
+    chain are in the block's ``fused_chains``, the variant in its
+    ``fused_variant``."""
+    chosen = switch or mode()
     if chosen == '0':
         return None
     params = net.collect_params()
@@ -44,21 +50,22 @@ def fused_block(net: mx.gluon.HybridBlock, train: bool = True, shape: Optional[T
     chains = fusable_chains(graph, fusable)
     if not chains:
         return None
-    op = load()
-    if op is None:
+    kernels = ready()
+    if kernels is None:
         return None
     if chosen == 'auto' and shape is not None:
         shapes = input_shapes(sym, [c['input'] for c in chains], shape)
-        chains = choose(chains, shapes, op, train, ctx or mx.cpu(), library_path())
+        chains = choose(chains, shapes, kernels, train, ctx or mx.cpu())
     else:
         chains = [dict(c, fused=True) for c in chains]
     only = {c['name'] for c in chains if c['fused']}
-    if not only or fuse_graph(graph, fusable, op=op, only=only, train=train) == 0:
+    if not only or fuse_graph(graph, fusable, op=kernels.op, only=only, train=train) == 0:
         return None
     with warnings.catch_warnings():
         warnings.simplefilter('ignore')  # SymbolBlock warns about unused inputs in some versions
         block = mx.gluon.SymbolBlock(mx.sym.load_json(json.dumps(graph)), mx.sym.var('data'), params=params)
     block.fused_chains = chains
+    block.fused_variant = kernels.variant
     return block
 
 
@@ -76,7 +83,8 @@ class FusedNet:
         self.variant: Optional[str] = None
         self._ctx = ctxs[0] if ctxs else mx.cpu()
         self._fast: Optional[mx.gluon.Block] = None
-        self._decided = not (enabled() and isinstance(net, mx.gluon.HybridBlock)
+        self._switch = mode()  # D2LNETS_FUSED, read once per network
+        self._decided = not (self._switch != '0' and isinstance(net, mx.gluon.HybridBlock)
                              and all(c.device_type == 'cpu' for c in ctxs))
         # Seconds the first call spent deciding (the kernels' first build, about
         # 10 s, and the timed choice): once per process, kept out of timings.
@@ -92,7 +100,7 @@ class FusedNet:
         if not self._decided:
             return 'not decided yet'
         if not self.chains:
-            return "MXNet's layers" + ('' if enabled() else ' (D2LNETS_FUSED=0)')
+            return "MXNet's layers" + ('' if self._switch != '0' else ' (D2LNETS_FUSED=0)')
         return ', '.join('%s: %s' % (c['name'].replace('_fwd', ''), self.variant if c['fused'] else "MXNet's layers")
                          for c in self.chains)
 
@@ -106,10 +114,10 @@ class FusedNet:
                 # kvstores cannot read.
                 with mx.autograd.pause(train_mode=True):
                     self.net(x[:1])
-            self._fast = fused_block(self.net, self.train, x.shape, self._ctx)
+            self._fast = fused_block(self.net, self.train, x.shape, self._ctx, self._switch)
             if self._fast is not None:
                 self.chains = self._fast.fused_chains
-                self.variant = best_variant()
+                self.variant = self._fast.fused_variant
                 self._fast.hybridize(static_alloc=True, static_shape=True)
             self.setup_seconds = time.perf_counter() - start
         return (self._fast or self.net)(x)

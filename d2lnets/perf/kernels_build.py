@@ -40,6 +40,7 @@ import signal
 import subprocess
 import sys
 import warnings
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Dict, List, Optional, Tuple
 
@@ -83,11 +84,6 @@ def mode() -> str:
     if text not in MODES:
         raise ValueError('D2LNETS_FUSED must be 0, 1 or auto, got %r' % os.environ['D2LNETS_FUSED'])
     return text
-
-
-def enabled() -> bool:
-    """False when the user turned the fused kernels off (``D2LNETS_FUSED=0``)."""
-    return mode() != '0'
 
 
 def op_name(variant: str) -> str:
@@ -193,15 +189,21 @@ def read_record(lib: Path) -> Dict[str, Any]:
         return {}
 
 
-def intact(lib: Path) -> bool:
-    """Whether the cached library ``lib`` has the size and sha256 recorded when
-    it was built (a truncated library would crash the process at load)."""
+def intact_record(lib: Path) -> Dict[str, Any]:
+    """The record of the cached library ``lib`` if the library has the size and
+    sha256 recorded when it was built (a truncated library would crash the
+    process at load), else an empty one."""
     record = read_record(lib)
     try:
-        return (lib.is_file() and record.get('size') == lib.stat().st_size
-                and record.get('sha256') == _sha256(lib))
+        ok = lib.is_file() and record.get('size') == lib.stat().st_size and record.get('sha256') == _sha256(lib)
     except OSError:
-        return False
+        ok = False
+    return record if ok else {}
+
+
+def intact(lib: Path) -> bool:
+    """Whether the cached library ``lib`` is as its record says (:func:`intact_record`)."""
+    return bool(intact_record(lib))
 
 
 def write_record(lib: Path, record: Dict[str, Any]) -> None:
@@ -336,12 +338,40 @@ def build(variant: Optional[str] = None, force: bool = False) -> Path:
     return out
 
 
+@dataclass(frozen=True)
+class Kernels:
+    """The fused kernels one network uses, asked for once (:func:`ready`):
+    what :mod:`.fused` passes down to :mod:`.choice` and :mod:`.rewrite`."""
+    op: str                  # the operator's name, op_name(variant)
+    variant: str
+    library: Path            # the cached library loaded
+    record: Dict[str, Any]   # its record as read when loaded ({} if the library is not intact), with the choices
+
+
+def ready() -> Optional[Kernels]:
+    """Load the best variant (:func:`load`) and read its library's record, once.
+
+    Returns None, after one warning that says why, when it cannot be used.
+    """
+    variant = _loaded_variant(None)
+    if variant is None:
+        return None
+    lib = library_path(variant)
+    return Kernels(op_name(variant), variant, lib, intact_record(lib))
+
+
 def load(variant: Optional[str] = None) -> Optional[str]:
     """Build (once, cached) and load the ``variant`` library (default:
     :func:`best_variant`) into this process; returns its operator name.
 
     Returns None, after one warning that says why, when it cannot be used.
     """
+    variant = _loaded_variant(variant)
+    return op_name(variant) if variant else None
+
+
+def _loaded_variant(variant: Optional[str]) -> Optional[str]:
+    """:func:`load`'s work: the variant once loaded, or None after its one warning."""
     global _warned_no_variant
     if variant is None:
         variant = best_variant()
@@ -349,7 +379,7 @@ def load(variant: Optional[str] = None) -> Optional[str]:
             if not _warned_no_variant:
                 _warned_no_variant = True
                 warnings.warn('d2lnets runs LeNet-style blocks through MXNet\'s layers: this CPU (%s) has no '
-                              'AVX2 and FMA, which its fused kernels need' % instruction_set(), stacklevel=2)
+                              'AVX2 and FMA, which its fused kernels need' % instruction_set(), stacklevel=3)
             return None
     if variant not in _loaded:
         try:
@@ -358,8 +388,8 @@ def load(variant: Optional[str] = None) -> Optional[str]:
         except (BuildError, OSError, mx.base.MXNetError) as err:
             _loaded[variant] = False
             warnings.warn('d2lnets runs LeNet-style blocks without its fused CPU kernels, 2-3x slower: %s'
-                          % str(err).strip(), stacklevel=2)
-    return op_name(variant) if _loaded[variant] else None
+                          % str(err).strip(), stacklevel=3)
+    return variant if _loaded[variant] else None
 
 
 def status() -> Dict[str, Any]:
@@ -384,8 +414,9 @@ def status() -> Dict[str, Any]:
         info['problem'] = 'this MXNet has no extension headers'
     lib = library_path(info['variant'])
     info['library'] = str(lib)
-    info['cached'] = intact(lib)
-    info['choices'] = read_record(lib).get('choices', {}) if info['cached'] else {}
+    record = intact_record(lib)
+    info['cached'] = bool(record)
+    info['choices'] = record.get('choices', {})
     return info
 
 
