@@ -7,7 +7,9 @@ backquotes (`batch_size`), which the CLI's error line gives as its option
 (``--batch-size``, from ``d2lnets.cli.OPTIONS``). Each bound is what
 MXNet can represent (its float parameters are float32, its tensors hold at
 most 2**31 - 1 elements in the CPU build) narrowed to what a run can
-sensibly use; ``inf`` and ``nan`` are never in range.
+sensibly use; ``inf`` and ``nan`` are never in range. A table of numbers
+(``meta.json``'s fields, a builder's arguments) is checked by one call,
+:func:`misfits`, each against its :class:`Kind`.
 
 Imports nothing of d2lnets, MXNet or numpy: the CLI's parser and every package use it.
 """
