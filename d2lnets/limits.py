@@ -7,15 +7,18 @@ backquotes (`batch_size`), which the CLI's error line gives as its option
 (``--batch-size``, from ``d2lnets.cli.OPTIONS``). Each bound is what
 MXNet can represent (its float parameters are float32, its tensors hold at
 most 2**31 - 1 elements in the CPU build) narrowed to what a run can
-sensibly use; ``inf`` and ``nan`` are never in range.
+sensibly use; ``inf`` and ``nan`` are never in range. A table of numbers
+(``meta.json``'s fields, a builder's arguments) is checked by one call,
+:func:`misfits`, each against its :class:`Kind`.
 
 Imports nothing of d2lnets, MXNet or numpy: the CLI's parser and every package use it.
 """
 import math
 import numbers
-from typing import Any, NamedTuple, Optional, Sequence, Tuple, Union
+from typing import Any, List, Mapping, NamedTuple, Optional, Sequence, Tuple, Union
 
-__all__ = ['Bound', 'BOUNDS', 'MAX_ELEMENTS', 'check', 'parse', 'check_shape', 'check_elements', 'is_int', 'is_real']
+__all__ = ['Bound', 'BOUNDS', 'MAX_ELEMENTS', 'check', 'parse', 'check_shape', 'check_elements', 'is_int', 'is_real',
+           'Kind', 'misfits']
 
 # MXNet 1.9.1's CPU wheel is built without USE_INT64_TENSOR_SIZE: a tensor of
 # more elements is refused (or, in some operators, wraps around).
@@ -87,6 +90,37 @@ def is_real(x: Any) -> bool:
         return False
 
 
+def _fits(x: Any, kind: type, low: Union[int, float], high: Union[int, float]) -> bool:
+    return (is_int(x) if kind is int else is_real(x)) and low <= x <= high
+
+
+class Kind(NamedTuple):
+    """What a number of a table of them must be (:func:`misfits`): an ``int`` or a
+    ``float`` (as :func:`is_int` and :func:`is_real` say), from ``low`` to ``high``
+    (both included); ``nonzero``: never 0 (a divisor); ``several``: also a list of
+    at least one such number."""
+    kind: type
+    low: Union[int, float] = -math.inf
+    high: Union[int, float] = math.inf
+    nonzero: bool = False
+    several: bool = False
+
+    def fits(self, x: Any) -> bool:
+        if self.several and isinstance(x, list):
+            return bool(x) and all(self._one(v) for v in x)
+        return self._one(x)
+
+    def _one(self, x: Any) -> bool:
+        return _fits(x, self.kind, self.low, self.high) and not (self.nonzero and x == 0)
+
+
+def misfits(values: Mapping[str, Any], kinds: Mapping[str, Kind]) -> List[str]:
+    """The names of ``values`` (in their order) whose value is not a number of
+    ``kinds[name]``: a table of numbers (a file's fields, a builder's arguments)
+    checked by one call. A name ``kinds`` does not hold is not checked."""
+    return [name for name, x in values.items() if name in kinds and not kinds[name].fits(x)]
+
+
 def check(name: str, value: Any, optional: bool = False) -> Any:
     """``value`` if it is of the type and in the range of ``BOUNDS[name]``
     (``None`` passes when ``optional``); ``ValueError`` naming the argument and
@@ -94,7 +128,7 @@ def check(name: str, value: Any, optional: bool = False) -> Any:
     if value is None and optional:
         return None
     bound = BOUNDS[name]
-    if (is_int(value) if bound.kind is int else is_real(value)) and bound.low <= value <= bound.high:
+    if _fits(value, bound.kind, bound.low, bound.high):
         return bound.kind(value)
     raise ValueError('%s (`%s`) must be %s, got %s' % (bound.what, bound.argument, bound.range_text(),
                                                         _shown(value)))

@@ -51,17 +51,16 @@ def test_a_bound_takes_numpy_numbers_and_gives_python_ones():
 
 
 def test_the_builders_checks():
-    from d2lnets.models._checks import check_classes, check_dropout
+    from d2lnets.models._checks import check_arguments
     from d2lnets.models.lenet import lenet
     from d2lnets.models.vgg import vgg11
-    check_classes(np.int64(10))
-    check_dropout(np.float32(0.5))
+    check_arguments(classes=np.int64(10), dropout=np.float32(0.5))
     for bad in (True, 0, 2.0, np.bool_(True)):
         with pytest.raises(ValueError, match=r'^classes must be a positive integer, got %s$' % re_repr(bad)):
-            check_classes(bad)
+            check_arguments(classes=bad)
     for bad in (True, float('nan'), float('inf'), 1, -0.1):
         with pytest.raises(ValueError, match=r'^dropout must be a rate in \[0, 1\), got %s$' % re_repr(bad)):
-            check_dropout(bad)
+            check_arguments(dropout=bad)
     assert str(lenet(padding=np.int64(0))) == str(lenet(padding=0))
     assert str(vgg11(ratio=np.int64(4))) == str(vgg11(ratio=4))
     with pytest.raises(ValueError, match=r'^padding must be a non-negative integer, got True$'):

@@ -1,6 +1,6 @@
 """AlexNet (Krizhevsky et al., 2012), as the lecture writes it."""
 from . import nn
-from ._checks import check_classes, check_dropout
+from ._checks import check_arguments
 
 
 def alexnet(classes: int = 10, dropout: float = 0.5) -> nn.Sequential:
@@ -19,8 +19,7 @@ def alexnet(classes: int = 10, dropout: float = 0.5) -> nn.Sequential:
     nn.Sequential
         Uninitialized; built for 224x224 input (1 or 3 channels).
     """
-    check_classes(classes)
-    check_dropout(dropout)
+    check_arguments(classes=classes, dropout=dropout)
     net = nn.Sequential()
     # A larger 11 x 11 window to capture objects, with stride 4 to cut the
     # resolution: (batch, 96, 54, 54) from 224 x 224 input.
@@ -61,8 +60,7 @@ def alexnet_gluoncv(classes: int = 10, dropout: float = 0.5) -> nn.Sequential:
     nn.Sequential
         Uninitialized; built for 224x224 input.
     """
-    check_classes(classes)
-    check_dropout(dropout)
+    check_arguments(classes=classes, dropout=dropout)
     net = nn.Sequential()
     # Padding 2 gives (batch, 64, 55, 55) from 224 x 224 input.
     net.add(nn.Conv2D(64, kernel_size=11, strides=4, padding=2, activation='relu'),

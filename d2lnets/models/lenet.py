@@ -1,7 +1,6 @@
 """LeNet (LeCun et al., 1998), as the lecture writes it."""
 from . import nn
-from ..limits import is_int
-from ._checks import check_classes
+from ._checks import check_arguments
 
 
 def lenet(classes: int = 10, padding: int = 2) -> nn.Sequential:
@@ -22,9 +21,7 @@ def lenet(classes: int = 10, padding: int = 2) -> nn.Sequential:
     nn.Sequential
         Uninitialized; input channels and sizes are inferred at the first call.
     """
-    check_classes(classes)
-    if not is_int(padding) or padding < 0:
-        raise ValueError('padding must be a non-negative integer, got %r' % (padding,))
+    check_arguments(classes=classes, padding=padding)
     net = nn.Sequential()
     net.add(nn.Conv2D(channels=6, kernel_size=5, padding=padding, activation='sigmoid'),
             nn.AvgPool2D(pool_size=2, strides=2),

@@ -1,6 +1,6 @@
 """Network in Network (Lin et al., 2013), as the lecture writes it."""
 from . import nn
-from ._checks import check_classes, check_dropout
+from ._checks import check_arguments
 
 
 def nin_block(num_channels: int, kernel_size: int, strides: int, padding: int) -> nn.Sequential:
@@ -20,8 +20,7 @@ def nin(classes: int = 10, dropout: float = 0.5) -> nn.Sequential:
     last NiN block with one channel per class and global average pooling
     instead of dense layers.
     """
-    check_classes(classes)
-    check_dropout(dropout)
+    check_arguments(classes=classes, dropout=dropout)
     net = nn.Sequential()
     net.add(nin_block(96, kernel_size=11, strides=4, padding=0),
             nn.MaxPool2D(pool_size=3, strides=2),

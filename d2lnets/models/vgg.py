@@ -2,8 +2,7 @@
 from typing import Sequence, Tuple
 
 from . import nn
-from ..limits import is_int
-from ._checks import check_classes, check_dropout
+from ._checks import check_arguments
 
 # (number of convolutions, output channels) per VGG block, as in the paper.
 conv_archs = {
@@ -47,8 +46,7 @@ def vgg(conv_arch: Sequence[Tuple[int, int]], classes: int = 10, dropout: float 
     batch_norm : bool
         Add BatchNorm after every convolution.
     """
-    check_classes(classes)
-    check_dropout(dropout)
+    check_arguments(classes=classes, dropout=dropout)
     if not conv_arch:
         raise ValueError('conv_arch must list at least one (num_convs, num_channels) block')
     for pair in conv_arch:
@@ -67,8 +65,7 @@ def vgg(conv_arch: Sequence[Tuple[int, int]], classes: int = 10, dropout: float 
 
 
 def _vgg(depth: int, ratio: int, classes: int, dropout: float, batch_norm: bool) -> nn.Sequential:
-    if not is_int(ratio) or ratio < 1:
-        raise ValueError('ratio must be a positive integer, got %r' % (ratio,))
+    check_arguments(ratio=ratio)
     # The lecture's small VGG divides every block's channels by `ratio`.
     conv_arch = [(num_convs, num_channels // ratio) for num_convs, num_channels in conv_archs[depth]]
     return vgg(conv_arch, classes=classes, dropout=dropout, batch_norm=batch_norm)

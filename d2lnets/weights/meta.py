@@ -44,8 +44,27 @@ def data_set(meta: Dict[str, Any]) -> datasets.DataSet:
     return dataclasses.replace(row, preprocessing=dataclasses.replace(row.preprocessing, normalization=norm))
 
 
-def _positive_int(x) -> bool:
-    return limits.is_int(x) and x > 0
+# The numbers meta.json holds, each field's (or each of its numbers') kind, checked by one table
+# (limits.misfits); a normalization's as 'normalization.scale', ... (its other rules: _normalization_ok).
+NUMBERS = {
+    'input_shape': limits.Kind(int, 1, several=True),    # [1, channels, height, width]
+    'resize': limits.Kind(int, 1),
+    'seed': limits.Kind(int, 0),
+    'epochs_done': limits.Kind(int, 0),
+    'test_acc': limits.Kind(float, 0, 1),
+    'normalization.scale': limits.Kind(float),
+    'normalization.mean': limits.Kind(float, several=True),
+    'normalization.std': limits.Kind(float, nonzero=True, several=True),
+}
+
+
+def _misfits(meta: Dict[str, Any]) -> set:
+    """The fields of ``meta`` whose numbers are not of their kind (:data:`NUMBERS`), by one check."""
+    values = {field: meta.get(field) for field in NUMBERS if '.' not in field}
+    norm = meta.get('normalization')
+    if isinstance(norm, dict):
+        values.update(('normalization.' + key, norm.get(key)) for key in ('scale', 'mean', 'std'))
+    return {name.split('.')[0] for name in limits.misfits(values, NUMBERS)}
 
 
 class _Checker:
@@ -66,10 +85,8 @@ class _Checker:
 
 
 def _normalization_ok(norm) -> bool:
-    if not isinstance(norm, dict) or set(norm) != {'scale', 'mean', 'std'} or not limits.is_real(norm['scale']):
-        return False
-    values = [norm[k] if isinstance(norm[k], list) else [norm[k]] for k in ('mean', 'std')]
-    return all(v and all(limits.is_real(x) for x in v) for v in values) and all(x != 0 for x in values[1])
+    # Its numbers are NUMBERS' normalization.*: the object must have those three and no other key.
+    return isinstance(norm, dict) and set(norm) == {'scale', 'mean', 'std'}
 
 
 def validate(meta: Any, source: str, required: tuple = ()) -> Dict[str, Any]:
@@ -79,6 +96,7 @@ def validate(meta: Any, source: str, required: tuple = ()) -> Dict[str, Any]:
         raise ValueError('%s must hold a JSON object, not %s; write it anew with `d2lnets train`'
                          % (source, type(meta).__name__))
     c = _Checker(meta, source)
+    misfit = _misfits(meta)
     for field in required:
         c.check(field, lambda v: True, '', optional=False)
     c.check('format', lambda v: v == FORMAT, repr(FORMAT))
@@ -89,18 +107,16 @@ def validate(meta: Any, source: str, required: tuple = ()) -> Dict[str, Any]:
             and all(isinstance(n, str) and len(n) <= MAX_CLASS_NAME for n in v),
             'a list of 1 to %d class names of at most %d characters' % (limits.BOUNDS['classes'].high,
                                                                          MAX_CLASS_NAME))
-    c.check('input_shape', lambda v: isinstance(v, list) and len(v) == 4 and all(_positive_int(d) for d in v),
+    c.check('input_shape', lambda v: isinstance(v, list) and len(v) == 4 and 'input_shape' not in misfit,
             'a list [1, channels, height, width] of positive integers')
     c.check('dataset', lambda v: v in datasets.DATASETS, 'one of %s' % ', '.join(datasets.DATASETS))
-    c.check('resize', _positive_int, 'null or a positive integer')
-    c.check('normalization', _normalization_ok,
+    c.check('resize', lambda v: 'resize' not in misfit, 'null or a positive integer')
+    c.check('normalization', lambda v: _normalization_ok(v) and 'normalization' not in misfit,
             'an object {"scale": number, "mean": number(s), "std": non-zero number(s)}')
     c.check('recipe', lambda v: isinstance(v, dict), 'an object')
-    c.check('seed', lambda v: limits.is_int(v) and v >= 0,
-            'a non-negative integer')
-    c.check('epochs_done', lambda v: limits.is_int(v) and v >= 0,
-            'a non-negative integer')
-    c.check('test_acc', lambda v: limits.is_real(v) and 0 <= v <= 1, 'null or a number from 0 to 1')
+    c.check('seed', lambda v: 'seed' not in misfit, 'a non-negative integer')
+    c.check('epochs_done', lambda v: 'epochs_done' not in misfit, 'a non-negative integer')
+    c.check('test_acc', lambda v: 'test_acc' not in misfit, 'null or a number from 0 to 1')
     dataset, shape = meta.get('dataset'), meta.get('input_shape')
     if shape:
         try:        # before anything is allocated for it: each side, the channels, the elements
