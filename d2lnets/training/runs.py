@@ -97,7 +97,8 @@ def run_config(name: str, **overrides: Any) -> RunConfig:
 
 
 def _check_input(config: RunConfig) -> None:
-    side = config.resize or datasets.get(config.dataset).image_size
+    native = datasets.get(config.dataset).image_size
+    side = config.resize or native
     try:
         infer_block_shapes(get_model(config.model, **config.kwargs), (1, 1, side, side))
     except ValueError as err:
@@ -105,7 +106,7 @@ def _check_input(config: RunConfig) -> None:
         # Above the recipe's side a network fails by size (too many elements), below it by a kernel too large.
         raise ValueError('%s cannot take %dx%d input: %s; use a %s `resize` (the recipe: %s)'
                          % (config.model, side, side, err,
-                            'smaller' if side > (recipe or data.IMAGE_SIZE) else 'larger', recipe)) from None
+                            'smaller' if side > (recipe or native) else 'larger', recipe)) from None
     try:    # and a whole batch of it, each layer's output within what MXNet can hold (int32 sizes)
         infer_block_shapes(get_model(config.model, **config.kwargs), (config.batch_size, 1, side, side))
     except ValueError as err:
