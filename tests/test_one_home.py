@@ -17,7 +17,7 @@ def _assigned(tree):
             for name in ast.walk(target):
                 if isinstance(name, ast.Name) and isinstance(name.ctx, ast.Store):
                     yield node.lineno, name.id
-        if isinstance(node, ast.TypeAlias):
+        if isinstance(node, getattr(ast, 'TypeAlias', ())):     # `type X = ...`: Python 3.12 and newer
             yield node.lineno, node.name.id
 
 
