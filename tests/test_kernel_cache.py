@@ -1,6 +1,7 @@
 """The fused kernels' cache and build, when things go wrong (issue 19,
 principles 6 and 7): an unwritable D2LNETS_CACHE is one line with the fix,
-and an interrupted build leaves no compiler running and no temporary."""
+and an interrupted build leaves no compiler running and no temporary; and the
+cache's key asks the compiler for its version once per process."""
 import os
 import signal
 import subprocess
@@ -87,3 +88,51 @@ def _alive(pid: int) -> bool:
         return Path('/proc/%d/stat' % pid).read_text().split(') ', 1)[1][0] != 'Z'
     except (OSError, IndexError):
         return False
+
+
+# A compiler that logs each launch, then runs the real one: the cache's key asks it for its --version.
+LOGGING_CXX = """#!/bin/sh
+echo "$@" >> "%(log)s"
+exec "%(real)s" "$@"
+"""
+
+
+def _logging_compiler(folder: Path, log: Path) -> Path:
+    import shutil
+    real = shutil.which('g++')
+    if real is None:
+        pytest.skip('no g++ here to stand behind the logging compiler')
+    folder.mkdir()
+    cxx = folder / 'g++'
+    cxx.write_text(LOGGING_CXX % {'log': log, 'real': real})
+    cxx.chmod(0o755)
+    return cxx
+
+
+def test_the_compilers_version_is_asked_once_per_process_and_compiler(tmp_path, monkeypatch):
+    """library_path() is called by every build, load and `d2lnets info`: the compiler's
+    --version runs once per compiler in a process, not once a call."""
+    from d2lnets.perf import kernels_build
+    log = tmp_path / 'launches.log'
+    first = _logging_compiler(tmp_path / 'first', log)
+    monkeypatch.setenv('D2LNETS_CACHE', str(tmp_path / 'cache'))
+    monkeypatch.setenv('CXX', str(first))
+    path = kernels_build.library_path('avx2')
+    assert kernels_build.library_path('avx2') == path and kernels_build.library_path('avx512').parent == path.parent
+    assert log.read_text().splitlines() == ['--version']
+    # Another compiler, chosen by PATH (g++ is CXX's default), is asked once too, and keys another library.
+    second = _logging_compiler(tmp_path / 'second', log)
+    monkeypatch.delenv('CXX')
+    monkeypatch.setenv('PATH', '%s%s%s' % (second.parent, os.pathsep, os.environ['PATH']))
+    other = kernels_build.library_path('avx2')
+    assert kernels_build.library_path('avx2') == other != path
+    assert log.read_text().splitlines() == ['--version', '--version']
+    # The first again: nothing launched, the same key as before.
+    monkeypatch.setenv('CXX', str(first))
+    assert kernels_build.library_path('avx2') == path
+    assert log.read_text().splitlines() == ['--version', '--version']
+    # The first replaced in place (an upgrade): asked again.
+    first.write_text(first.read_text() + '# upgraded\n')
+    kernels_build.library_path('avx2')
+    assert log.read_text().splitlines() == ['--version'] * 3
+    assert not (tmp_path / 'cache').exists()     # library_path only names the file

@@ -31,6 +31,7 @@ rebuilt, not loaded) and the timing choices.
 The graph rewrite onto the operator is :mod:`d2lnets.perf.rewrite`, what
 training and inference call is :mod:`d2lnets.perf.fused`.
 """
+import functools
 import hashlib
 import json
 import os
@@ -154,15 +155,35 @@ def _command(variant: str) -> List[str]:
             + ['-I', str(include), str(SOURCE), str(lib_api), '-o'])
 
 
+def _file_identity(path: str) -> Tuple[int, int, int]:
+    """(inode, size, mtime) of the file ``path`` names, zeros if there is none: a compiler
+    replaced in place (an upgrade) is another compiler."""
+    try:
+        info = os.stat(path)
+    except OSError:
+        return 0, 0, 0
+    return info.st_ino, info.st_size, info.st_mtime_ns
+
+
+@functools.lru_cache(maxsize=None)
+def _compiler_version(cxx: str, identity: Tuple[int, int, int]) -> str:
+    """What ``cxx --version`` prints ('' if it cannot run), asked once per process per compiler:
+    ``cxx`` is the path CXX and PATH resolved to (:func:`_compiler`), ``identity`` its file's
+    (:func:`_file_identity`). LC_ALL=C: a translated banner would name another cache file."""
+    try:
+        return subprocess.run([cxx, '--version'], capture_output=True, text=True, timeout=30,
+                              env=dict(os.environ, LC_ALL='C')).stdout
+    except (OSError, subprocess.SubprocessError):
+        return ''
+
+
 def library_path(variant: Optional[str] = None) -> Path:
     """Where the ``variant`` library (default: :func:`best_variant`) for this
     source, MXNet and compiler is cached."""
     variant = variant or best_variant() or 'avx2'
-    cxx = _compiler() or 'none'
-    try:
-        version = subprocess.run([cxx, '--version'], capture_output=True, text=True, timeout=30).stdout
-    except (OSError, subprocess.SubprocessError):
-        version = ''
+    cxx = _compiler()
+    version = _compiler_version(cxx, _file_identity(cxx)) if cxx else ''
+    cxx = cxx or 'none'
     key = hashlib.sha1()
     for part in (SOURCE.read_bytes(), mx.__version__.encode(), cxx.encode(), version.encode(),
                  ' '.join(_command(variant)).encode()):
