@@ -12,6 +12,7 @@ import signal
 import sys
 import traceback
 import warnings
+from pathlib import Path
 from typing import Callable, List, Optional, Tuple
 
 from . import MISSING_MXNET, __version__, datasets, limits
@@ -253,7 +254,8 @@ def _add_evaluate(sub) -> None:
                        description='Evaluate NAME on the test set of the data set it was trained on: '
                                    'accuracy, accuracy per class, the most confused pairs of classes, a '
                                    'confusion-matrix PNG and, beside it, a PNG of the test images it is most '
-                                   'confidently wrong on (all from one pass over the test set).')
+                                   'confidently wrong on (all from one pass over the test set). The PNGs '
+                                   'go into --out, or beside --params; --pretrained alone writes none.')
     p.add_argument('name', help='model name (see `d2lnets list`)')
     which = p.add_mutually_exclusive_group(required=True)
     which.add_argument('--params', type=_path, help='model.params of a run of `d2lnets train` (meta.json beside it)')
@@ -264,44 +266,63 @@ def _add_evaluate(sub) -> None:
     p.add_argument('--limit', type=_bounded('limit'), help='use only the first N test examples')
     p.add_argument('--mistakes', type=_bounded('mistakes'), default=16, metavar='N',
                    help='how many of the most confident mistakes to draw (default 16; 0: none)')
-    p.add_argument('--confusion', type=_path, metavar='PNG', help='where to write the confusion matrix (default: '
-                                                      'confusion.png beside --params, or NAME-confusion.png; the mistakes '
-                                                      'go beside it, confusion -> mistakes in the name)')
+    where = p.add_mutually_exclusive_group()
+    where.add_argument('--out', type=_path, metavar='DIR',
+                       help='the folder NAME-confusion.png and NAME-mistakes.png are written into (made if '
+                            'missing; its parent must exist); default: confusion.png and mistakes.png beside '
+                            '--params, nothing with --pretrained')
+    where.add_argument('--confusion', type=_path, metavar='PNG',
+                       help='where to write the confusion matrix instead; the mistakes go beside it, '
+                            'confusion -> mistakes in the name')
+
+
+def _evaluate_pictures(args) -> Optional[Tuple[Path, Path]]:
+    """(confusion matrix, mistakes) PNGs evaluate writes, each in the folder the user gave
+    (``--out``, ``--confusion``'s, the run's beside ``--params``); None with ``--pretrained`` alone."""
+    from .explain.show import check_out
+    if args.out:
+        out = check_out(args.out)
+        return out / ('%s-confusion.png' % args.name), out / ('%s-mistakes.png' % args.name)
+    if not (args.confusion or args.params):
+        return None
+    path = Path(args.confusion) if args.confusion else Path(args.params).parent / 'confusion.png'
+    # The mistakes beside the confusion matrix: confusion.png -> mistakes.png, X.png -> X-mistakes.png.
+    return path, path.with_name(path.name.replace('confusion', 'mistakes') if 'confusion' in path.name
+                                else path.stem + '-mistakes.png')
 
 
 def _run_evaluate(args) -> int:
-    from pathlib import Path
     from .drawing import save_png
     from .explain.show import show_mistakes
     from .training.plot import plot_confusion
     from .io import check_replaceable
     from .training.runs import evaluate_saved
-    path = Path(args.confusion) if args.confusion else (
-        Path(args.params).parent / 'confusion.png' if args.params else Path('%s-confusion.png' % args.name))
-    # The mistakes beside the confusion matrix: confusion.png -> mistakes.png, X.png -> X-mistakes.png.
-    mistakes = path.with_name(path.name.replace('confusion', 'mistakes') if 'confusion' in path.name
-                              else path.stem + '-mistakes.png')
-    for target in (path, mistakes):
+    pictures = _evaluate_pictures(args)
+    for target in pictures or ():
         check_replaceable(target)     # a link or a FIFO there is refused before the evaluation, not after
     result = evaluate_saved(args.name, params=args.params, pretrained=args.pretrained, data_dir=args.data_dir,
                             batch_size=args.batch_size, ctx=args.ctx, limit=args.limit,
-                            mistakes=args.mistakes)
+                            mistakes=args.mistakes if pictures else 0)
     meta = result['meta']
     print('%s on the %s test set (%d examples): test acc %.4f'
           % (args.name, meta['dataset'], int(result['matrix'].sum()), result['accuracy']))
     width = max(len(c) for c in result['classes'])
     for label, (cls, acc) in enumerate(zip(result['classes'], result['per_class'])):
         print('%d  %-*s  %.3f' % (label, width, cls, acc))
-    plot_confusion(result['matrix'], result['classes'], path,
-                   title='%s: test acc %.3f' % (args.name, result['accuracy']))
-    print('confusion matrix: %s' % path)
+    if pictures:
+        plot_confusion(result['matrix'], result['classes'], pictures[0],
+                       title='%s: test acc %.3f' % (args.name, result['accuracy']))
+        print('confusion matrix: %s' % pictures[0])
     print('most confused (true -> predicted: count):')
     for true, predicted, count in result['confused']:
         print('  %-*s -> %-*s  %d' % (width, result['classes'][true], width, result['classes'][predicted], count))
+    if not pictures:
+        print('no pictures written: --out DIR writes the confusion matrix and the most confident mistakes there')
+        return 0
     _, fig = show_mistakes(result, args.data_dir, title='%s: most confidently wrong' % args.name)
     if fig is not None:
-        save_png(fig, mistakes)
-        print('most confident mistakes: %s' % mistakes)
+        save_png(fig, pictures[1])
+        print('most confident mistakes: %s' % pictures[1])
     return 0
 
 

@@ -133,7 +133,7 @@ def _explain_figures() -> None:
         subject = show.load_subject('lenet', pretrained=True, index=first[name])
         show.show_activations(subject, layers=['conv0', 'pool0', 'conv1', 'pool1'], fig=sub)
     figures['pullover-coat'] = both
-    # What `d2lnets evaluate lenet --pretrained` writes beside its confusion matrix.
+    # What `d2lnets evaluate lenet --pretrained --out DIR` writes beside its confusion matrix.
     from d2lnets.training.runs import evaluate_saved
     figures['mistakes'] = show.show_mistakes(evaluate_saved('lenet', pretrained=True),
                                              title='lenet: most confidently wrong')[1]

@@ -157,14 +157,20 @@ def test_explain_bad_input_is_one_line_and_writes_nothing(run_cli, tmp_path, cap
                                                     '--pretrained or --params FILE\n')
 
 
-def test_evaluate_prints_the_most_confused_pairs_and_writes_the_mistakes_beside_the_confusion(run_cli, tmp_path):
+def test_evaluate_prints_the_most_confused_pairs_and_writes_the_mistakes_into_out(run_cli, tmp_path):
     import numpy as np
     from d2lnets.training.runs import evaluate_saved
-    proc = run_cli('evaluate', 'lenet', '--pretrained', '--limit', '1000', cwd=tmp_path)
+    out = tmp_path / 'pictures'     # made: its parent exists
+    # PYTHONPATH: from another folder, python -m d2lnets would import the d2lnets installed, not this one.
+    proc = run_cli('evaluate', 'lenet', '--pretrained', '--limit', '1000', '--out', out, cwd=tmp_path,
+                   env={'PYTHONPATH': str(Path(__file__).resolve().parent.parent)})
     assert proc.returncode == 0, proc.stderr
-    assert sorted(p.name for p in tmp_path.iterdir()) == ['lenet-confusion.png', 'lenet-mistakes.png']
+    assert os.listdir(tmp_path) == ['pictures']
+    assert sorted(p.name for p in out.iterdir()) == ['lenet-confusion.png', 'lenet-mistakes.png']
+    assert all(p.read_bytes()[:8] == b'\x89PNG\r\n\x1a\n' for p in out.iterdir())
     lines = proc.stdout.splitlines()
-    assert lines[-1] == 'most confident mistakes: lenet-mistakes.png'
+    assert lines[11] == 'confusion matrix: %s' % (out / 'lenet-confusion.png')
+    assert lines[-1] == 'most confident mistakes: %s' % (out / 'lenet-mistakes.png')
     pairs = lines[lines.index('most confused (true -> predicted: count):') + 1:-1]
     matrix = evaluate_saved('lenet', pretrained=True, limit=1000)['matrix']
     classes = d2lnets.data.classes('fashion-mnist')
@@ -176,3 +182,23 @@ def test_evaluate_prints_the_most_confused_pairs_and_writes_the_mistakes_beside_
         assert matrix[classes.index(true.strip()), classes.index(predicted.strip())] == int(count), line
     off = matrix[~np.eye(10, dtype=bool)]
     assert pairs and counts == sorted(off, reverse=True)[:len(counts)]
+
+
+def test_evaluate_pretrained_without_out_writes_nothing_and_says_how(tmp_path, monkeypatch, capsys):
+    """Nothing is written outside the folder the user gave: --pretrained names none, so the
+    printout is --out's but for the pictures' lines, and its last line says how to get them."""
+    from d2lnets import cli
+    cwd = tmp_path / 'cwd'
+    cwd.mkdir()
+    monkeypatch.chdir(cwd)
+    assert cli.main(['evaluate', 'lenet', '--pretrained', '--limit', '300']) == 0
+    lines = capsys.readouterr().out.splitlines()
+    assert os.listdir(cwd) == []
+    assert lines[-1] == ('no pictures written: --out DIR writes the confusion matrix and the most confident '
+                         'mistakes there')
+    out = tmp_path / 'out'
+    assert cli.main(['evaluate', 'lenet', '--pretrained', '--limit', '300', '--out', str(out)]) == 0
+    written = capsys.readouterr().out.splitlines()
+    assert os.listdir(cwd) == [] and sorted(os.listdir(out)) == ['lenet-confusion.png', 'lenet-mistakes.png']
+    assert lines[:-1] == [line for line in written
+                          if not line.startswith(('confusion matrix: ', 'most confident mistakes: '))]

@@ -1,5 +1,6 @@
 """`d2lnets train` and `d2lnets evaluate`, in fresh processes, on small subsets."""
 import json
+import os
 import signal
 import subprocess
 import sys
@@ -48,7 +49,7 @@ def test_train_writes_the_run_directory(lenet_run):
     assert (out / 'curves.png').read_bytes()[:8] == b'\x89PNG\r\n\x1a\n'
 
 
-def test_evaluate_a_run(lenet_run, run_cli, capsys):
+def test_evaluate_a_run(lenet_run, run_cli, capsys, tmp_path):
     out, _ = lenet_run
     meta = json.loads((out / 'meta.json').read_text())
     proc = run_cli('evaluate', 'lenet', '--params', out / 'model.params', '--limit', '600', env=ONE)
@@ -59,6 +60,12 @@ def test_evaluate_a_run(lenet_run, run_cli, capsys):
                                                     'shirt', 'sneaker', 'bag', 'ankle']
     assert lines[11] == 'confusion matrix: %s' % (out / 'confusion.png')
     assert (out / 'confusion.png').is_file()
+    # --out takes them elsewhere, and nothing is written beside the run.
+    before = sorted(os.listdir(out))
+    assert main(['evaluate', 'lenet', '--params', str(out / 'model.params'), '--limit', '100',
+                 '--out', str(tmp_path / 'pictures')]) == 0
+    assert sorted(os.listdir(tmp_path / 'pictures')) == ['lenet-confusion.png', 'lenet-mistakes.png']
+    assert sorted(os.listdir(out)) == before
     assert main(['evaluate', 'alexnet', '--params', str(out / 'model.params')]) == 1
     assert "holds weights of 'lenet' (says the meta.json beside it), not 'alexnet'" in capsys.readouterr().err
 

@@ -17,7 +17,8 @@ BAD = os.fsdecode(b'bad\xff')           # 'bad\udcff'
 
 @pytest.mark.parametrize('command', [
     ['train', 'lenet', '--out'], ['train', '--resume'], ['train', 'lenet', '--data-dir'],
-    ['evaluate', 'lenet', '--pretrained', '--confusion'], ['export', 'lenet', '--format', 'onnx', '--out']])
+    ['evaluate', 'lenet', '--pretrained', '--confusion'], ['evaluate', 'lenet', '--pretrained', '--out'],
+    ['export', 'lenet', '--format', 'onnx', '--out']])
 def test_a_path_option_that_is_not_utf8_is_one_line_and_creates_nothing(tmp_path, command):
     env = dict(os.environ, LC_ALL='C.UTF-8', PYTHONPATH=str(ROOT))
     proc = subprocess.run([sys.executable, '-m', 'd2lnets', *command, b'bad\xff'], cwd=tmp_path, env=env,
