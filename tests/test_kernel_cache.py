@@ -137,3 +137,17 @@ def test_the_compilers_version_is_asked_once_per_process_and_compiler(tmp_path, 
     kernels_build.library_path('avx2')
     assert log.read_text().splitlines() == ['--version'] * 3
     assert not (tmp_path / 'cache').exists()     # library_path only names the file
+
+
+def test_the_cache_key_is_the_sources_bytes_not_where_the_checkout_is(tmp_path, monkeypatch):
+    """A second clone, or this folder moved, finds the library the first built (on 6a8ca50 the
+    source's absolute path was part of the key, so each checkout built its own)."""
+    from d2lnets.perf import kernels_build
+    here = kernels_build.library_path('avx2')
+    copy = tmp_path / 'elsewhere' / 'csrc' / kernels_build.SOURCE.name
+    copy.parent.mkdir(parents=True)
+    copy.write_bytes(kernels_build.SOURCE.read_bytes())
+    monkeypatch.setattr(kernels_build, 'SOURCE', copy)
+    assert kernels_build.library_path('avx2') == here
+    copy.write_bytes(copy.read_bytes() + b'\n// changed\n')
+    assert kernels_build.library_path('avx2') != here

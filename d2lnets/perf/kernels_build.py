@@ -185,8 +185,11 @@ def library_path(variant: Optional[str] = None) -> Path:
     version = _compiler_version(cxx, _file_identity(cxx)) if cxx else ''
     cxx = cxx or 'none'
     key = hashlib.sha1()
+    # The source by its bytes and its name, not where this checkout is: a clone or a moved folder
+    # with the same source uses the same library (MXNet's own paths stay: they name its install).
+    command = [SOURCE.name if part == str(SOURCE) else part for part in _command(variant)]
     for part in (SOURCE.read_bytes(), mx.__version__.encode(), cxx.encode(), version.encode(),
-                 ' '.join(_command(variant)).encode()):
+                 ' '.join(command).encode()):
         key.update(part)
         key.update(b'\0')
     return cache_dir() / ('libd2lnets_fused-%s-%s.so' % (variant, key.hexdigest()[:16]))
