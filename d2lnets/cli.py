@@ -129,6 +129,9 @@ def _add_predict(sub) -> None:
     p.add_argument('images', nargs='+', metavar='IMAGE', help='image files (PNG, JPEG, ...)')
     p.add_argument('--top', type=_bounded('top'), default=None, metavar='K',
                    help='how many classes to print (default 3, ImageNet 5)')
+    p.add_argument('--batch-size', type=_bounded('batch_size'), default=None, metavar='N',
+                   help='images read and run at once (default: at most 64, at most 2**21 input elements); '
+                        'memory follows it')
     p.add_argument('--root', type=_path, default=None, metavar='DIR',
                    help="directory searched first for GluonCV's weights, and where they are downloaded")
 
@@ -138,7 +141,7 @@ def _run_predict(args) -> int:
     from .deploy.predict import format_predictions, iter_predictions
     # Printed as each batch is done: memory is one batch's, however many images.
     for path, preds in iter_predictions(args.name, args.images, params=args.params, pretrained=args.pretrained,
-                                        onnx=args.onnx, k=args.top, root=args.root):
+                                        onnx=args.onnx, k=args.top, root=args.root, batch=args.batch_size):
         print('\n'.join(format_predictions(path, preds)), flush=True)
     return 0
 

@@ -15,7 +15,14 @@ imports are left out (loading, not the command's path). Prints to stdout:
 - ``most entries``: the module entered most often, and how often;
 - ``climbs``: calls from a module into one of its users (a module that imports
   it, directly or through others, also inside functions): back up the layering;
-- ``climbs by pair`` and ``entries by module``: where those counts come from.
+- ``climbs by pair`` and ``entries by module``: where those counts come from;
+- ``helpers``: the modules the command enters that call no other d2lnets module
+  from there (``io``, ``limits``, ``datasets``, ...): each entry into one returns
+  at once, so the flow does not pass through it; ``most entries of a flow
+  module``: the most often entered of the others, the modules the flow passes
+  through, which issue 20's goal of at most two entries is about. Helpers are
+  many modules' one way to do a thing (one number check, one atomic write):
+  they are entered once per module that needs them, and counted apart.
 
 benchmarks/results/call_path.txt records its figures for ``predict``.
 """
@@ -143,13 +150,20 @@ def figures(first: str, calls: List[Tuple[Frame, Frame]]) -> Dict[str, str]:
     climbs = [(a, b) for a, b in pairs if b in users.get(a, ())]
     by_pair = sorted(((climbs.count(p), p) for p in set(climbs)), key=lambda c: (-c[0], c[1]))
     most = max(entries.items(), key=lambda kv: kv[1])
+    callers = {a for a, _ in pairs}
+    helpers = sorted(m for m in entries if m not in callers)
+    flow = {m: n for m, n in entries.items() if m in callers}
+    most_flow = max(flow.items(), key=lambda kv: kv[1])
     return {'modules': str(len(entries)),
             're-entries': str(sum(n - 1 for n in entries.values())),
             'most entries': '%s (%d)' % (short(most[0]), most[1]),
             'climbs': str(len(climbs)),
             'climbs by pair': ', '.join('%s->%s %d' % (short(a), short(b), n) for n, (a, b) in by_pair) or 'none',
             'entries by module': ', '.join('%s %d' % (short(m), n) for m, n in
-                                           sorted(entries.items(), key=lambda kv: (-kv[1], kv[0])))}
+                                           sorted(entries.items(), key=lambda kv: (-kv[1], kv[0]))),
+            'helpers': ', '.join('%s %d' % (short(m), entries[m]) for m in
+                                 sorted(helpers, key=lambda m: (-entries[m], m))),
+            'most entries of a flow module': '%s (%d)' % (short(most_flow[0]), most_flow[1])}
 
 
 def main(argv: List[str]) -> None:

@@ -40,7 +40,9 @@ def docs_site(tmp_path_factory):
 def run_cli():
     """Run ``python -m d2lnets ARGS`` in a fresh process; return the CompletedProcess."""
     def run(*args, **kwargs):
-        env = dict(os.environ, **kwargs.pop('env', {}))
+        # This checkout's d2lnets, whatever the cwd: a venv's installed copy may be another checkout's.
+        path = os.pathsep.join(p for p in (str(ROOT), os.environ.get('PYTHONPATH')) if p)
+        env = dict(os.environ, PYTHONPATH=path, **kwargs.pop('env', {}))
         return subprocess.run([sys.executable, '-m', 'd2lnets', *map(str, args)], cwd=kwargs.pop('cwd', ROOT),
                               env=env, capture_output=True, text=True, timeout=kwargs.pop('timeout', 300))
     return run

@@ -278,6 +278,17 @@ def test_predict_refusals(argv, match, cache, tmp_path, monkeypatch, capsys):
     assert len(err.strip().splitlines()) == 1 and match in err
 
 
+@pytest.mark.parametrize('size', ['0', '65537', '2.5'])
+def test_a_batch_size_out_of_bounds_is_refused_in_one_line(size, tmp_path, capsys):
+    make_picture(tmp_path / 'p.png')
+    with pytest.raises(SystemExit) as exit:
+        cli.main(['predict', 'lenet', '--pretrained', '--batch-size', size, str(tmp_path / 'p.png')])
+    err = capsys.readouterr().err
+    assert exit.value.code == 2 and err.splitlines() == [
+        "d2lnets predict: error: argument --batch-size: expected an integer from 1 to 65536, got '%s' "
+        "(see d2lnets predict --help)" % size]
+
+
 def test_onnx_metadata_whose_classes_do_not_fit_the_outputs_is_refused(tmp_path, capsys, test_set):
     """As --params refuses a meta.json naming more or fewer classes than the weights have outputs,
     --onnx refuses metadata whose class list does not fit the model's outputs, in one line."""
@@ -322,10 +333,11 @@ def test_many_images_are_predicted_one_batch_at_a_time_as_one_at_a_time(tmp_path
     for (_, preds), one in zip(got, alone):
         assert [(i, name) for i, name, _ in preds] == [(i, name) for i, name, _ in one]
         np.testing.assert_allclose([p for _, _, p in preds], [p for _, _, p in one], rtol=1e-5, atol=1e-7)
-    code, out, err = run(capsys, 'predict', 'lenet', '--pretrained', *paths)
-    assert (code, err) == (0, '')
-    printed = parse(out)
-    assert list(printed) == paths
-    for path, one in zip(paths, alone):
-        assert [(i, name) for _, i, name in printed[path]] == [(i, name) for i, name, _ in one]
-        np.testing.assert_allclose([p for p, _, _ in printed[path]], [p for _, _, p in one], atol=5e-5)
+    for batch in ([], ['--batch-size', '7']):     # the default (64 for 28x28), and 7: 42 batches and a 6
+        code, out, err = run(capsys, 'predict', 'lenet', '--pretrained', *batch, *paths)
+        assert (code, err) == (0, '')
+        printed = parse(out)
+        assert list(printed) == paths
+        for path, one in zip(paths, alone):
+            assert [(i, name) for _, i, name in printed[path]] == [(i, name) for i, name, _ in one]
+            np.testing.assert_allclose([p for p, _, _ in printed[path]], [p for _, _, p in one], atol=5e-5)

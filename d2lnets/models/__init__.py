@@ -66,7 +66,7 @@ def get_model(name: str, pretrained: Union[bool, Weights] = False, root: Optiona
         limits.check('classes', kwargs['classes'])
     if pretrained:
         weights = pretrained if isinstance(pretrained, Weights) else pretrained_weights(name)
-        classes = len(weights.categories)
+        classes = len(weights.data_set.classes)
         if kwargs.get('classes', classes) != classes:
             raise ValueError('the %s weights of %r have %d classes, got classes=%r; to fine-tune to %r classes, '
                              'build with pretrained=False and load with d2lnets.models.loading.load_pretrained('

@@ -17,7 +17,7 @@ Importing this package (and :mod:`.meta`, :mod:`.shipped`) does not import
 MXNet: the deploy path reads metadata without it.
 """
 import os
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Dict, List, Optional, Tuple, Union
 
@@ -46,35 +46,41 @@ class Weights:
     sha1 : str, optional
         The file's sha1; for ``gluoncv``, ``None`` reads it from GluonCV's own
         table when needed (not copied here).
+
+    Attributes
+    ----------
+    data_set : DataSet
+        The row of the data set they were trained on (:mod:`d2lnets.datasets`).
+    preprocessing : Preprocessing
+        How an image file is prepared for them (torchvision's ``transforms``):
+        :data:`d2lnets.deploy.images.TRANSFORMS` runs it.
+    categories : list of str
+        The class names, by output index.
     """
     source: str
     file: str
     dataset: str
     input_shape: Tuple[int, int, int, int]
     sha1: Optional[str] = None
+    # Resolved once from ``dataset`` (torchvision's weights carry their transforms as a field): plain
+    # values, so the callers that need them (get_model, predict) read them without asking again.
+    data_set: datasets.DataSet = field(init=False, repr=False, compare=False)
+    preprocessing: datasets.Preprocessing = field(init=False, repr=False, compare=False)
 
     def __post_init__(self):
         if self.source not in SOURCES:
             raise ValueError('unknown weights source %r; known: %s' % (self.source, ', '.join(SOURCES)))
-        datasets.get(self.dataset)    # ValueError for a data set d2lnets does not know
-
-    @property
-    def data_set(self) -> datasets.DataSet:
-        """The row of the data set they were trained on (:mod:`d2lnets.datasets`)."""
-        return datasets.DATASETS[self.dataset]     # a known one: __post_init__ checked it
+        row = datasets.get(self.dataset)    # ValueError for a data set d2lnets does not know
+        object.__setattr__(self, 'data_set', row)    # frozen: set once, here
+        object.__setattr__(self, 'preprocessing', row.preprocessing)
 
     @property
     def categories(self) -> List[str]:
-        """The class names, by output index (torchvision's ``meta["categories"]``)."""
+        """The class names, by output index (torchvision's ``meta["categories"]``); a property,
+        since ImageNet's 1000 are loaded from GluonCV only when asked for."""
         return self.data_set.classes
 
     classes = categories   # the name meta.json gives them
-
-    @property
-    def preprocessing(self) -> datasets.Preprocessing:
-        """How an image file is prepared for them (torchvision's ``transforms``):
-        :data:`d2lnets.deploy.images.TRANSFORMS` runs it."""
-        return self.data_set.preprocessing
 
     def path(self, root: Optional[Union[str, os.PathLike]] = None) -> Path:
         """The verified file of these weights: a shipped one sha1-checked
