@@ -18,7 +18,6 @@ from __future__ import annotations
 import contextlib
 import json
 import os
-import shutil
 import warnings
 from typing import TYPE_CHECKING, Dict, Iterator, List, NamedTuple, Optional, Sequence, Tuple
 
@@ -27,7 +26,7 @@ import numpy as np
 if TYPE_CHECKING:   # MXNet is imported where it is used: this module loads without it
     import mxnet as mx
 
-from ..io import check_replaceable, disk_full, remove_stale_temporaries, replace_all, temporary_name
+from ..io import check_replaceable, disk_full, remove_own, remove_stale_temporaries, replace_all, temporary_name
 from .onnx_model import METADATA_KEY
 
 FORMATS = ('symbol', 'onnx')
@@ -164,7 +163,10 @@ def _staging(prefix: str) -> Iterator[str]:
             raise full from None   # MXNet and onnx report a full disk in their own ways
         raise
     finally:
-        shutil.rmtree(tmp, ignore_errors=True)
+        # Through io, as everything d2lnets deletes: a link put in its place (what the export wrote then
+        # went where it points) is refused in one line, and nothing it points to is deleted.
+        if os.path.lexists(tmp):
+            remove_own(tmp, 'tree')
 
 
 def _export_symbol_files(net: mx.gluon.HybridBlock, prefix: str) -> Tuple[str, str]:
