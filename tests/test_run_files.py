@@ -118,26 +118,19 @@ def _refused(path):
             'choose another folder' % path)
 
 
-def test_a_run_folder_it_made_swapped_for_a_link_is_refused_at_cleanup_and_the_outside_kept(tmp_path, outside):
+@pytest.mark.parametrize('swapped', ['run', 'parent'])
+def test_a_folder_it_made_swapped_for_a_link_is_refused_at_cleanup_and_the_outside_kept(tmp_path, outside, swapped):
     # The run's files went where the link points: the user hears it in one line, the link stays for them to
-    # see, and nothing it points to is deleted.
-    run = tmp_path / 'runs' / 'a'
+    # see, and nothing it points to is deleted. The run's own folder, or a parent folder it made for it.
+    run = tmp_path / 'new' / 'run'
+    folder = run if swapped == 'run' else run.parent
     with pytest.raises(ValueError) as info:
         with RunFolder.for_new_run(run):
-            _swapped_for_a_link(run, outside)
+            _swapped_for_a_link(folder, outside)
             raise RuntimeError('the first epoch failed')
-    assert str(info.value) == _refused(run)
-    assert run.is_symlink() and os.listdir(outside) == ['keep.txt'] and (outside / 'keep.txt').read_text() == VICTIM
-
-
-def test_a_parent_folder_it_made_swapped_for_a_link_is_refused_at_cleanup_and_the_outside_kept(tmp_path, outside):
-    parent = tmp_path / 'new'
-    with pytest.raises(ValueError) as info:
-        with RunFolder.for_new_run(parent / 'run'):
-            _swapped_for_a_link(parent, outside)
-            raise RuntimeError('the first epoch failed')
-    assert str(info.value) == _refused(parent)
-    assert parent.is_symlink() and os.listdir(outside) == ['keep.txt'] and (outside / 'keep.txt').read_text() == VICTIM
+    assert str(info.value) == _refused(folder)
+    assert folder.is_symlink() and os.listdir(outside) == ['keep.txt']
+    assert (outside / 'keep.txt').read_text() == VICTIM
 
 
 def test_a_failed_run_in_the_users_folder_removes_its_folders_and_no_link_nor_what_one_points_to(tmp_path, outside):
