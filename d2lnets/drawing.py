@@ -1,5 +1,6 @@
 """matplotlib for d2lnets' figures: pyplot with a file backend, and a figure
-saved as a PNG through :func:`d2lnets.io.atomic_write`. matplotlib is imported
+saved as a PNG (or a PDF, an SVG: any format matplotlib writes) through
+:func:`d2lnets.io.atomic_write`. matplotlib is imported
 here only, when first drawn with (``training.plot``, ``explain.figures`` and
 ``perf.complexity_report`` use it)."""
 import io
@@ -34,7 +35,7 @@ def figure_format(path: PathLike) -> str:
 
 
 def figure_bytes(fig, fmt: str = 'png', dpi: int = 150) -> bytes:
-    """``fig`` as the bytes of a ``fmt`` file, cropped to what is drawn (the same for the same figure)."""
+    """``fig`` as the bytes of a ``fmt`` file, cropped to what is drawn (a PNG: the same for the same figure)."""
     buf = io.BytesIO()
     fig.savefig(buf, format=fmt, dpi=dpi, bbox_inches='tight')
     return buf.getvalue()
