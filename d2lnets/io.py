@@ -33,7 +33,8 @@ from typing import Any, Callable, Optional, Sequence, Set, Union
 from .types import PathLike
 
 __all__ = ['atomic_write', 'replace_all', 'write_text', 'write_json', 'read_json', 'parse_json',
-           'remove_stale_temporaries', 'create_new', 'open_regular', 'check_own', 'remove_own', 'check_encodable',
+           'remove_stale_temporaries', 'create_new', 'open_regular', 'check_own', 'remove_own', 'OWN_KINDS',
+           'check_encodable',
            'read_bounded', 'WRITERS',
            'disk_full', 'sha1sum', 'download', 'mxnet_home', 'gluon_repo', 'usable_cores', 'cpu_model', 'cpu_flags',
            'DiskFull', 'DamagedFile']
@@ -119,21 +120,42 @@ def check_encodable(path: PathLike, what: str = 'the path') -> str:
     return text
 
 
-def check_own(path: PathLike) -> None:
-    """``ValueError`` in one line unless ``path`` is a file d2lnets may have made: a regular file
-    (not a symbolic link, a FIFO, a device or a folder) with one name (not a hard link of
-    another file) owned by this user. What d2lnets deletes passes this first."""
+# What remove_own deletes: a regular file; a folder with nothing in it; or a tree, a regular file or a
+# folder with everything in it (what a run or an export made: its run folder, its staging folder).
+OWN_KINDS = ('file', 'empty folder', 'tree')
+
+
+def check_own(path: PathLike, what: str = 'file') -> None:
+    """``ValueError`` in one line unless ``path`` is a ``what`` (one of :data:`OWN_KINDS`) d2lnets may
+    have made: a regular file with one name (not a hard link of another file), or for ``'empty folder'``
+    and ``'tree'`` a folder, owned by this user; never a symbolic link (not even one to a folder), a
+    FIFO or a device. What d2lnets deletes passes this first."""
+    if what not in OWN_KINDS:
+        raise ValueError('`what` is one of %s, got %r' % (', '.join(OWN_KINDS), what))
     info = os.lstat(path)
-    why = _not_made_here(info) or (None if stat.S_ISREG(info.st_mode) else 'a folder')
+    why = _not_made_here(info)
+    if why is None and stat.S_ISDIR(info.st_mode) and what == 'file':
+        why = 'a folder'
+    elif why is None and stat.S_ISREG(info.st_mode) and what == 'empty folder':
+        why = 'a file, not a folder'
     if why is not None:
-        raise ValueError('%s is %s; d2lnets deletes only regular files of its own: remove it yourself, or '
-                         'choose another folder' % (path, why))
+        kinds = 'regular files' if what == 'file' else 'files and folders'
+        raise ValueError('%s is %s; d2lnets deletes only %s of its own: remove it yourself, or '
+                         'choose another folder' % (path, why, kinds))
 
 
-def remove_own(path: PathLike) -> None:
-    """Delete ``path`` if :func:`check_own` finds it a file of d2lnets (``ValueError`` otherwise, and it stays)."""
-    check_own(path)
-    os.unlink(path)
+def remove_own(path: PathLike, what: str = 'file') -> None:
+    """Delete ``path`` if :func:`check_own` finds it a ``what`` of d2lnets (``ValueError`` otherwise,
+    and it stays). An ``'empty folder'`` that is not empty stays too (``OSError``). A ``'tree'`` folder
+    goes with everything in it, by ``shutil.rmtree``'s walk over open folders, which follows no link:
+    a link inside is removed, what it points to stays."""
+    check_own(path, what)
+    if not stat.S_ISDIR(os.lstat(path).st_mode):
+        os.unlink(path)
+    elif what == 'empty folder':
+        os.rmdir(path)
+    else:
+        shutil.rmtree(path)
 
 
 def remove_stale_temporaries(folder: PathLike) -> int:

@@ -384,3 +384,21 @@ def test_activations_are_refused_for_the_symbol_format(tmp_path, capsys):
     assert code == 1 and err.strip().splitlines()[-1].endswith('activations are exported to ONNX only; '
                                                                'use --format onnx')
     assert list(tmp_path.iterdir()) == []
+
+
+def test_a_staging_folder_swapped_for_a_link_is_refused_at_cleanup_and_the_outside_kept(tmp_path):
+    # What the export wrote went where the link points: one line says so, the link stays for the user to
+    # see, and nothing it points to is deleted.
+    from d2lnets.deploy.export import _staging
+    outside = tmp_path / 'outside'
+    outside.mkdir()
+    (outside / 'keep.txt').write_text('precious data')
+    (tmp_path / 'out').mkdir()
+    with pytest.raises(ValueError) as info:
+        with _staging(str(tmp_path / 'out' / 'model')) as staged:
+            os.rename(staged, tmp_path / 'moved')      # another process, mid-export
+            os.symlink(outside, staged)
+    assert str(info.value) == ('%s is a symbolic link; d2lnets deletes only files and folders of its own: remove '
+                               'it yourself, or choose another folder' % staged)
+    assert os.path.islink(staged) and os.listdir(outside) == ['keep.txt']
+    assert (outside / 'keep.txt').read_text() == 'precious data'

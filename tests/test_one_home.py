@@ -1,6 +1,7 @@
 """One home each (issue 20, point 5): the type aliases are defined in
-d2lnets/types.py alone, and only d2lnets/io.py replaces or renames a file
-(the exporter's set of files goes through ``io.replace_all``)."""
+d2lnets/types.py alone, and only d2lnets/io.py replaces, renames or deletes a file
+(the exporter's set of files goes through ``io.replace_all``, every deletion
+through ``io.remove_own``)."""
 import ast
 from pathlib import Path
 
@@ -53,3 +54,16 @@ def test_the_exporter_replaces_its_files_through_io():
     imported = {a.name for node in ast.walk(tree) if isinstance(node, ast.ImportFrom) and node.module == 'io'
                 for a in node.names}
     assert 'replace_all' in called and 'replace_all' in imported
+
+
+def test_only_io_deletes_files_or_folders():
+    # Everything else deletes through io.remove_own, which refuses a link put in the place of what it made.
+    deleting = {('os', 'remove'), ('os', 'unlink'), ('os', 'rmdir'), ('os', 'removedirs'), ('shutil', 'rmtree')}
+    found = ['%s:%d: %s' % (path.relative_to(ROOT), line, call) for path in SOURCES if path.name != 'io.py'
+             for line, call in _calls(ast.parse(path.read_text()), deleting)]
+    found += ['%s:%d: .%s()' % (path.relative_to(ROOT), node.lineno, node.func.attr) for path in SOURCES
+              if path.name != 'io.py' for node in ast.walk(ast.parse(path.read_text()))
+              if isinstance(node, ast.Call) and isinstance(node.func, ast.Attribute)     # Path.unlink, Path.rmdir
+              and node.func.attr in ('unlink', 'rmdir') and not (isinstance(node.func.value, ast.Name)
+                                                                 and node.func.value.id == 'os')]
+    assert not found, 'delete through d2lnets.io.remove_own:\n' + '\n'.join(found)

@@ -3,6 +3,7 @@ symbolic link, a FIFO or a hard link planted in it is refused in one line and
 nothing outside the run is written. Real symlinks, FIFOs and hard links."""
 import datetime
 import os
+import re
 import shutil
 import subprocess
 import sys
@@ -95,6 +96,76 @@ def test_a_failed_first_epoch_removes_the_parent_folders_it_created_and_no_other
     (tmp_path / 'a' / 'keep.txt').write_text(VICTIM)
     one_error_line(capsys, 'train', 'lenet', '--out', out, '--lr', '1e38', *SMALL)
     assert sorted(os.listdir(tmp_path)) == ['a'] and sorted(os.listdir(tmp_path / 'a')) == ['keep.txt']
+
+
+@pytest.fixture
+def outside(tmp_path):
+    """A folder outside the run with a file in it: where a planted link points."""
+    folder = tmp_path / 'outside'
+    folder.mkdir()
+    (folder / 'keep.txt').write_text(VICTIM)
+    return folder
+
+
+def _swapped_for_a_link(folder, outside):
+    # What another process may do mid-run: move the folder away, put a link to `outside` in its place.
+    os.rename(folder, folder.with_name(folder.name + '-moved'))
+    folder.symlink_to(outside, target_is_directory=True)
+
+
+def _refused(path):
+    return ('%s is a symbolic link; d2lnets deletes only files and folders of its own: remove it yourself, or '
+            'choose another folder' % path)
+
+
+@pytest.mark.parametrize('swapped', ['run', 'parent'])
+def test_a_folder_it_made_swapped_for_a_link_is_refused_at_cleanup_and_the_outside_kept(tmp_path, outside, swapped):
+    # The run's files went where the link points: the user hears it in one line, the link stays for them to
+    # see, and nothing it points to is deleted. The run's own folder, or a parent folder it made for it.
+    run = tmp_path / 'new' / 'run'
+    folder = run if swapped == 'run' else run.parent
+    with pytest.raises(ValueError) as info:
+        with RunFolder.for_new_run(run):
+            _swapped_for_a_link(folder, outside)
+            raise RuntimeError('the first epoch failed')
+    assert str(info.value) == _refused(folder)
+    assert folder.is_symlink() and os.listdir(outside) == ['keep.txt']
+    assert (outside / 'keep.txt').read_text() == VICTIM
+
+
+def test_a_failed_run_in_the_users_folder_removes_its_folders_and_no_link_nor_what_one_points_to(tmp_path, outside):
+    # A folder the user gave: what the run wrote goes, a link inside it goes alone (rmtree's walk follows no
+    # link), and a link put in the folder itself is the user's to keep.
+    run = tmp_path / 'run'
+    run.mkdir()
+    with pytest.raises(RuntimeError):
+        with RunFolder.for_new_run(run):
+            (run / 'checkpoint').mkdir()
+            (run / 'checkpoint' / 'link').symlink_to(outside, target_is_directory=True)
+            (run / 'results').symlink_to(outside, target_is_directory=True)
+            raise RuntimeError('the first epoch failed')
+    assert os.listdir(run) == ['results'] and (run / 'results').is_symlink()
+    assert os.listdir(outside) == ['keep.txt'] and (outside / 'keep.txt').read_text() == VICTIM
+
+
+@pytest.mark.parametrize('what', ['empty folder', 'tree'])
+def test_io_remove_own_removes_a_folder_of_its_own_and_refuses_a_link_to_one(tmp_path, outside, what):
+    link = tmp_path / 'link'
+    link.symlink_to(outside, target_is_directory=True)
+    with pytest.raises(ValueError, match='^%s$' % re.escape(_refused(link))):
+        io.remove_own(link, what)
+    assert link.is_symlink() and os.listdir(outside) == ['keep.txt']
+    mine = tmp_path / 'mine'
+    mine.mkdir()
+    (mine / 'link').symlink_to(outside, target_is_directory=True)
+    if what == 'empty folder':
+        with pytest.raises(OSError):            # something in it: it stays, and the link in it
+            io.remove_own(mine, what)
+        assert os.listdir(mine) == ['link']
+        (mine / 'link').unlink()
+    io.remove_own(mine, what)                   # a tree goes with the link in it, which is not followed
+    assert not os.path.lexists(mine)
+    assert os.listdir(outside) == ['keep.txt'] and (outside / 'keep.txt').read_text() == VICTIM
 
 
 def test_runs_started_in_the_same_second_without_out_get_folders_of_their_own(tmp_path):

@@ -18,7 +18,6 @@ from __future__ import annotations
 import contextlib
 import json
 import os
-import shutil
 import warnings
 from typing import TYPE_CHECKING, Dict, Iterator, List, NamedTuple, Optional, Sequence, Tuple
 
@@ -27,7 +26,7 @@ import numpy as np
 if TYPE_CHECKING:   # MXNet is imported where it is used: this module loads without it
     import mxnet as mx
 
-from ..io import check_replaceable, disk_full, remove_stale_temporaries, replace_all, temporary_name
+from ..io import check_replaceable, disk_full, remove_own, remove_stale_temporaries, replace_all, temporary_name
 from .onnx_model import METADATA_KEY
 
 FORMATS = ('symbol', 'onnx')
@@ -75,22 +74,6 @@ def _trace(net: mx.gluon.HybridBlock, input_shape: Tuple[int, ...]) -> None:
     net(mx.nd.zeros(input_shape, ctx=_context(net)))
 
 
-def activation_outputs(net: mx.gluon.HybridBlock) -> List[Tuple[str, str]]:
-    """``(name, internal output)`` of each top-level block of a sequential ``net`` but the
-    last (whose output is the logits): the block's name (``conv0``) and the name of its
-    output among the traced graph's internals (``conv0_sigmoid_fwd_output``)."""
-    import mxnet as mx
-    if not isinstance(net, mx.gluon.nn.HybridSequential):
-        raise ValueError('activations are exported for sequential networks only, got %s' % type(net).__name__)
-    children = list(net._children.values())
-    # Applying the blocks to a symbol names each op exactly as the traced graph does.
-    x, outputs = mx.sym.var(INPUT_NAME), []
-    for child in children[:-1]:
-        x = child(x)
-        outputs.append((child.name, x.list_outputs()[0]))
-    return outputs
-
-
 def block_outputs(net: mx.gluon.HybridBlock, batch: np.ndarray) -> List[np.ndarray]:
     """The logits and each top-level block's output but the last, one block after the other
     on ``batch``: what an export with ``activations=True`` gives, computed by Gluon."""
@@ -104,20 +87,22 @@ def block_outputs(net: mx.gluon.HybridBlock, batch: np.ndarray) -> List[np.ndarr
 
 
 def _with_activations(net: mx.gluon.HybridBlock, symbol_file: str) -> List[str]:
-    """Rewrite ``symbol_file`` so that its outputs are the logits and the activations
-    (:func:`activation_outputs`); the ONNX names of its outputs: each block's name, the
-    last block's (the logits) first."""
+    """Rewrite ``symbol_file`` so that its outputs are the logits and then the output of
+    each other top-level block, found among the traced graph's internals by the name
+    ``d2lnets.models.layers.layers`` gives it (``conv0_sigmoid_fwd``, listed with ``_output``);
+    the ONNX names of its outputs: each block's name, the last block's (the logits) first."""
     import mxnet as mx
+    from ..models.layers import layers
     symbol = mx.sym.load(symbol_file)
     internals = symbol.get_internals()
-    picked = activation_outputs(net)
+    *picked, last = layers(net)
     known = set(internals.list_outputs())
-    missing = [internal for _, internal in picked if internal not in known]
+    missing = [layer.output for layer in picked if layer.output + '_output' not in known]
     if missing:
         raise ValueError('the traced graph has no output %s; cannot export activations' % ', '.join(missing))
-    group = mx.sym.Group([symbol] + [internals[internal] for _, internal in picked])
+    group = mx.sym.Group([symbol] + [internals[layer.output + '_output'] for layer in picked])
     group.save(symbol_file)
-    return [list(net._children.values())[-1].name] + [name for name, _ in picked]
+    return [last.name] + [layer.name for layer in picked]
 
 
 def _order_outputs(graph, symbol_outputs: Sequence[str]) -> None:
@@ -178,7 +163,10 @@ def _staging(prefix: str) -> Iterator[str]:
             raise full from None   # MXNet and onnx report a full disk in their own ways
         raise
     finally:
-        shutil.rmtree(tmp, ignore_errors=True)
+        # Through io, as everything d2lnets deletes: a link put in its place (what the export wrote then
+        # went where it points) is refused in one line, and nothing it points to is deleted.
+        if os.path.lexists(tmp):
+            remove_own(tmp, 'tree')
 
 
 def _export_symbol_files(net: mx.gluon.HybridBlock, prefix: str) -> Tuple[str, str]:
@@ -292,7 +280,7 @@ def export(net: mx.gluon.HybridBlock, prefix: str, input_shape: Sequence[int], f
         (:func:`verify`); ``ValueError`` above ``tolerance``, and nothing is written.
     activations : bool
         ONNX only: the file's outputs are the logits and then each other top-level
-        block's output, each named by its block (:func:`activation_outputs`);
+        block's output, each named by its block (:func:`_with_activations`);
         verified output by output against :func:`block_outputs`.
 
     Returns

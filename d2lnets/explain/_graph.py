@@ -8,45 +8,16 @@ network changes: not its parameters, their gradients, its hybridization, nor
 its cached graph.
 """
 import json
-from typing import Any, List, NamedTuple, Optional, Sequence
+from typing import Any, List, Optional, Sequence
 
 import mxnet as mx
 import numpy as np
-from mxnet.gluon import nn
-# The base classes of Gluon's convolutions and poolings (1-D to 3-D, transposed, global).
-from mxnet.gluon.nn.conv_layers import _Conv, _Pooling
 
 from .. import limits
+# The layers and their outputs' names in the graph have one home, which an ONNX export with
+# activations reads too (d2lnets.deploy.export); explain's modules use them as _graph.layers etc.
+from ..models.layers import DATA, Layer, kind_of, layers  # noqa: F401
 from ..models.params import is_initialized
-
-DATA = 'data'
-KINDS = ('conv', 'pool', 'dense', 'block', 'other')
-
-
-class Layer(NamedTuple):
-    """One top-level child of a network: its name, kind (one of :data:`KINDS`),
-    whether it holds a convolution, and the name of its output in the graph."""
-    name: str
-    kind: str
-    has_conv: bool
-    output: str
-
-
-def kind_of(block: mx.gluon.Block) -> str:
-    """'conv', 'pool', 'dense', 'block' (a block of layers) or 'other'."""
-    if isinstance(block, _Conv):
-        return 'conv'
-    if isinstance(block, _Pooling):
-        return 'pool'
-    if isinstance(block, nn.Dense):
-        return 'dense'
-    if len(block._children):
-        return 'block'
-    return 'other'
-
-
-def _has_conv(block: mx.gluon.Block) -> bool:
-    return isinstance(block, _Conv) or any(_has_conv(c) for c in block._children.values())
 
 
 def check_input(x: mx.nd.NDArray) -> None:
@@ -57,23 +28,6 @@ def check_input(x: mx.nd.NDArray) -> None:
     if x.ndim != 4 or x.shape[0] != 1:
         raise ValueError('expected a batch of one image, shape (1, C, H, W), got shape %s: these views '
                          'keep every layer\'s output of one image in memory; pass x[i:i+1]' % (x.shape,))
-
-
-def layers(net: mx.gluon.HybridBlock) -> List[Layer]:
-    """The top-level children of ``net`` in the order they run (the lecture's
-    ``for blk in net: X = blk(X)``), each with its output's name in the graph.
-
-    Gluon names a graph's nodes after the block that makes them (``conv0_sigmoid_fwd``),
-    so chaining the children on a symbol gives the names of their outputs in
-    ``net``'s own graph; :func:`outputs` looks them up there."""
-    if not isinstance(net, nn.HybridSequential) or not len(net):
-        raise ValueError('expected a network of layers run in sequence (nn.Sequential, as every registry '
-                         'network is), got %s' % type(net).__name__)
-    out, found = mx.sym.var(DATA), []
-    for block in net:
-        out = block(out)
-        found.append(Layer(block.name, kind_of(block), _has_conv(block), out.name))
-    return found
 
 
 def check_ready(net: mx.gluon.Block) -> None:

@@ -11,6 +11,7 @@ from typing import List, NamedTuple, Tuple
 import mxnet as mx
 import numpy as np
 
+from ..deploy.predict import softmax   # the one softmax, predict's (explain uses deploy; never back)
 from . import _graph
 
 __all__ = ['Activation', 'activations', 'probabilities', 'top_classes']
@@ -51,9 +52,7 @@ def activations(net: mx.gluon.HybridBlock, x: mx.nd.NDArray) -> List[Activation]
 
 def probabilities(acts: List[Activation]) -> np.ndarray:
     """Softmax of the logits (the last activation): (classes,) float64, summing to 1."""
-    logits = acts[-1].array.astype(np.float64).reshape(-1)
-    e = np.exp(logits - logits.max())
-    return e / e.sum()
+    return softmax(acts[-1].array.astype(np.float64).reshape(1, -1))[0]
 
 
 def top_classes(acts: List[Activation], k: int = 5) -> List[Tuple[int, float]]:

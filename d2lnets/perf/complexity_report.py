@@ -12,7 +12,6 @@ import json
 import os
 from typing import Dict, List, Sequence, Tuple
 
-from ..io import atomic_write
 from ..models.summary import Complexity, complexity
 from ..registry import entry
 
@@ -204,18 +203,14 @@ def plot_complexity(path: str, names: Sequence[str] = PLOT_NETWORKS, classes: in
     """Save a bar chart (log scale) of parameters and FLOPs per layer group
     (Conv1, Conv2, Conv3+, Dense1, Dense2, Dense3) for ``names`` side by side.
     The file is written whole or not at all; returns ``path``."""
-    import matplotlib
-    matplotlib.use('Agg')  # files only: no display needed
-    import matplotlib.pyplot as plt
-
-    ext = os.path.splitext(path)[1].lstrip('.').lower()
-    if ext not in plt.figure().canvas.get_supported_filetypes():
-        plt.close('all')
-        raise ValueError('cannot write a figure to %r: use a file name ending in .png, .pdf or .svg' % path)
-    plt.close('all')
+    from ..drawing import figure_format, pyplot, save_figure
+    fmt = figure_format(path)
+    directory = os.path.dirname(os.path.abspath(path))
+    if not os.path.isdir(directory):
+        raise FileNotFoundError('the folder %s does not exist; create it first' % directory)
     groups = ['Conv1', 'Conv2', 'Conv3+', 'Dense1', 'Dense2', 'Dense3']
     data = {name: _plot_groups(name, groups, classes) for name in names}
-    fig, axes = plt.subplots(1, 2, figsize=(12, 4.5))
+    fig, axes = pyplot().subplots(1, 2, figsize=(12, 4.5))
     width = 0.8 / len(names)
     for ax, (title, pick) in zip(axes, [('parameters (weights)', lambda v: v[0]),
                                         ('FLOPs per image (2 x MACs)', lambda v: 2 * v[2])]):
@@ -231,12 +226,5 @@ def plot_complexity(path: str, names: Sequence[str] = PLOT_NETWORKS, classes: in
     axes[0].legend()
     fig.suptitle('Complexity per layer group (LeNet on 1x28x28, the others on 3x224x224)')
     fig.tight_layout()
-    directory = os.path.dirname(os.path.abspath(path))
-    if not os.path.isdir(directory):
-        plt.close(fig)
-        raise FileNotFoundError('the folder %s does not exist; create it first' % directory)
-    try:
-        atomic_write(path, lambda tmp: fig.savefig(tmp, format=ext, dpi=100))
-    finally:
-        plt.close(fig)
+    save_figure(fig, path, fmt, dpi=100)
     return path

@@ -22,7 +22,6 @@ import errno
 import fcntl
 import os
 import shlex
-import shutil
 import sys
 from pathlib import Path
 from typing import Any, Dict, List, Optional, Sequence, Tuple
@@ -150,10 +149,11 @@ def _make_folder(path: Path, unique: bool) -> Tuple[Path, bool]:
 
 
 def _remove_empty(folders: Sequence[Path]) -> None:
-    # Innermost first; a folder someone put anything into meanwhile is kept.
+    # Innermost first; a folder someone put anything into meanwhile is kept (OSError), and those above
+    # it; a link put in a folder's place is refused in one line (ValueError), and what it points to stays.
     for folder in folders:
         try:
-            os.rmdir(folder)
+            remove_own(folder, 'empty folder')
         except OSError:
             return
 
@@ -248,22 +248,25 @@ class RunFolder:
             remove_own(self.path / name)
 
     def _release(self, remove: bool) -> None:
-        if remove:
-            if self.created:
-                shutil.rmtree(self.path, ignore_errors=True)
+        try:
+            if remove and self.created:
+                # The folder this process made, with all in it; a link put in its place (the run's files
+                # then went where it points) is refused in one line, and nothing it points to is deleted.
+                try:
+                    remove_own(self.path, 'tree')
+                except OSError:     # gone already, or a file in it no longer ours to delete: it stays
+                    pass
                 _remove_empty(self.parents)
-            else:
-                # Only what this run wrote (the folder held nothing else once _check_free passed).
+            elif remove:
+                # Only what this run wrote (the folder held nothing else once _check_free passed); a link,
+                # a FIFO or a hard link put there meanwhile is left alone, as in a folder of the user's.
                 for name in os.listdir(self.path):
-                    target = self.path / name
-                    if target.is_dir() and not target.is_symlink():
-                        shutil.rmtree(target)
-                    else:
-                        try:
-                            remove_own(target)
-                        except ValueError:
-                            pass
-        os.close(self._lock_fd)
+                    try:
+                        remove_own(self.path / name, 'tree')
+                    except ValueError:
+                        pass
+        finally:
+            os.close(self._lock_fd)
 
     def __enter__(self) -> 'RunFolder':
         return self
