@@ -120,7 +120,7 @@ EXPLAIN = ('activations', 'pullover-coat', 'filters', 'saliency', 'gradcam', 'mi
 def _explain_figures() -> None:
     import numpy as np
     from d2lnets.data import classes, load_arrays
-    from d2lnets.drawing import png_bytes, pyplot
+    from d2lnets.drawing import figure_bytes, pyplot
     from d2lnets.explain import show
     labels = load_arrays('fashion-mnist', train=False)[1]
     first = {name: int(np.flatnonzero(labels == i)[0]) for i, name in enumerate(classes('fashion-mnist'))}
@@ -138,7 +138,7 @@ def _explain_figures() -> None:
     figures['mistakes'] = show.show_mistakes(evaluate_saved('lenet', pretrained=True),
                                              title='lenet: most confidently wrong')[1]
     for name in EXPLAIN:
-        _write('explain-%s.png' % name, png_bytes(figures[name]))
+        _write('explain-%s.png' % name, figure_bytes(figures[name]))
         pyplot().close(figures[name])
 
 

@@ -30,19 +30,24 @@ def docs_site(tmp_path_factory):
     checks the build, tests/test_browser.py drives its LeNet page."""
     site = tmp_path_factory.mktemp('docs') / 'site'
     mkdocs = Path(sys.executable).parent / 'mkdocs'
-    env = dict(os.environ, NO_MKDOCS_2_WARNING='1')
+    env = dict(child_env(), NO_MKDOCS_2_WARNING='1')   # the hooks import this checkout's d2lnets
     proc = subprocess.run([str(mkdocs), 'build', '--strict', '--site-dir', str(site)],
                           cwd=ROOT, capture_output=True, text=True, env=env, timeout=600)
     return proc, site
+
+
+def child_env() -> dict:
+    """The environment for a child process that imports d2lnets: this checkout's, whatever its cwd
+    (a venv's installed copy may be another checkout's)."""
+    path = os.pathsep.join(p for p in (str(ROOT), os.environ.get('PYTHONPATH')) if p)
+    return dict(os.environ, PYTHONPATH=path)
 
 
 @pytest.fixture
 def run_cli():
     """Run ``python -m d2lnets ARGS`` in a fresh process; return the CompletedProcess."""
     def run(*args, **kwargs):
-        # This checkout's d2lnets, whatever the cwd: a venv's installed copy may be another checkout's.
-        path = os.pathsep.join(p for p in (str(ROOT), os.environ.get('PYTHONPATH')) if p)
-        env = dict(os.environ, PYTHONPATH=path, **kwargs.pop('env', {}))
+        env = dict(child_env(), **kwargs.pop('env', {}))
         return subprocess.run([sys.executable, '-m', 'd2lnets', *map(str, args)], cwd=kwargs.pop('cwd', ROOT),
                               env=env, capture_output=True, text=True, timeout=kwargs.pop('timeout', 300))
     return run
