@@ -32,7 +32,7 @@ pytestmark = pytest.mark.skipif(CHROMIUM is None, reason="Debian's chromium is n
 ROOT = Path(__file__).resolve().parent.parent
 SCREENSHOT = ROOT / 'docs' / 'images' / 'browser-lenet.png'
 TOLERANCE = 1e-4
-DRAWN = 20          # test images drawn on the canvas, two of each class
+DRAWN = 10          # test images drawn on the canvas, one of each class
 
 
 class _Quiet(http.server.SimpleHTTPRequestHandler):
